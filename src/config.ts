@@ -1,0 +1,178 @@
+/**
+ * Run configuration: model shape, optimizer and schedule, augmentation, the paper's colourfulness filter and
+ * the loader. configs/*.json hold named configurations; every field has a default here, so a config file
+ * only states what differs. Command-line overrides (--size, --width, --batch, --steps, --lr) go through
+ * `applyOverrides`.
+ */
+import { readFileSync } from 'node:fs';
+import { InvalidOptionError } from './errors.js';
+
+export interface ModelConfig {
+  /** Training input size (square). The paper: 224. Must be a multiple of 8 (three stride-2 layers). */
+  inputSize: number;
+  /** Width multiplier applied to every layer's channel count (1 = the paper). */
+  width: number;
+  /** Classes of the joint classification head; 0 disables the head. The paper: 205 (Places). */
+  numClasses: number;
+}
+
+export interface TrainConfig {
+  /** 'adadelta' as in the paper, 'adam' as in the seed implementation. */
+  optimizer: 'adadelta' | 'adam';
+  lr: number;
+  batch: number;
+  steps: number;
+  /** Weight of the classification loss: the paper's alpha = 1/300. */
+  alpha: number;
+  checkpointEvery: number;
+  logEvery: number;
+  /** Validation (loss, PSNR) every N steps when --val-shards is given; 0 = at checkpoints only. */
+  valEvery: number;
+  /** Validation images in each report grid. */
+  valImages: number;
+  seed: number;
+  /** Samples held in the shuffle buffer. */
+  shuffleBuffer: number;
+  /** Batches prepared ahead of the engine. */
+  prefetch: number;
+}
+
+export interface AugmentConfig {
+  /** Short side the image is scaled to before the random crop. The paper: 256. */
+  resize: number;
+  /** Random square crop size; equals model.inputSize. The paper: 224. */
+  crop: number;
+  /** Random horizontal flip. */
+  flip: boolean;
+}
+
+export interface FilterConfig {
+  /** Drop an image whose mean chroma sqrt(a^2 + b^2) is below this (a grayscale image is ~0). */
+  minMeanChroma: number;
+  /** Drop an image whose ab standard deviation (mean over a and b) is below this: little colour variance. */
+  minAbStd: number;
+  /** Drop images smaller than this on their short side. */
+  minSide: number;
+}
+
+export interface LoaderConfig {
+  /** Decode processes; 0 = one per core. */
+  processes: number;
+  /** sharp's limitInputPixels (decompression-bomb guard). */
+  limitInputPixels: number;
+}
+
+export interface Config {
+  name: string;
+  model: ModelConfig;
+  train: TrainConfig;
+  augment: AugmentConfig;
+  filter: FilterConfig;
+  loader: LoaderConfig;
+}
+
+export const DEFAULT_CONFIG: Config = {
+  name: 'default',
+  model: { inputSize: 224, width: 1, numClasses: 0 },
+  train: {
+    optimizer: 'adam',
+    lr: 1e-3,
+    batch: 32,
+    steps: 1000,
+    alpha: 1 / 300,
+    checkpointEvery: 500,
+    logEvery: 10,
+    valEvery: 0,
+    valImages: 6,
+    seed: 0,
+    shuffleBuffer: 512,
+    prefetch: 4,
+  },
+  augment: { resize: 256, crop: 224, flip: true },
+  filter: { minMeanChroma: 2, minAbStd: 2, minSide: 8 },
+  loader: { processes: 0, limitInputPixels: 8192 * 8192 },
+};
+
+type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
+
+export function makeConfig(partial: DeepPartial<Config> = {}): Config {
+  const c: Config = {
+    name: partial.name ?? DEFAULT_CONFIG.name,
+    model: { ...DEFAULT_CONFIG.model, ...(partial.model ?? {}) },
+    train: { ...DEFAULT_CONFIG.train, ...(partial.train ?? {}) } as TrainConfig,
+    augment: { ...DEFAULT_CONFIG.augment, ...(partial.augment ?? {}) },
+    filter: { ...DEFAULT_CONFIG.filter, ...(partial.filter ?? {}) },
+    loader: { ...DEFAULT_CONFIG.loader, ...(partial.loader ?? {}) },
+  };
+  if (partial.augment?.crop === undefined) c.augment.crop = c.model.inputSize;
+  if (partial.augment?.resize === undefined) c.augment.resize = Math.round((c.model.inputSize * 256) / 224);
+  validateConfig(c);
+  return c;
+}
+
+export function loadConfig(path: string): Config {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new InvalidOptionError(`Cannot read config ${path}: ${(err as Error).message}`);
+  }
+  return makeConfig(raw as DeepPartial<Config>);
+}
+
+export interface Overrides {
+  size?: number;
+  width?: number;
+  batch?: number;
+  steps?: number;
+  lr?: number;
+  seed?: number;
+}
+
+/** Applies command-line overrides; --size also moves the crop and the resize (256/224 of it). */
+export function applyOverrides(config: Config, o: Overrides): Config {
+  const c: Config = structuredClone(config);
+  if (o.size !== undefined) {
+    c.model.inputSize = o.size;
+    c.augment.crop = o.size;
+    c.augment.resize = Math.round((o.size * 256) / 224);
+  }
+  if (o.width !== undefined) c.model.width = o.width;
+  if (o.batch !== undefined) c.train.batch = o.batch;
+  if (o.steps !== undefined) c.train.steps = o.steps;
+  if (o.lr !== undefined) c.train.lr = o.lr;
+  if (o.seed !== undefined) c.train.seed = o.seed;
+  validateConfig(c);
+  return c;
+}
+
+function positiveInt(v: unknown, name: string): void {
+  if (!Number.isInteger(v) || (v as number) < 1) {
+    throw new InvalidOptionError(`Expected positive integer for ${name} but received ${String(v)}`);
+  }
+}
+
+export function validateConfig(c: Config): void {
+  positiveInt(c.model.inputSize, 'model.inputSize');
+  if (c.model.inputSize % 8 !== 0) {
+    throw new InvalidOptionError(`Expected a multiple of 8 for model.inputSize but received ${c.model.inputSize}`);
+  }
+  if (!(c.model.width > 0)) throw new InvalidOptionError(`Expected positive number for model.width but received ${c.model.width}`);
+  if (!Number.isInteger(c.model.numClasses) || c.model.numClasses < 0) {
+    throw new InvalidOptionError(`Expected non-negative integer for model.numClasses but received ${c.model.numClasses}`);
+  }
+  if (c.train.optimizer !== 'adam' && c.train.optimizer !== 'adadelta') {
+    throw new InvalidOptionError(`Expected 'adam' or 'adadelta' for train.optimizer but received ${String(c.train.optimizer)}`);
+  }
+  if (!(c.train.lr > 0)) throw new InvalidOptionError(`Expected positive number for train.lr but received ${c.train.lr}`);
+  positiveInt(c.train.batch, 'train.batch');
+  positiveInt(c.train.steps, 'train.steps');
+  positiveInt(c.train.checkpointEvery, 'train.checkpointEvery');
+  positiveInt(c.train.logEvery, 'train.logEvery');
+  positiveInt(c.train.prefetch, 'train.prefetch');
+  positiveInt(c.augment.crop, 'augment.crop');
+  positiveInt(c.augment.resize, 'augment.resize');
+  if (c.augment.resize < c.augment.crop) {
+    throw new InvalidOptionError(`Expected augment.resize >= augment.crop but received ${c.augment.resize} < ${c.augment.crop}`);
+  }
+}

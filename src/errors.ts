@@ -1,0 +1,104 @@
+/**
+ * Named errors, each with a stable `code` (the it-* convention), and the bad-input reporter every stage
+ * shares. Bad input (a corrupt JPEG, a truncated tar, a non-image) is never thrown through a stream: it is
+ * reported to the run's `Reporter`, counted, and the stream goes on, unless the run said `onError: 'fail'`.
+ */
+
+export class ColorpipeError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** A wrong option value, thrown when a stage factory is called (never later, inside the stream). */
+export class InvalidOptionError extends ColorpipeError {
+  constructor(message: string) {
+    super('ERR_INVALID_OPTION', message);
+  }
+}
+
+/** One input that could not be used: which one (key or path), and why. */
+export class BadInputError extends ColorpipeError {
+  readonly key: string;
+  readonly reason: string;
+  constructor(key: string, reason: string, options?: { cause?: unknown }) {
+    super('ERR_BAD_INPUT', `${key}: ${reason}`, options);
+    this.key = key;
+    this.reason = reason;
+  }
+}
+
+/** The pipeline was aborted (early stop, Ctrl-C, or an error in another stage). */
+export class AbortError extends ColorpipeError {
+  constructor(message = 'The operation was aborted', options?: { cause?: unknown }) {
+    super('ABORT_ERR', message, options);
+  }
+}
+
+/** The engine ran out of memory (e.g. wasm32's 4 GiB); the message names a batch size to try. */
+export class OutOfMemoryError extends ColorpipeError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_OUT_OF_MEMORY', message, options);
+  }
+}
+
+export type OnError = 'skip' | 'fail';
+
+export interface BadInputRecord {
+  stage: string;
+  key: string;
+  reason: string;
+}
+
+/**
+ * Collects bad inputs for a run. `report()` prints one warning line `colorpipe: skipped KEY (stage): REASON`
+ * and counts it; with `onError: 'fail'` it throws the BadInputError instead, which ends the pipeline.
+ */
+export class Reporter {
+  readonly onError: OnError;
+  readonly records: BadInputRecord[] = [];
+  private readonly log: ((line: string) => void) | null;
+  private readonly keep: number;
+
+  constructor(options: { onError?: OnError; log?: ((line: string) => void) | null; keep?: number } = {}) {
+    const onError = options.onError ?? 'skip';
+    if (onError !== 'skip' && onError !== 'fail') {
+      throw new InvalidOptionError(`Expected 'skip' or 'fail' for onError but received ${String(onError)}`);
+    }
+    this.onError = onError;
+    this.log = options.log === undefined ? (line) => process.stderr.write(line + '\n') : options.log;
+    this.keep = options.keep ?? 10_000;
+    this.counts = new Map();
+  }
+
+  /** Count per stage of everything reported so far. */
+  readonly counts: Map<string, number>;
+
+  get total(): number {
+    let n = 0;
+    for (const c of this.counts.values()) n += c;
+    return n;
+  }
+
+  /** Reports one bad input. Throws (ending the run) when onError is 'fail'. */
+  report(stage: string, key: string, reason: string, cause?: unknown): void {
+    const err = new BadInputError(key, reason, { cause });
+    if (this.onError === 'fail') throw err;
+    this.counts.set(stage, (this.counts.get(stage) ?? 0) + 1);
+    if (this.records.length < this.keep) this.records.push({ stage, key, reason });
+    this.log?.(`colorpipe: skipped ${key} (${stage}): ${reason}`);
+  }
+
+  summary(): { total: number; byStage: Record<string, number> } {
+    return { total: this.total, byStage: Object.fromEntries(this.counts) };
+  }
+}
+
+/** Short, single-line reason from any thrown value. */
+export function reasonOf(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return msg.split('\n')[0]!.trim() || 'unknown error';
+}
