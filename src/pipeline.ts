@@ -46,8 +46,12 @@ export function compose<A, B, C, D, E, F, G>(
 export function compose<A, B, C, D, E, F, G, H>(
   s1: Stage<A, B>, s2: Stage<B, C>, s3: Stage<C, D>, s4: Stage<D, E>, s5: Stage<E, F>, s6: Stage<F, G>, s7: Stage<G, H>,
 ): Stage<A, H>;
-export function compose(...stages: Stage<any, any>[]): Stage<any, any>;
 export function compose(...stages: Stage<any, any>[]): Stage<any, any> {
+  return composeAll(stages);
+}
+
+/** Untyped composition (a public `Stage<any, any>[]` overload would let any mistyped chain compile). */
+function composeAll(stages: Stage<any, any>[]): Stage<any, any> {
   return (source, ctx) => stages.reduce<AsyncIterable<any>>((it, stage) => stage(it, ctx), source);
 }
 
@@ -107,7 +111,7 @@ export function pipeline(source: Source<any>, ...rest: any[]): Pipeline<any> {
       if (outer?.aborted) onOuterAbort();
       else outer?.addEventListener('abort', onOuterAbort, { once: true });
       const head = toAsyncIterable(source, ctx);
-      const it = compose(...stages)(head, ctx)[Symbol.asyncIterator]();
+      const it = composeAll(stages)(head, ctx)[Symbol.asyncIterator]();
       let done = false;
       const finish = () => {
         if (done) return;

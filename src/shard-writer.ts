@@ -1,0 +1,320 @@
+/**
+ * `writeShards`: a folder of images into WebDataset tar shards (`pipe shard`).
+ *
+ * Each shard `PREFIX-000000.tar`, ... holds up to `maxcount` samples of three members sharing a key:
+ * `KEY.EXT` (the original bytes, in the original format; extension lower-cased, `jpeg` written `jpg`), `KEY.cls`
+ * (the class index as decimal text, when `labels: 'dirs'` and the file sits in a sub-folder) and `KEY.json`
+ * (`{ path, width, height, format }`: the relative path, the displayed size after EXIF orientation, sharp's format
+ * name). `classes.json` maps each first-level sub-folder name to its index (names sorted by code point, 0..n-1).
+ *
+ * Keys follow the Python webdataset rule that the key ends at the first dot of the basename: the path without
+ * its extension, dots in the basename replaced by '_' (`a/x.seg.png` -> key `a/x_seg`, member `a/x_seg.png`), a
+ * leading `__` (webdataset's meta prefix) cut to `_`, and `_1`, `_2`, ... appended when a key is already taken
+ * (`a/x.jpg` and `a/x.png`).
+ *
+ * Checks: every file must decode fully with sharp (`failOn: 'truncated'`, `limitInputPixels`) and be at least
+ * 2x2; corrupt, truncated, empty, non-image files and decompression bombs are reported (stage 'shard') and
+ * skipped. With `filter`, grayscale and near-grayscale images are skipped too (see `isNearGray`).
+ *
+ * Deterministic: the input order is the sorted relative paths (listImageFiles), and every tar header is fixed
+ * (mtime 0, uid/gid 0, mode 0644, empty uname/gname), so the same input gives byte-identical shards. Atomic:
+ * each file is written as `NAME.tmp-PID` and renamed into place, so a killed run leaves only whole shards.
+ * Decode checks run on up to `concurrency` images at once (sharp works on libuv's threads); writing is in order.
+ */
+import { createWriteStream, promises as fsp } from 'node:fs';
+import { once } from 'node:events';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import tar from 'tar-stream';
+import { AbortError, InvalidOptionError, Reporter, reasonOf, type OnError } from './errors.js';
+import { listImageFiles, type ImageFile } from './stages/files.js';
+import { parallelMap } from './stages/parallel-map.js';
+import { pipeline } from './pipeline.js';
+
+export interface WriteShardsOptions {
+  /** Folder (recursive), glob or file of images. */
+  input: string;
+  /** Output folder (created if missing). */
+  output: string;
+  /** Samples per shard (default 1000). */
+  maxcount?: number;
+  /** Shard name prefix (default 'data'). */
+  prefix?: string;
+  /** 'dirs': the first sub-folder names the class; 'none': no .cls members (default 'dirs'). */
+  labels?: 'dirs' | 'none';
+  /** Also skip grayscale and near-grayscale images (default false). */
+  filter?: boolean;
+  /** 'skip' (default) reports bad files and goes on; 'fail' stops at the first. Ignored when a reporter is given. */
+  onError?: OnError;
+  reporter?: Reporter;
+  /** sharp's decompression-bomb guard (default 8192 * 8192 pixels). */
+  limitInputPixels?: number;
+  /** Image extensions to take (default: jpg jpeg png webp tif tiff gif avif). */
+  extensions?: string[];
+  /** Decode checks in flight (default: the number of cores). */
+  concurrency?: number;
+  /** Stops the run (the shard being written is discarded). */
+  signal?: AbortSignal;
+  /** Called after each input file with the number done and the total. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface WriteShardsResult {
+  /** Paths of the shards written, in order. */
+  shards: string[];
+  /** Samples written. */
+  written: number;
+  /** Files skipped (reported). */
+  skipped: number;
+  /** Class name -> index (also in classes.json); empty with labels 'none'. */
+  classes: Record<string, number>;
+  /** Class name -> samples written. */
+  counts: Record<string, number>;
+}
+
+/** Mean over pixels of max(|R-G|, |G-B|), in 8-bit levels, below which an image counts as grayscale. */
+export const GRAY_MEAN_CHANNEL_DIFF = 3;
+
+/**
+ * The filter's rule: an image is (near-)grayscale when it has fewer than 3 colour channels, or when the mean
+ * over its pixels of max(|R-G|, |G-B|) is below GRAY_MEAN_CHANNEL_DIFF (JPEG chroma noise in a gray image saved
+ * as RGB stays well under it; a sepia or faintly tinted photo is above it and kept).
+ * @param rgb interleaved 8-bit pixels with `channels` 3 or 4 (alpha ignored)
+ */
+export function isNearGray(rgb: Uint8Array, channels: number): boolean {
+  if (channels < 3) return true;
+  const n = Math.floor(rgb.length / channels);
+  if (n === 0) return true;
+  let sum = 0;
+  for (let i = 0; i < rgb.length; i += channels) {
+    const r = rgb[i]!;
+    const g = rgb[i + 1]!;
+    const b = rgb[i + 2]!;
+    sum += Math.max(Math.abs(r - g), Math.abs(g - b));
+  }
+  return sum / n < GRAY_MEAN_CHANNEL_DIFF;
+}
+
+export interface ImageCheck {
+  ok: boolean;
+  reason?: string;
+  width?: number;
+  height?: number;
+  format?: string;
+}
+
+/**
+ * Decodes the whole image to find out whether it is usable. Never throws for bad bytes: `{ ok: false, reason }`.
+ */
+export async function checkImage(
+  bytes: Buffer,
+  options: { limitInputPixels: number; filter?: boolean },
+): Promise<ImageCheck> {
+  if (bytes.length === 0) return { ok: false, reason: 'empty file' };
+  try {
+    const input = () => sharp(bytes, { limitInputPixels: options.limitInputPixels, failOn: 'truncated' });
+    // The header alone (no pixel is decoded), read without the limit so a bomb is reported with its size.
+    const meta = await sharp(bytes, { limitInputPixels: false }).metadata();
+    const width = meta.autoOrient?.width ?? meta.width;
+    const height = meta.autoOrient?.height ?? meta.height;
+    if (!width || !height) return { ok: false, reason: 'no image size in header' };
+    if (width < 2 || height < 2) return { ok: false, reason: `image too small: ${width}x${height}` };
+    if (meta.width * meta.height > options.limitInputPixels) {
+      return { ok: false, reason: `image too large: ${meta.width}x${meta.height} exceeds limitInputPixels ${options.limitInputPixels}` };
+    }
+    // A full decode: truncated and corrupt data only show here, not in the header.
+    const { data, info } = await input().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    if (options.filter && ((meta.channels ?? 3) < 3 || isNearGray(data, info.channels))) {
+      return { ok: false, reason: 'grayscale or near-grayscale image (filter)' };
+    }
+    return { ok: true, width, height, format: meta.format };
+  } catch (err) {
+    return { ok: false, reason: `cannot decode: ${reasonOf(err)}` };
+  }
+}
+
+/** The webdataset-safe key for a relative path (see the module comment); `taken` gets the result added. */
+export function keyFor(relPath: string, taken: Set<string>): string {
+  const slash = relPath.lastIndexOf('/');
+  const dir = relPath.slice(0, slash + 1);
+  let base = relPath.slice(slash + 1);
+  const dot = base.lastIndexOf('.');
+  if (dot > 0) base = base.slice(0, dot);
+  base = base.replace(/\./g, '_');
+  let key = (dir + base).replace(/^__+/, '_');
+  if (key === '' || key.endsWith('/')) key += '_';
+  if (taken.has(key)) {
+    let n = 1;
+    while (taken.has(`${key}_${n}`)) n++;
+    key = `${key}_${n}`;
+  }
+  taken.add(key);
+  return key;
+}
+
+function memberExt(relPath: string): string {
+  const base = relPath.slice(relPath.lastIndexOf('/') + 1);
+  const dot = base.lastIndexOf('.');
+  const ext = dot > 0 ? base.slice(dot + 1).toLowerCase() : 'img';
+  return ext === 'jpeg' ? 'jpg' : ext;
+}
+
+const HEADER_FIXED = { mode: 0o644, uid: 0, gid: 0, uname: '', gname: '', mtime: new Date(0), type: 'file' as const };
+
+/** One shard being written to NAME.tmp-PID. */
+class ShardFile {
+  private readonly pack = tar.pack();
+  private readonly out;
+  private readonly tmp: string;
+  private failed: Error | null = null;
+  count = 0;
+  constructor(readonly file: string) {
+    this.tmp = `${file}.tmp-${process.pid}`;
+    this.out = createWriteStream(this.tmp);
+    this.out.on('error', (err) => (this.failed = err));
+    this.pack.pipe(this.out);
+  }
+
+  async add(name: string, data: Buffer): Promise<void> {
+    if (this.failed) throw this.failed;
+    this.pack.entry({ ...HEADER_FIXED, name, size: data.length }, data);
+    // Keep memory bounded when the disk is slower than the decode checks.
+    if (this.out.writableNeedDrain) await once(this.out, 'drain');
+  }
+
+  async finish(): Promise<void> {
+    this.pack.finalize();
+    if (!this.out.closed) await once(this.out, 'close');
+    if (this.failed) throw this.failed;
+    await fsp.rename(this.tmp, this.file);
+  }
+
+  async discard(): Promise<void> {
+    this.pack.destroy();
+    this.out.destroy();
+    await fsp.rm(this.tmp, { force: true });
+  }
+}
+
+async function writeAtomic(file: string, text: string): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}`;
+  await fsp.writeFile(tmp, text);
+  await fsp.rename(tmp, file);
+}
+
+/**
+ * Writes the images under `input` as WebDataset shards in `output`.
+ * @throws InvalidOptionError at once for bad options, or when the input does not exist; a BadInputError from
+ *   the reporter with onError 'fail'; AbortError when `signal` aborts; file-system errors writing the output.
+ * @example await writeShards({ input: 'photos/', output: 'shards/', maxcount: 500 })
+ */
+export async function writeShards(options: WriteShardsOptions): Promise<WriteShardsResult> {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidOptionError(`Expected object for options but received ${String(options)}`);
+  }
+  const { input, output } = options;
+  if (typeof output !== 'string' || output === '') {
+    throw new InvalidOptionError(`Expected non-empty string for options.output but received ${String(output)}`);
+  }
+  const maxcount = options.maxcount ?? 1000;
+  if (!Number.isInteger(maxcount) || maxcount < 1) {
+    throw new InvalidOptionError(`Expected positive integer for options.maxcount but received ${String(maxcount)}`);
+  }
+  const prefix = options.prefix ?? 'data';
+  if (typeof prefix !== 'string' || prefix === '' || /[/\\]/.test(prefix)) {
+    throw new InvalidOptionError(`Expected a file name prefix for options.prefix but received ${String(prefix)}`);
+  }
+  const labels = options.labels ?? 'dirs';
+  if (labels !== 'dirs' && labels !== 'none') {
+    throw new InvalidOptionError(`Expected 'dirs' or 'none' for options.labels but received ${String(labels)}`);
+  }
+  const limitInputPixels = options.limitInputPixels ?? 8192 * 8192;
+  if (!Number.isInteger(limitInputPixels) || limitInputPixels < 1) {
+    throw new InvalidOptionError(`Expected positive integer for options.limitInputPixels but received ${String(limitInputPixels)}`);
+  }
+  const concurrency = options.concurrency ?? Math.max(1, os.availableParallelism());
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new InvalidOptionError(`Expected positive integer for options.concurrency but received ${String(concurrency)}`);
+  }
+  const reporter = options.reporter ?? new Reporter({ onError: options.onError ?? 'skip' });
+  const filter = options.filter ?? false;
+
+  const list = await listImageFiles(input, options.extensions);
+  const outDir = path.resolve(output);
+  await fsp.mkdir(outDir, { recursive: true });
+
+  const classNames =
+    labels === 'dirs'
+      ? [...new Set(list.filter((f) => f.relPath.includes('/')).map((f) => f.relPath.slice(0, f.relPath.indexOf('/'))))].sort(
+          (a, b) => (a < b ? -1 : a > b ? 1 : 0),
+        )
+      : [];
+  const classes: Record<string, number> = Object.fromEntries(classNames.map((n, i) => [n, i]));
+  const counts: Record<string, number> = Object.fromEntries(classNames.map((n) => [n, 0]));
+
+  interface Checked {
+    file: ImageFile;
+    bytes: Buffer | null;
+    check: ImageCheck;
+  }
+  const checkOne = async (file: ImageFile): Promise<Checked> => {
+    let bytes: Buffer;
+    try {
+      bytes = await fsp.readFile(file.abs);
+    } catch (err) {
+      return { file, bytes: null, check: { ok: false, reason: `cannot read file: ${reasonOf(err)}` } };
+    }
+    return { file, bytes, check: await checkImage(bytes, { limitInputPixels, filter }) };
+  };
+
+  const shards: string[] = [];
+  const taken = new Set<string>();
+  let written = 0;
+  let skipped = 0;
+  let done = 0;
+  let current: ShardFile | null = null;
+  const run = pipeline(list, parallelMap(checkOne, { concurrency }), { reporter, signal: options.signal });
+  try {
+    for await (const { file, bytes, check } of run) {
+      done++;
+      if (!check.ok || bytes === null) {
+        skipped++;
+        reporter.report('shard', file.relPath, check.reason ?? 'unusable');
+        options.onProgress?.(done, list.length);
+        continue;
+      }
+      if (current === null) current = new ShardFile(path.join(outDir, `${prefix}-${String(shards.length).padStart(6, '0')}.tar`));
+      const key = keyFor(file.relPath, taken);
+      await current.add(`${key}.${memberExt(file.relPath)}`, bytes);
+      const cls = labels === 'dirs' && file.relPath.includes('/') ? file.relPath.slice(0, file.relPath.indexOf('/')) : null;
+      if (cls !== null) {
+        await current.add(`${key}.cls`, Buffer.from(String(classes[cls])));
+        counts[cls]!++;
+      }
+      const meta = { path: file.relPath, width: check.width, height: check.height, format: check.format };
+      await current.add(`${key}.json`, Buffer.from(JSON.stringify(meta)));
+      current.count++;
+      written++;
+      if (current.count === maxcount) {
+        const c = current;
+        current = null;
+        await c.finish();
+        shards.push(c.file);
+      }
+      options.onProgress?.(done, list.length);
+    }
+    if (current !== null) {
+      const c = current;
+      current = null;
+      await c.finish();
+      shards.push(c.file);
+    }
+  } catch (err) {
+    await current?.discard();
+    if (options.signal?.aborted && !(err instanceof AbortError)) throw new AbortError(undefined, { cause: err });
+    throw err;
+  }
+  await writeAtomic(path.join(outDir, 'classes.json'), JSON.stringify(classes, null, 2) + '\n');
+  return { shards, written, skipped, classes, counts };
+}

@@ -1,0 +1,147 @@
+/**
+ * The `files` source: image files from a directory (recursive), a glob, or one file, as Samples in a stable
+ * order, each keeping its path relative to the input root so outputs can mirror the input tree.
+ *
+ * Order: relative paths sorted by code point (the same on every machine and locale). Hidden files and folders
+ * (names starting with '.') are skipped. The extension filter is case-insensitive and applies to directories and
+ * globs; a single file named explicitly is always taken (decode reports it if it is not an image).
+ *
+ * Files are read lazily, one per pulled item (put `prefetch` or `parallelMap` after decode for overlap). An
+ * unreadable file (vanished, permission denied, a directory named like an image) is reported to ctx.reporter and
+ * the stream goes on. A missing input root is a usage error: InvalidOptionError at the first `next()`.
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import fg from 'fast-glob';
+import type { StageContext } from '../pipeline.js';
+import type { Sample } from '../types.js';
+import { AbortError, InvalidOptionError, reasonOf } from '../errors.js';
+import { IMAGE_EXTENSIONS } from './shards.js';
+
+export interface ImageFile {
+  /** Absolute path. */
+  abs: string;
+  /** POSIX path relative to the input root (for a single file, its basename). */
+  relPath: string;
+}
+
+/** Default image extensions (lower case, no dot). */
+export const DEFAULT_IMAGE_EXTENSIONS: readonly string[] = IMAGE_EXTENSIONS;
+
+function normalizeExtensions(extensions: readonly string[] | undefined): Set<string> {
+  const list = extensions ?? DEFAULT_IMAGE_EXTENSIONS;
+  if (!Array.isArray(list) || list.length === 0 || list.some((e) => typeof e !== 'string' || e.replace(/^\./, '') === '')) {
+    throw new InvalidOptionError(`Expected non-empty array of extensions for options.extensions but received ${JSON.stringify(extensions)}`);
+  }
+  return new Set(list.map((e) => e.replace(/^\./, '').toLowerCase()));
+}
+
+function extOf(p: string): string {
+  const base = p.slice(p.lastIndexOf('/') + 1);
+  const dot = base.lastIndexOf('.');
+  return dot <= 0 ? '' : base.slice(dot + 1).toLowerCase();
+}
+
+function toPosix(p: string): string {
+  return path.sep === '/' ? p : p.split(path.sep).join('/');
+}
+
+function compareCodePoints(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * Lists the image files under `input` (a directory, searched recursively; a glob, relative to its static
+ * prefix; or one file) without reading them, sorted by relative path.
+ * @throws InvalidOptionError when the input does not exist or a glob matches nothing.
+ */
+export async function listImageFiles(input: string, extensions?: readonly string[]): Promise<ImageFile[]> {
+  if (typeof input !== 'string' || input === '') {
+    throw new InvalidOptionError(`Expected non-empty string for options.input but received ${String(input)}`);
+  }
+  const exts = normalizeExtensions(extensions);
+  const stat = await fsp.stat(input).catch(() => null);
+  if (stat?.isFile()) {
+    const abs = path.resolve(input);
+    return [{ abs, relPath: path.basename(abs) }];
+  }
+  let root: string;
+  let pattern: string;
+  if (stat?.isDirectory()) {
+    root = path.resolve(input);
+    pattern = '**/*';
+  } else if (fg.isDynamicPattern(toPosix(input))) {
+    const posix = toPosix(input);
+    const parts = posix.split('/');
+    let i = 0;
+    while (i < parts.length - 1 && (parts[i] === '' || !fg.isDynamicPattern(parts[i]!))) i++;
+    root = path.resolve(parts.slice(0, i).join('/') || '.');
+    pattern = parts.slice(i).join('/');
+  } else {
+    throw new InvalidOptionError(`Expected an existing file, directory or glob for options.input but received ${input}`);
+  }
+  const found = await fg(pattern, { cwd: root, onlyFiles: true, dot: false, unique: true, followSymbolicLinks: true });
+  const out = found
+    .filter((rel) => exts.has(extOf(rel)))
+    .sort(compareCodePoints)
+    .map((rel) => ({ abs: path.join(root, rel), relPath: rel }));
+  if (out.length === 0 && !stat?.isDirectory()) {
+    throw new InvalidOptionError(`Expected image files for options.input but ${input} matches none`);
+  }
+  return out;
+}
+
+export interface FilesOptions {
+  /** A directory (recursive), a glob, or one file. */
+  input: string;
+  /** Extensions to take (default: jpg jpeg png webp tif tiff gif avif), case-insensitive. */
+  extensions?: string[];
+  /** Take every world-th file starting at rank (default 0 of 1): disjoint, stable parts for scale-out. */
+  rank?: number;
+  world?: number;
+}
+
+/** A file sample: relPath is always set. */
+export type FileSample = Sample & { relPath: string };
+
+/**
+ * A Source of image files as Samples: key = relPath without its extension, url = absolute path, image = the
+ * file's bytes, imageExt = its lower-case extension.
+ * @throws InvalidOptionError at once for bad options; at the first `next()` for a missing input.
+ */
+export function files(options: FilesOptions): (ctx: StageContext) => AsyncIterable<FileSample> {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidOptionError(`Expected object for options but received ${String(options)}`);
+  }
+  if (typeof options.input !== 'string' || options.input === '') {
+    throw new InvalidOptionError(`Expected non-empty string for options.input but received ${String(options.input)}`);
+  }
+  normalizeExtensions(options.extensions);
+  const world = options.world ?? 1;
+  if (!Number.isInteger(world) || world < 1) {
+    throw new InvalidOptionError(`Expected positive integer for options.world but received ${String(world)}`);
+  }
+  const rank = options.rank ?? 0;
+  if (!Number.isInteger(rank) || rank < 0 || rank >= world) {
+    throw new InvalidOptionError(`Expected integer in [0, ${world - 1}] for options.rank but received ${String(rank)}`);
+  }
+  return async function* filesSource(ctx: StageContext): AsyncGenerator<FileSample> {
+    const list = await listImageFiles(options.input, options.extensions);
+    for (let i = rank; i < list.length; i += world) {
+      if (ctx.signal.aborted) throw new AbortError();
+      const f = list[i]!;
+      let image: Buffer;
+      try {
+        image = await fsp.readFile(f.abs, { signal: ctx.signal });
+      } catch (err) {
+        if (ctx.signal.aborted) throw new AbortError();
+        ctx.reporter.report('files', f.relPath, `cannot read file: ${reasonOf(err)}`, err);
+        continue;
+      }
+      const imageExt = extOf(f.relPath);
+      const dot = f.relPath.lastIndexOf('.');
+      const key = imageExt === '' ? f.relPath : f.relPath.slice(0, dot);
+      yield { key, url: f.abs, relPath: f.relPath, image, imageExt, fields: { [imageExt]: image } };
+    }
+  };
+}

@@ -1,0 +1,111 @@
+/**
+ * `prefetch(n)`: pulls up to n items ahead of the consumer in the background, so the stages before it work
+ * while the consumer (the engine) computes. The model is streaming-iterables' `buffer`: at most n items wait
+ * in the queue and at most one `next()` on the source is outstanding (a source is never called concurrently).
+ *
+ * Errors: a source error surfaces at the consumer's next `next()`, ahead of any items still queued (they are
+ * dropped: the run is failing anyway). An abort of ctx.signal surfaces as AbortError at the consumer's next
+ * `next()`, including one already waiting.
+ *
+ * Early stop: when the consumer returns (a `break`), pulling stops, queued items are dropped, and the source is
+ * returned (its `finally` runs); a `next()` already in flight on the source is let finish first, which is
+ * quick because the pipeline aborts ctx.signal before returning its stages.
+ */
+import type { Stage, StageContext } from '../pipeline.js';
+import { AbortError, InvalidOptionError } from '../errors.js';
+
+export interface PrefetchOptions {
+  /** Items pulled ahead of the consumer (at least 1). */
+  size: number;
+}
+
+/**
+ * @param options the number of items to pull ahead, or `{ size }`.
+ * @throws InvalidOptionError at once unless the size is a positive integer.
+ * @example pipeline(source, batch({ size: 32 }), prefetch(4))
+ */
+export function prefetch<T>(options: number | PrefetchOptions): Stage<T, T> {
+  const size = typeof options === 'number' ? options : options?.size;
+  if (!Number.isInteger(size) || (size as number) < 1) {
+    throw new InvalidOptionError(`Expected positive integer for options.size but received ${String(size)}`);
+  }
+  return (source, ctx) => prefetchRun(source, ctx, size as number);
+}
+
+async function* prefetchRun<T>(source: AsyncIterable<T>, ctx: StageContext, size: number): AsyncGenerator<T> {
+  const it = source[Symbol.asyncIterator]();
+  const queue: T[] = [];
+  let ended = false;
+  let failed = false;
+  let error: unknown;
+  let stopped = false;
+  let wakeConsumer: (() => void) | null = null;
+  let wakeProducer: (() => void) | null = null;
+  const signalConsumer = () => {
+    const w = wakeConsumer;
+    wakeConsumer = null;
+    w?.();
+  };
+  const signalProducer = () => {
+    const w = wakeProducer;
+    wakeProducer = null;
+    w?.();
+  };
+  const onAbort = () => {
+    stopped = true;
+    signalConsumer();
+    signalProducer();
+  };
+  ctx.signal.addEventListener('abort', onAbort, { once: true });
+
+  const pump = (async () => {
+    try {
+      while (!stopped) {
+        if (queue.length >= size) {
+          await new Promise<void>((resolve) => (wakeProducer = resolve));
+          continue;
+        }
+        const r = await it.next();
+        if (r.done) break;
+        if (stopped) break;
+        queue.push(r.value);
+        signalConsumer();
+      }
+    } catch (err) {
+      failed = true;
+      error = err;
+    } finally {
+      ended = true;
+      signalConsumer();
+    }
+  })();
+
+  try {
+    for (;;) {
+      if (failed) throw error;
+      if (ctx.signal.aborted) throw abortErrorOf(ctx.signal);
+      if (queue.length > 0) {
+        const x = queue.shift()!;
+        signalProducer();
+        yield x;
+        continue;
+      }
+      if (ended) return;
+      await new Promise<void>((resolve) => (wakeConsumer = resolve));
+    }
+  } finally {
+    stopped = true;
+    ctx.signal.removeEventListener('abort', onAbort);
+    signalProducer();
+    queue.length = 0;
+    // Returning the source waits for its outstanding next() (async generators queue the request), then runs its
+    // finally; the pump sees `stopped` and exits.
+    await it.return?.();
+    await pump;
+  }
+}
+
+function abortErrorOf(signal: AbortSignal): Error {
+  const r = signal.reason;
+  return r instanceof Error ? r : new AbortError(r === undefined ? undefined : String(r));
+}

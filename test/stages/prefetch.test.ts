@@ -1,0 +1,111 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { prefetch } from '../../src/stages/prefetch.js';
+import { pipeline, collect, sleep, type StageContext } from '../../src/pipeline.js';
+import { AbortError, InvalidOptionError } from '../../src/errors.js';
+import { settle } from '../helpers/tar.js';
+
+/** A source that counts pulls and lets a test wait until it has been pulled `n` times. */
+function counted(total: number) {
+  const state = { pulled: 0, finished: false, waiters: [] as { n: number; resolve: () => void }[] };
+  const reached = (n: number) =>
+    new Promise<void>((resolve) => {
+      if (state.pulled >= n) resolve();
+      else state.waiters.push({ n, resolve });
+    });
+  const source = async function* (ctx: StageContext) {
+    try {
+      for (let i = 0; i < total; i++) {
+        state.pulled++;
+        for (const w of state.waiters.filter((w) => state.pulled >= w.n)) w.resolve();
+        yield i;
+        if (ctx.signal.aborted) return;
+      }
+    } finally {
+      state.finished = true;
+    }
+  };
+  return { state, reached, source };
+}
+
+test('delivers everything in order', async () => {
+  const { source } = counted(50);
+  assert.deepEqual(await collect(pipeline(source, prefetch<number>(4))), Array.from({ length: 50 }, (_, i) => i));
+  assert.deepEqual(await collect(pipeline(source, prefetch<number>({ size: 1 }))), Array.from({ length: 50 }, (_, i) => i));
+});
+
+test('pulls exactly n items ahead while the consumer is busy, and no more', { timeout: 10_000 }, async () => {
+  for (const n of [1, 3, 8]) {
+    const { state, reached, source } = counted(100);
+    const it = pipeline(source, prefetch<number>(n))[Symbol.asyncIterator]();
+    assert.deepEqual(await it.next(), { done: false, value: 0 });
+    // The consumer is "computing": the source keeps being pulled in the background (this would hang without
+    // prefetch), up to n items beyond the one delivered...
+    await reached(1 + n);
+    await settle(20);
+    // ...and never further while nothing is taken.
+    assert.equal(state.pulled, 1 + n, `n=${n}`);
+    await it.next();
+    await reached(2 + n);
+    await settle(20);
+    assert.equal(state.pulled, 2 + n);
+    await it.return?.();
+  }
+});
+
+test('the consumer returning stops the pulls and returns the source', async () => {
+  const { state, source } = counted(1000);
+  let got = 0;
+  for await (const _ of pipeline(source, prefetch<number>(5))) if (++got === 3) break;
+  assert.ok(state.finished, "the source's finally ran");
+  const at = state.pulled;
+  await settle(20);
+  assert.equal(state.pulled, at, 'no pull after return');
+  assert.ok(at <= 3 + 5 + 1, `pulled ${at}`);
+});
+
+test('a source error surfaces at the consumer', async () => {
+  const source = async function* () {
+    yield 1;
+    yield 2;
+    throw new Error('source broke');
+  };
+  const got: number[] = [];
+  await assert.rejects(
+    (async () => {
+      for await (const x of pipeline(source, prefetch<number>(4))) got.push(x);
+    })(),
+    /source broke/,
+  );
+  assert.deepEqual(got, [1, 2].slice(0, got.length), 'a prefix of the items came first');
+});
+
+test('an abort wakes a consumer waiting on a stalled source; the source is returned', async () => {
+  let finished = false;
+  let stalled!: () => void;
+  const isStalled = new Promise<void>((r) => (stalled = r));
+  const source = async function* (ctx: StageContext) {
+    try {
+      yield 1;
+      stalled();
+      await sleep(60_000, ctx.signal);
+      yield 2;
+    } finally {
+      finished = true;
+    }
+  };
+  const p = pipeline(source, prefetch<number>(2));
+  const it = p[Symbol.asyncIterator]();
+  assert.deepEqual(await it.next(), { done: false, value: 1 });
+  const waiting = it.next();
+  await isStalled;
+  p.abort();
+  await assert.rejects(waiting, (err: unknown) => err instanceof AbortError);
+  await settle();
+  assert.ok(finished);
+});
+
+test('options are validated at once', () => {
+  assert.throws(() => prefetch(0), /Expected positive integer for options.size but received 0/);
+  assert.throws(() => prefetch({ size: 2.5 }), InvalidOptionError);
+});
