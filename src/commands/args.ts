@@ -1,0 +1,49 @@
+/** Shared command-line parsing: node:util parseArgs with one error style and typed number options. */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { InvalidOptionError } from '../errors.js';
+
+export type Options = NonNullable<ParseArgsConfig['options']>;
+
+export type Values = Record<string, string | boolean | undefined>;
+
+/** Parses argv strictly (unknown options are an error naming the usage); --help prints the usage and exits. */
+export function parse(argv: string[], options: Options, usage: string): { values: Values; positionals: string[] } {
+  let parsed: { values: Values; positionals: string[] };
+  try {
+    parsed = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true }) as { values: Values; positionals: string[] };
+  } catch (err) {
+    throw new InvalidOptionError(`${(err as Error).message}\n${usage}`);
+  }
+  if (parsed.values.help) {
+    process.stdout.write(usage + '\n');
+    process.exit(0);
+  }
+  return parsed;
+}
+
+/** A string option's value (undefined when absent). */
+export function str(v: string | boolean | undefined): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+export function num(v: unknown, name: string, opts: { int?: boolean; min?: number } = {}): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || (opts.int && !Number.isInteger(n)) || (opts.min !== undefined && n < opts.min)) {
+    throw new InvalidOptionError(`Expected ${opts.int ? 'integer' : 'number'}${opts.min !== undefined ? ` >= ${opts.min}` : ''} for --${name} but received ${String(v)}`);
+  }
+  return n;
+}
+
+export function required<T>(v: T | undefined, name: string, usage: string): T {
+  if (v === undefined || v === '') throw new InvalidOptionError(`Missing --${name}\n${usage}`);
+  return v;
+}
+
+export function oneOf<T extends string>(v: unknown, name: string, allowed: readonly T[], dflt: T): T {
+  if (v === undefined) return dflt;
+  if (!allowed.includes(v as T)) {
+    throw new InvalidOptionError(`Expected one of ${allowed.join('|')} for --${name} but received ${String(v)}`);
+  }
+  return v as T;
+}
