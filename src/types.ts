@@ -45,6 +45,8 @@ export interface DecodedImage {
   height: number;
   /** RGB bytes, length width * height * 3. */
   rgb: Uint8Array;
+  /** Infer mode only, when the input has an alpha channel: alpha bytes, length width * height. */
+  alpha?: Uint8Array;
 }
 
 /**
