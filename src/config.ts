@@ -127,6 +127,7 @@ export interface Overrides {
   steps?: number;
   lr?: number;
   seed?: number;
+  checkpointEvery?: number;
 }
 
 /** Applies command-line overrides; --size also moves the crop and the resize (256/224 of it). */
@@ -142,6 +143,7 @@ export function applyOverrides(config: Config, o: Overrides): Config {
   if (o.steps !== undefined) c.train.steps = o.steps;
   if (o.lr !== undefined) c.train.lr = o.lr;
   if (o.seed !== undefined) c.train.seed = o.seed;
+  if (o.checkpointEvery !== undefined) c.train.checkpointEvery = o.checkpointEvery;
   validateConfig(c);
   return c;
 }

@@ -42,6 +42,8 @@ export interface TrainStageOptions {
   steps: number;
   /** The step already done (resume); the first step of this run is startStep + 1. */
   startStep?: number;
+  /** The epoch reached before (resume). */
+  startEpoch?: number;
   checkpointEvery: number;
   /** Called after step `step` when a checkpoint is due; the stage waits for it. */
   onCheckpoint?: (step: number, epoch: number) => Promise<void>;
@@ -63,7 +65,7 @@ export function train(options: TrainStageOptions): Stage<LabBatch, StepRecord> {
   }
   return async function* trainStage(source, ctx) {
     let step = startStep;
-    let epoch = 0;
+    let epoch = options.startEpoch ?? 0;
     if (step >= steps) return;
     const it = source[Symbol.asyncIterator]();
     try {
@@ -76,8 +78,8 @@ export function train(options: TrainStageOptions): Stage<LabBatch, StepRecord> {
         const { loss, mse, ce } = await trainer.step(batch);
         const t2 = performance.now();
         step++;
-        const last = batch.positions[batch.positions.length - 1];
-        if (last) epoch = last.epoch;
+        // The shuffle buffer mixes neighbouring epochs: the run's epoch is the newest one seen.
+        for (const p of batch.positions) if (p && p.epoch > epoch) epoch = p.epoch;
         const waitMs = t1 - t0;
         const computeMs = t2 - t1;
         const stopping = stop?.aborted ?? false;

@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+/**
+ * `pipe`: the command line. Each command lives in src/commands/<name>.ts and exports `run(argv)`; this file
+ * only dispatches, so `pipe --help` stays fast (no tfjs or sharp loaded for it).
+ */
+import { ColorpipeError } from './errors.js';
+
+const HELP = `pipe: train and run the Iizuka et al. 2016 colorization network as a streaming pipeline
+
+Usage:
+  pipe train    --shards 'data/*.tar' --out runs/NAME [--config configs/tiny.json] [--steps N] [--batch B]
+                [--size S] [--width W] [--lr LR] [--backend auto|tensorflow|webgpu|wasm|cpu]
+                [--val-shards GLOB] [--resume] [--seed S] [--processes P] [--on-error skip|fail]
+  pipe colorize --in DIR|FILE --out DIR --model runs/NAME|model.json [--style REF.jpg] [--batch B]
+                [--backend B] [--resolution full|N] [--format same|jpg|png|webp] [--quality Q]
+                [--overwrite] [--on-error skip|fail] [--rank R --world W] [--quiet] [--json]
+  pipe shard    --in DIR --out DIR [--maxcount 1000] [--prefix data] [--labels dirs|none] [--filter]
+  pipe eval     --in DIR --model runs/NAME [--backend B] [--json]
+  pipe bench    loader|train|colorize [options]   (prints JSON; see BENCHMARKS.md)
+  pipe demo     [--minutes M] [--out runs/demo]
+
+Run 'pipe COMMAND --help' for a command's options.`;
+
+const COMMANDS: Record<string, () => Promise<{ run(argv: string[]): Promise<number> }>> = {
+  train: () => import('./commands/train.js'),
+  colorize: () => import('./commands/colorize.js'),
+  shard: () => import('./commands/shard.js'),
+  eval: () => import('./commands/eval.js'),
+  bench: () => import('./commands/bench.js'),
+  demo: () => import('./commands/demo.js'),
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    process.stdout.write(HELP + '\n');
+    return cmd ? 0 : 1;
+  }
+  const load = COMMANDS[cmd];
+  if (!load) {
+    process.stderr.write(`pipe: unknown command '${cmd}'\n\n${HELP}\n`);
+    return 2;
+  }
+  const mod = await load();
+  return mod.run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof ColorpipeError) process.stderr.write(`pipe: ${err.message}\n`);
+    else process.stderr.write(`pipe: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,132 @@
+/**
+ * `pipe demo`: the first run for a new user, on the bundled photographs (demo/photos), with no GPU and no
+ * network: builds the shards if missing, trains configs/demo.json within a time limit (a checkpoint and the
+ * report are written when the limit is hit), colorizes the held-apart photos, evaluates them against the
+ * grayscale and mean-ab baselines, and writes runs/demo/report.html. A rerun continues from the checkpoint.
+ */
+import { promises as fsp } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
+import { parse, num, str, oneOf } from './args.js';
+import { loadConfig, applyOverrides } from '../config.js';
+import { Reporter } from '../errors.js';
+import { writeShards } from '../shard-writer.js';
+import { trainGraph } from '../graphs/train.js';
+import { colorizeGraph } from '../graphs/colorize.js';
+import { evaluateFolder, formatEvalTable, type EvalSummary } from '../eval.js';
+import { setupEngine, BACKENDS, type BackendChoice } from '../model/engine.js';
+import { writeReport, makeGrid, type RgbImage } from '../report.js';
+import { splitLab, mergeLab } from '../color.js';
+import { listImageFiles } from '../stages/files.js';
+import { exists, writeFileAtomic } from '../util/atomic.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+const USAGE = `Usage: pipe demo [--out runs/demo] [--minutes M] [--steps N] [--backend B]
+  Trains configs/demo.json on the bundled photos (demo/photos/train), colorizes the held-apart ones
+  (demo/photos/heldout), evaluates them and writes OUT/report.html. Under 15 minutes on 2 cores.
+  --minutes M   training time limit (default 10); a checkpoint is written when it is reached
+  --steps N     training steps (default: the config's)
+  --fresh       start over instead of continuing an earlier demo run`;
+
+export async function run(argv: string[]): Promise<number> {
+  const { values: v } = parse(argv, {
+    out: { type: 'string' }, minutes: { type: 'string' }, steps: { type: 'string' }, backend: { type: 'string' },
+    fresh: { type: 'boolean' }, quiet: { type: 'boolean' },
+  }, USAGE);
+  const t0 = performance.now();
+  const out = resolve(str(v.out) ?? 'runs/demo');
+  const minutes = num(v.minutes, 'minutes', { min: 0.05 }) ?? 10;
+  const backend = oneOf<BackendChoice>(v.backend, 'backend', BACKENDS, 'auto');
+  const photos = join(ROOT, 'demo', 'photos');
+  const config = applyOverrides(loadConfig(join(ROOT, 'configs', 'demo.json')), { steps: num(v.steps, 'steps', { int: true, min: 1 }) });
+  const log = (s: string) => process.stderr.write(s + '\n');
+
+  log(`colorpipe demo: ${config.train.steps} training steps of the paper's network (width ${config.model.width}, ${config.model.inputSize}x${config.model.inputSize})`);
+  log(`  on the ${await countFiles(join(photos, 'train'))} bundled training photos, then colorizes and evaluates the ${await countFiles(join(photos, 'heldout'))} held-apart ones.`);
+  log(`  Takes about ${Math.ceil(minutes + 2)} minutes on 2 cores (training stops at ${minutes} min with a checkpoint); output in ${out}`);
+  if (v.fresh) await fsp.rm(out, { recursive: true, force: true });
+
+  // 1. Shards (once).
+  const trainShards = join(out, 'shards', 'train');
+  const heldShards = join(out, 'shards', 'heldout');
+  const quiet = new Reporter({ log: null });
+  if (!(await exists(join(trainShards, 'classes.json')))) {
+    log('[1/4] building shards from demo/photos');
+    await writeShards({ input: join(photos, 'train'), output: trainShards, maxcount: 64, labels: 'dirs', reporter: quiet });
+    await writeShards({ input: join(photos, 'heldout'), output: heldShards, maxcount: 64, labels: 'none', reporter: quiet });
+  } else {
+    log('[1/4] shards already built');
+  }
+
+  // 2. Train, within the time limit (continues an earlier demo run).
+  log('[2/4] training');
+  const engine = await setupEngine({ backend });
+  const stop = new AbortController();
+  const timer = setTimeout(() => stop.abort(), minutes * 60_000);
+  const onSigint = () => stop.abort();
+  process.on('SIGINT', onSigint);
+  let trained;
+  try {
+    trained = await trainGraph({
+      shards: join(trainShards, '*.tar'), valShards: join(heldShards, '*.tar'), config, out, engine,
+      resume: true, steps: config.train.steps, stop: stop.signal, quiet: Boolean(v.quiet), label: 'demo: train',
+    });
+  } finally {
+    clearTimeout(timer);
+    process.off('SIGINT', onSigint);
+  }
+  log(`      step ${trained.steps}, loss ${trained.lastLoss.toFixed(5)}, ${trained.meanImgPerS.toFixed(1)} img/s on ${engine.describe}`);
+
+  // 3. Colorize the held-apart photos.
+  log('[3/4] colorizing the held-apart photos');
+  const colorized = join(out, 'colorized');
+  const summary = await colorizeGraph({ input: join(photos, 'heldout'), out: colorized, model: join(out, 'model'), engine, overwrite: true, quiet: true });
+
+  // 4. Evaluate and report.
+  log('[4/4] evaluating');
+  const ev = await evaluateFolder({ input: join(photos, 'heldout'), model: join(out, 'model'), engine, log: null });
+  const grid = await heldoutGrid(join(photos, 'heldout'), colorized, 12);
+  await writeFileAtomic(join(out, 'heldout.png'), grid);
+  await writeReport({ runDir: out, title: 'colorpipe demo', extraHtml: demoHtml(ev, summary.written) });
+  log('\n' + formatEvalTable(ev));
+  log(`\ncolorpipe demo: done in ${((performance.now() - t0) / 60000).toFixed(1)} min.`);
+  log(`  report:      ${join(out, 'report.html')}`);
+  log(`  colorized:   ${colorized}/`);
+  log(`  model:       ${join(out, 'model', 'model.json')}`);
+  return 0;
+}
+
+async function countFiles(dir: string): Promise<number> {
+  return (await listImageFiles(dir)).length;
+}
+
+async function rgbOf(path: string): Promise<RgbImage> {
+  const { data, info } = await sharp(path).rotate().removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  return { width: info.width, height: info.height, rgb: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+}
+
+/** Rows of (grayscale input | colorized | original) for the first `n` held-apart photos. */
+export async function heldoutGrid(inputDir: string, colorizedDir: string, n: number): Promise<Buffer> {
+  const rows: RgbImage[][] = [];
+  for (const f of (await listImageFiles(inputDir)).slice(0, n)) {
+    const orig = await rgbOf(f.abs);
+    const colPath = join(colorizedDir, f.relPath);
+    if (!(await exists(colPath))) continue;
+    const col = await rgbOf(colPath);
+    const { L } = splitLab(orig.rgb);
+    const gray = mergeLab(L, new Float32Array(L.length * 2).fill(128 / 255));
+    rows.push([{ ...orig, rgb: gray }, col, orig]);
+  }
+  return makeGrid(rows, 160);
+}
+
+function demoHtml(ev: EvalSummary, written: number): string {
+  const row = (name: string, f: { psnr?: number; colourfulness: number }) =>
+    `<tr><th style="text-align:left">${name}</th><td>${f.psnr !== undefined ? f.psnr.toFixed(2) : ''}</td><td>${f.colourfulness.toFixed(2)}</td></tr>`;
+  return `<h2>Held-apart photos (${ev.images} evaluated, ${written} colorized)</h2>
+<table><tr><th></th><th>PSNR (dB, RGB)</th><th>colourfulness</th></tr>
+${row('model', ev.model)}${row('grayscale (ab = 0)', ev.grayscale)}${row(`constant mean ab (${ev.meanAb.a.toFixed(1)}, ${ev.meanAb.b.toFixed(1)})`, ev.meanAb)}${row('original', { colourfulness: ev.original.colourfulness })}</table>
+<figure><figcaption>grayscale input | colorized | original</figcaption><img src="heldout.png" alt="held-apart photos"></figure>`;
+}

@@ -1,0 +1,79 @@
+/** `pipe train`: see the usage text. Ctrl-C once: checkpoint and exit cleanly; twice: exit at once. */
+import { resolve } from 'node:path';
+import { parse, num, required, oneOf, str } from './args.js';
+import { applyOverrides, loadConfig, makeConfig } from '../config.js';
+import { BACKENDS, type BackendChoice } from '../model/engine.js';
+import { trainGraph } from '../graphs/train.js';
+
+const USAGE = `Usage: pipe train --shards 'data/*.tar' --out runs/NAME [options]
+  --shards GLOB        training shards: globs, brace ranges (data-{000000..000009}.tar), comma-separated lists
+  --out DIR            run directory (model/, state.json, metrics.jsonl, report.html)
+  --config FILE        configuration (default configs/tiny.json shape with defaults; see configs/)
+  --steps N  --batch B  --size S  --width W  --lr LR  --seed S     override the config
+  --checkpoint-every N checkpoint interval in steps (a checkpoint is also written at the end and on Ctrl-C)
+  --backend B          auto|tensorflow|webgpu|wasm|cpu (default auto)
+  --val-shards GLOB    validation shards: loss and PSNR at each checkpoint, sample grids in report.html
+  --resume             continue from the run's last checkpoint (exactly: same data order, no step lost)
+  --processes P        decode processes (default: config.loader.processes; 0 there = one per core)
+  --on-error skip|fail skip and report bad inputs (default) or stop at the first
+  --log-keys           write data-order.jsonl (the sample keys of every step)
+  --quiet              no progress bar`;
+
+export async function run(argv: string[]): Promise<number> {
+  const { values: v } = parse(argv, {
+    shards: { type: 'string' }, out: { type: 'string' }, config: { type: 'string' },
+    steps: { type: 'string' }, batch: { type: 'string' }, size: { type: 'string' }, width: { type: 'string' },
+    lr: { type: 'string' }, seed: { type: 'string' }, backend: { type: 'string' }, 'val-shards': { type: 'string' },
+    resume: { type: 'boolean' }, 'checkpoint-every': { type: 'string' }, processes: { type: 'string' }, 'on-error': { type: 'string' },
+    'log-keys': { type: 'boolean' }, quiet: { type: 'boolean' },
+  }, USAGE);
+  const shards = required(str(v.shards), 'shards', USAGE);
+  const out = required(str(v.out), 'out', USAGE);
+  const base = v.config ? loadConfig(str(v.config)!) : makeConfig({ name: 'default' });
+  const config = applyOverrides(base, {
+    steps: num(v.steps, 'steps', { int: true, min: 1 }),
+    batch: num(v.batch, 'batch', { int: true, min: 1 }),
+    size: num(v.size, 'size', { int: true, min: 8 }),
+    width: num(v.width, 'width', { min: 0.001 }),
+    lr: num(v.lr, 'lr', { min: 0 }),
+    seed: num(v.seed, 'seed', { int: true }),
+    checkpointEvery: num(v['checkpoint-every'], 'checkpoint-every', { int: true, min: 1 }),
+  });
+  const backend = oneOf<BackendChoice>(v.backend, 'backend', BACKENDS, 'auto');
+  const onError = oneOf(v['on-error'], 'on-error', ['skip', 'fail'] as const, 'skip');
+
+  const stop = new AbortController();
+  let interrupts = 0;
+  const onSigint = () => {
+    interrupts++;
+    if (interrupts === 1) {
+      process.stderr.write('\ncolorpipe: interrupted: writing a checkpoint after this step (Ctrl-C again to quit now)\n');
+      stop.abort();
+    } else {
+      process.exit(130);
+    }
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    const r = await trainGraph({
+      shards: shards.includes(',') && !shards.includes('{') ? shards.split(',') : shards,
+      config, out, backend, onError,
+      valShards: str(v['val-shards']),
+      resume: Boolean(v.resume),
+      steps: num(v.steps, 'steps', { int: true, min: 1 }),
+      processes: num(v.processes, 'processes', { int: true, min: 0 }),
+      stop: stop.signal,
+      quiet: Boolean(v.quiet),
+      logKeys: Boolean(v['log-keys']),
+    });
+    const bad = r.badInputs.total ? `, ${r.badInputs.total} inputs skipped (${Object.entries(r.badInputs.byStage).map(([k, n]) => `${k}: ${n}`).join(', ')})` : '';
+    process.stderr.write(
+      `colorpipe: ${r.stopped ? 'stopped' : 'done'} at step ${r.steps} on ${r.backend}: loss ${r.lastLoss.toFixed(5)}, ` +
+      `${r.meanImgPerS.toFixed(1)} img/s, data stall ${(r.meanDataStall * 100).toFixed(1)}%${bad}\n` +
+      `  model:  ${resolve(out, 'model', 'model.json')}\n  report: ${resolve(out, 'report.html')}\n`,
+    );
+    return 0;
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
