@@ -82,8 +82,6 @@ export function train(options: TrainStageOptions): Stage<LabBatch, StepRecord> {
         for (const p of batch.positions) if (p && p.epoch > epoch) epoch = p.epoch;
         const waitMs = t1 - t0;
         const computeMs = t2 - t1;
-        const stopping = stop?.aborted ?? false;
-        const due = step % checkpointEvery === 0 || step === steps || stopping;
         const record: StepRecord = {
           step, epoch, loss, mse, ce, batchSize: batch.size, waitMs, computeMs,
           imgPerS: (batch.size * 1000) / Math.max(1e-6, waitMs + computeMs),
@@ -91,6 +89,8 @@ export function train(options: TrainStageOptions): Stage<LabBatch, StepRecord> {
           checkpointed: false,
         };
         afterStep?.(batch, record);
+        const stopping = stop?.aborted ?? false;
+        const due = step % checkpointEvery === 0 || step === steps || stopping;
         if (due && onCheckpoint) {
           await onCheckpoint(step, epoch);
           record.checkpointed = true;
