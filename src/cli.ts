@@ -45,13 +45,14 @@ async function main(argv: string[]): Promise<number> {
   return mod.run(rest);
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    if (err instanceof ColorpipeError) process.stderr.write(`pipe: ${err.message}\n`);
-    else process.stderr.write(`pipe: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exitCode = 1;
-  },
-);
+// Exit explicitly once stdout and stderr are flushed: engine worker threads (wasm pthreads, Dawn) may otherwise
+// keep the process alive after the command is done.
+function exit(code: number): void {
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+}
+
+main(process.argv.slice(2)).then(exit, (err: unknown) => {
+  if (err instanceof ColorpipeError) process.stderr.write(`pipe: ${err.message}\n`);
+  else process.stderr.write(`pipe: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  exit(1);
+});

@@ -1,0 +1,96 @@
+/**
+ * `pipe colorize`: see the usage text. Exit status 0 when every input was written or skipped, 1 when any
+ * failed or the run stopped (and for a usage error: an InvalidOptionError, printed by cli.ts). The summary
+ * goes to stderr, and with --json as one JSON line to stdout. Ctrl-C once stops after the files being
+ * written (whole files only), twice exits at once.
+ */
+import { parse, num, required, oneOf } from './args.js';
+import { BACKENDS, type BackendChoice } from '../model/engine.js';
+import { colorizeGraph, type ColorizeSummary } from '../graphs/colorize.js';
+import { FORMATS, type FormatChoice } from '../stages/write.js';
+import { InvalidOptionError } from '../errors.js';
+import type { Resolution } from '../stages/prepare.js';
+
+const USAGE = `Usage: pipe colorize --in DIR|FILE --out DIR --model runs/NAME|path/to/model.json [options]
+  --in DIR|FILE        images to colorize (directories are searched recursively; colour inputs are
+                       converted to L first, so a colour photo can be re-colorized)
+  --out DIR            where the results go, at the same relative paths (never inside --in)
+  --model PATH         a run directory (runs/NAME), a model directory, or a model.json
+  --style REF          style transfer: global features from REF's L, local features from each image
+  --batch B            images per batch (default 8; large images are batched fewer at a time)
+  --backend B          auto|tensorflow|webgpu|wasm|cpu (default auto)
+  --resolution R       full (default: the original size, rounded to a multiple of 8) or N (long side N)
+  --format F           same (default)|jpg|png|webp|tiff|gif|avif; the extension follows the format
+  --quality Q          1..100 for jpg, webp, avif, tiff (default 90)
+  --overwrite          replace existing outputs (default: skip them, so a rerun finishes a killed run)
+  --on-error skip|fail skip and report bad inputs (default) or stop at the first
+  --rank R --world W   process only the files whose index % W == R (split a folder over W processes)
+  --threads T          decode/encode worker threads (default: cores)
+  --quiet              no progress bar
+  --json               print a machine-readable summary on stdout`;
+
+/** The summary's lines for stderr. */
+export function formatSummary(s: ColorizeSummary): string {
+  const lines = [
+    `colorpipe: ${s.stopped ? `stopped (${s.stopped}): ` : ''}${s.written} written, ${s.skipped} skipped, ${s.failed} failed ` +
+      `of ${s.total} in ${s.seconds.toFixed(1)} s (${s.imagesPerSecond.toFixed(1)} img/s, ${s.backend || 'no engine needed'})`,
+  ];
+  for (const f of s.failures.slice(0, 20)) lines.push(`  failed: ${f.path}: ${f.reason}`);
+  if (s.failures.length > 20) lines.push(`  ... and ${s.failures.length - 20} more`);
+  return lines.join('\n');
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const v = parse(argv, {
+    in: { type: 'string' }, out: { type: 'string' }, model: { type: 'string' }, style: { type: 'string' },
+    batch: { type: 'string' }, backend: { type: 'string' }, resolution: { type: 'string' }, format: { type: 'string' },
+    quality: { type: 'string' }, overwrite: { type: 'boolean' }, 'on-error': { type: 'string' },
+    rank: { type: 'string' }, world: { type: 'string' }, threads: { type: 'string' },
+    quiet: { type: 'boolean' }, json: { type: 'boolean' },
+  }, USAGE).values as Record<string, string | boolean | undefined>;
+  const input = required(v.in as string | undefined, 'in', USAGE);
+  const out = required(v.out as string | undefined, 'out', USAGE);
+  const model = required(v.model as string | undefined, 'model', USAGE);
+  const backend = oneOf<BackendChoice>(v.backend, 'backend', BACKENDS, 'auto');
+  const format = oneOf<FormatChoice>(v.format, 'format', FORMATS, 'same');
+  const onError = oneOf(v['on-error'], 'on-error', ['skip', 'fail'] as const, 'skip');
+  let resolution: Resolution = 'full';
+  if (v.resolution !== undefined && v.resolution !== 'full') resolution = num(v.resolution, 'resolution', { int: true, min: 8 })!;
+  const world = num(v.world, 'world', { int: true, min: 1 });
+  const rank = num(v.rank, 'rank', { int: true, min: 0 });
+  if ((rank === undefined) !== (world === undefined)) throw new InvalidOptionError(`Expected --rank and --world together\n${USAGE}`);
+  const quiet = Boolean(v.quiet);
+
+  const stop = new AbortController();
+  let interrupts = 0;
+  const onSigint = () => {
+    interrupts++;
+    if (interrupts === 1) {
+      process.stderr.write('\ncolorpipe: interrupted: finishing the files being written (Ctrl-C again to quit now)\n');
+      stop.abort();
+    } else {
+      process.exit(130);
+    }
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    const s = await colorizeGraph({
+      input, out, model, backend, format, onError, resolution, rank, world,
+      style: v.style as string | undefined,
+      batch: num(v.batch, 'batch', { int: true, min: 1 }),
+      quality: num(v.quality, 'quality', { int: true, min: 1 }),
+      threads: num(v.threads, 'threads', { int: true, min: 1 }),
+      overwrite: Boolean(v.overwrite),
+      quiet,
+      signal: stop.signal,
+    });
+    process.stderr.write(formatSummary(s) + '\n');
+    if (v.json) {
+      const { failures, timings, ...rest } = s;
+      process.stdout.write(JSON.stringify({ ...rest, failures, timings }) + '\n');
+    }
+    return s.failed > 0 || s.stopped ? 1 : 0;
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}

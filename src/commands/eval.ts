@@ -1,0 +1,37 @@
+/** `pipe eval`: see the usage text. Prints the table on stderr (stdout with no --json) and JSON with --json. */
+import { parse, num, required, oneOf } from './args.js';
+import { BACKENDS, type BackendChoice } from '../model/engine.js';
+import { evaluateFolder, formatEvalTable } from '../eval.js';
+import type { Resolution } from '../stages/prepare.js';
+
+const USAGE = `Usage: pipe eval --in DIR --model runs/NAME|model.json [options]
+  Colorizes every image of DIR from its own L (in memory) and reports, against the originals, mean PSNR
+  (RGB) and mean colourfulness (Hasler and Suesstrunk 2003) of the model's outputs, of the grayscale image
+  (ab = 0) and of a constant mean-ab image, and the originals' colourfulness.
+  --in DIR             colour photos (searched recursively)
+  --model PATH         a run directory (runs/NAME), a model directory, or a model.json
+  --resolution R       full (default) or N (long side N) for the local path
+  --batch B            images per batch (default 8)
+  --backend B          auto|tensorflow|webgpu|wasm|cpu (default auto)
+  --json               print the figures as JSON on stdout`;
+
+export async function run(argv: string[]): Promise<number> {
+  const v = parse(argv, {
+    in: { type: 'string' }, model: { type: 'string' }, resolution: { type: 'string' }, batch: { type: 'string' },
+    backend: { type: 'string' }, json: { type: 'boolean' },
+  }, USAGE).values as Record<string, string | boolean | undefined>;
+  const input = required(v.in as string | undefined, 'in', USAGE);
+  const model = required(v.model as string | undefined, 'model', USAGE);
+  const backend = oneOf<BackendChoice>(v.backend, 'backend', BACKENDS, 'auto');
+  let resolution: Resolution = 'full';
+  if (v.resolution !== undefined && v.resolution !== 'full') resolution = num(v.resolution, 'resolution', { int: true, min: 8 })!;
+  const s = await evaluateFolder({ input, model, backend, resolution, batch: num(v.batch, 'batch', { int: true, min: 1 }) });
+  const table = formatEvalTable(s);
+  if (v.json) {
+    process.stderr.write(table + '\n');
+    process.stdout.write(JSON.stringify(s) + '\n');
+  } else {
+    process.stdout.write(table + '\n');
+  }
+  return s.images > 0 && s.failed === 0 ? 0 : 1;
+}
