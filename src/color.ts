@@ -22,11 +22,12 @@ export const LAB_KAPPA = 24389 / 27;
  * sRGB (D65) linear RGB -> XYZ, IEC 61966-2-1 primaries (the matrix Bruce Lindbloom tabulates). The D65
  * white used below is this matrix applied to (1, 1, 1), so that sRGB white maps to exactly a = b = 0.
  */
-const M = [
+export const SRGB_TO_XYZ = [
   0.4124564, 0.3575761, 0.1804375,
   0.2126729, 0.7151522, 0.072175,
   0.0193339, 0.119192, 0.9503041,
 ] as const;
+const M = SRGB_TO_XYZ;
 const XN = M[0] + M[1] + M[2]; // 0.95047
 const YN = M[3] + M[4] + M[5]; // 1.0000001
 const ZN = M[6] + M[7] + M[8]; // 1.08883
@@ -40,7 +41,8 @@ const TY = new Float64Array(768);
 const TZ = new Float64Array(768);
 
 /** The inverse of M (computed once, in double precision), for Lab -> linear RGB. */
-const MI = invert3(M);
+export const XYZ_TO_SRGB: Readonly<ReturnType<typeof invert3>> = invert3(M);
+const MI = XYZ_TO_SRGB;
 
 /** IEC 61966-2-1 decoding curve: sRGB value in [0, 1] -> linear light. */
 export function srgbToLinear(v: number): number {
@@ -422,7 +424,7 @@ export function dequantizeAb(q: Uint8Array, out?: Float32Array): Float32Array {
   return dequantize(q, out);
 }
 
-function invert3(m: readonly number[]): number[] {
+function invert3(m: readonly number[]): [number, number, number, number, number, number, number, number, number] {
   const [a, b, c, d, e, f, g, h, i] = m as [number, number, number, number, number, number, number, number, number];
   const A = e * i - f * h;
   const B = -(d * i - f * g);

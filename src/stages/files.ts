@@ -16,7 +16,7 @@ import fg from 'fast-glob';
 import type { StageContext } from '../pipeline.js';
 import type { Sample } from '../types.js';
 import { AbortError, InvalidOptionError, reasonOf } from '../errors.js';
-import { IMAGE_EXTENSIONS } from './shards.js';
+import { IMAGE_EXTENSIONS, rankAndWorld } from './shards.js';
 
 export interface ImageFile {
   /** Absolute path. */
@@ -117,14 +117,7 @@ export function files(options: FilesOptions): (ctx: StageContext) => AsyncIterab
     throw new InvalidOptionError(`Expected non-empty string for options.input but received ${String(options.input)}`);
   }
   normalizeExtensions(options.extensions);
-  const world = options.world ?? 1;
-  if (!Number.isInteger(world) || world < 1) {
-    throw new InvalidOptionError(`Expected positive integer for options.world but received ${String(world)}`);
-  }
-  const rank = options.rank ?? 0;
-  if (!Number.isInteger(rank) || rank < 0 || rank >= world) {
-    throw new InvalidOptionError(`Expected integer in [0, ${world - 1}] for options.rank but received ${String(rank)}`);
-  }
+  const { rank, world } = rankAndWorld(options);
   return async function* filesSource(ctx: StageContext): AsyncGenerator<FileSample> {
     const list = await listImageFiles(options.input, options.extensions);
     for (let i = rank; i < list.length; i += world) {

@@ -19,6 +19,7 @@
  */
 import type { Stage, StageContext } from '../pipeline.js';
 import { AbortError, InvalidOptionError } from '../errors.js';
+import { pullAhead } from '../pull-ahead.js';
 
 export interface GroupByShapeOptions<T> {
   /** Largest group (at least 1). */
@@ -150,62 +151,25 @@ export function groupByShape<T>(options: GroupByShapeOptions<T>): Stage<T, T[]> 
 
   return async function* groupByShapeEager(source: AsyncIterable<T>, ctx: StageContext): AsyncGenerator<T[]> {
     const gs = new Groups();
-    const it = source[Symbol.asyncIterator]();
-    let ended = false;
     /** The consumer has had its turn of the event loop for this request. */
     let settled = false;
-    let failed = false;
-    let error: unknown;
-    let stopped = false;
-    let wakeConsumer: (() => void) | null = null;
-    let wakeProducer: (() => void) | null = null;
-    const signalConsumer = () => {
-      const w = wakeConsumer;
-      wakeConsumer = null;
-      w?.();
-    };
-    const signalProducer = () => {
-      const w = wakeProducer;
-      wakeProducer = null;
-      w?.();
-    };
-    const onAbort = () => {
-      stopped = true;
-      signalConsumer();
-      signalProducer();
-    };
-    ctx.signal.addEventListener('abort', onAbort, { once: true });
     // Pulls ahead while less than maxPending is held (one next() on the source at a time).
-    const pump = (async () => {
-      try {
-        while (!stopped) {
-          if (gs.pending >= maxPending) {
-            await new Promise<void>((resolve) => (wakeProducer = resolve));
-            continue;
-          }
-          const r = await it.next();
-          if (r.done || stopped) break;
-          gs.add(r.value);
-          signalConsumer();
-        }
-      } catch (err) {
-        failed = true;
-        error = err;
-      } finally {
-        ended = true;
-        signalConsumer();
-      }
-    })();
+    const puller = pullAhead(
+      source,
+      ctx.signal,
+      () => gs.pending < maxPending,
+      (x) => gs.add(x),
+    );
     try {
       for (;;) {
-        if (failed) throw error;
+        if (puller.failed) throw puller.error;
         if (ctx.signal.aborted) throw new AbortError();
         // The consumer is asking: a due group, else (it would idle otherwise) the largest group there is.
         // Before settling for a partial group, one turn of the event loop: items that finished while the
         // consumer was busy (a synchronous engine call holds the main thread; worker results wait as
         // messages) land first, instead of the consumer always finding the queue as it left it.
         let g = gs.due();
-        if (!g && !ended && !settled) {
+        if (!g && !puller.ended && !settled) {
           settled = true;
           await new Promise<void>((resolve) => setImmediate(resolve));
           continue;
@@ -214,19 +178,15 @@ export function groupByShape<T>(options: GroupByShapeOptions<T>): Stage<T, T[]> 
         g ??= gs.largestOpen();
         if (g) {
           const items = gs.take(g);
-          signalProducer();
+          puller.roomMade();
           yield items;
           continue;
         }
-        if (ended) return;
-        await new Promise<void>((resolve) => (wakeConsumer = resolve));
+        if (puller.ended) return;
+        await puller.wait();
       }
     } finally {
-      stopped = true;
-      ctx.signal.removeEventListener('abort', onAbort);
-      signalProducer();
-      await it.return?.();
-      await pump;
+      await puller.close();
     }
   };
 }

@@ -18,6 +18,7 @@
  */
 import type { Stage, StageContext } from '../pipeline.js';
 import { AbortError, InvalidOptionError } from '../errors.js';
+import { pullAhead } from '../pull-ahead.js';
 
 export interface ParallelMapOptions {
   /** Calls in flight at most (at least 1). */
@@ -56,103 +57,66 @@ export function parallelMap<I, O>(
   if (typeof ordered !== 'boolean') {
     throw new InvalidOptionError(`Expected boolean for options.ordered but received ${String(ordered)}`);
   }
-  return (source, ctx) => parallelMapRun(source, ctx, fn, concurrency, ordered);
+  return (source, ctx) => mapConcurrent(source, (item) => fn(item, ctx), { concurrency, ordered, signal: ctx.signal });
 }
 
-async function* parallelMapRun<I, O>(
+/** What `mapConcurrent` needs, already validated (parallelMap and mapOrdered validate). */
+export interface MapConcurrentOptions {
+  concurrency: number;
+  ordered: boolean;
+  signal: AbortSignal;
+}
+
+/**
+ * The engine of parallelMap and mapOrdered (src/ordered.ts), with the bound, order, error and early-stop
+ * behaviour described at the top of this file.
+ */
+export async function* mapConcurrent<I, O>(
   source: AsyncIterable<I>,
-  ctx: StageContext,
-  fn: (item: I, ctx: StageContext) => Promise<O> | O,
-  concurrency: number,
-  ordered: boolean,
+  fn: (item: I) => Promise<O> | O,
+  options: MapConcurrentOptions,
 ): AsyncGenerator<O> {
-  const it = source[Symbol.asyncIterator]();
+  const { concurrency, ordered, signal } = options;
   const slots: Slot<O>[] = [];
   // Unordered mode takes results in the order they settled.
   const settledOrder: Slot<O>[] = [];
-  let sourceEnded = false;
-  let sourceFailed = false;
-  let sourceError: unknown;
-  let stopped = false;
-  let wakeConsumer: (() => void) | null = null;
-  let wakeProducer: (() => void) | null = null;
-  const signalConsumer = () => {
-    const w = wakeConsumer;
-    wakeConsumer = null;
-    w?.();
-  };
-  const signalProducer = () => {
-    const w = wakeProducer;
-    wakeProducer = null;
-    w?.();
-  };
-  const onAbort = () => {
-    stopped = true;
-    signalConsumer();
-    signalProducer();
-  };
-  ctx.signal.addEventListener('abort', onAbort, { once: true });
-
   const start = (item: I) => {
     const slot = { settled: false, ok: false } as Slot<O>;
     slot.promise = (async () => {
       try {
-        slot.value = await fn(item, ctx);
+        slot.value = await fn(item);
         slot.ok = true;
       } catch (err) {
         slot.error = err;
       } finally {
         slot.settled = true;
         if (!ordered) settledOrder.push(slot);
-        signalConsumer();
+        puller.wake();
       }
     })();
     slots.push(slot);
   };
-
-  const pump = (async () => {
-    try {
-      while (!stopped) {
-        if (slots.length >= concurrency) {
-          await new Promise<void>((resolve) => (wakeProducer = resolve));
-          continue;
-        }
-        const r = await it.next();
-        if (r.done || stopped) break;
-        start(r.value);
-      }
-    } catch (err) {
-      sourceFailed = true;
-      sourceError = err;
-    } finally {
-      sourceEnded = true;
-      signalConsumer();
-    }
-  })();
+  const puller = pullAhead(source, signal, () => slots.length < concurrency, start);
 
   try {
     for (;;) {
-      if (ctx.signal.aborted) throw abortErrorOf(ctx.signal);
+      if (signal.aborted) throw abortErrorOf(signal);
       const i = ordered ? (slots[0]?.settled ? 0 : -1) : settledOrder.length > 0 ? slots.indexOf(settledOrder.shift()!) : -1;
       if (i >= 0) {
         const slot = slots.splice(i, 1)[0]!;
-        signalProducer();
+        puller.roomMade();
         if (!slot.ok) throw slot.error;
         yield slot.value as O;
         continue;
       }
-      if (sourceEnded && slots.length === 0) {
-        if (sourceFailed) throw sourceError;
+      if (puller.ended && slots.length === 0) {
+        if (puller.failed) throw puller.error;
         return;
       }
-      await new Promise<void>((resolve) => (wakeConsumer = resolve));
+      await puller.wait();
     }
   } finally {
-    stopped = true;
-    ctx.signal.removeEventListener('abort', onAbort);
-    signalProducer();
-    await it.return?.();
-    await pump;
+    await puller.close();
     await Promise.all(slots.map((s) => s.promise));
     slots.length = 0;
   }

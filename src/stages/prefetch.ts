@@ -13,6 +13,7 @@
  */
 import type { Stage, StageContext } from '../pipeline.js';
 import { AbortError, InvalidOptionError } from '../errors.js';
+import { pullAhead } from '../pull-ahead.js';
 
 export interface PrefetchOptions {
   /** Items pulled ahead of the consumer (at least 1). */
@@ -33,75 +34,29 @@ export function prefetch<T>(options: number | PrefetchOptions): Stage<T, T> {
 }
 
 async function* prefetchRun<T>(source: AsyncIterable<T>, ctx: StageContext, size: number): AsyncGenerator<T> {
-  const it = source[Symbol.asyncIterator]();
   const queue: T[] = [];
-  let ended = false;
-  let failed = false;
-  let error: unknown;
-  let stopped = false;
-  let wakeConsumer: (() => void) | null = null;
-  let wakeProducer: (() => void) | null = null;
-  const signalConsumer = () => {
-    const w = wakeConsumer;
-    wakeConsumer = null;
-    w?.();
-  };
-  const signalProducer = () => {
-    const w = wakeProducer;
-    wakeProducer = null;
-    w?.();
-  };
-  const onAbort = () => {
-    stopped = true;
-    signalConsumer();
-    signalProducer();
-  };
-  ctx.signal.addEventListener('abort', onAbort, { once: true });
-
-  const pump = (async () => {
-    try {
-      while (!stopped) {
-        if (queue.length >= size) {
-          await new Promise<void>((resolve) => (wakeProducer = resolve));
-          continue;
-        }
-        const r = await it.next();
-        if (r.done) break;
-        if (stopped) break;
-        queue.push(r.value);
-        signalConsumer();
-      }
-    } catch (err) {
-      failed = true;
-      error = err;
-    } finally {
-      ended = true;
-      signalConsumer();
-    }
-  })();
-
+  const puller = pullAhead(
+    source,
+    ctx.signal,
+    () => queue.length < size,
+    (x) => queue.push(x),
+  );
   try {
     for (;;) {
-      if (failed) throw error;
+      if (puller.failed) throw puller.error;
       if (ctx.signal.aborted) throw abortErrorOf(ctx.signal);
       if (queue.length > 0) {
         const x = queue.shift()!;
-        signalProducer();
+        puller.roomMade();
         yield x;
         continue;
       }
-      if (ended) return;
-      await new Promise<void>((resolve) => (wakeConsumer = resolve));
+      if (puller.ended) return;
+      await puller.wait();
     }
   } finally {
-    stopped = true;
-    ctx.signal.removeEventListener('abort', onAbort);
-    signalProducer();
     queue.length = 0;
-    // Returning the source waits for its outstanding next() (async generators queue the request), then runs its
-    // finally; the pump sees `stopped` and exits.
-    await it.return?.();
-    await pump;
+    await puller.close();
   }
 }
 

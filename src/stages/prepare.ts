@@ -330,12 +330,16 @@ export function preparedBuffers(p: PreparedImage): ArrayBuffer[] {
 }
 
 /**
- * The prepare stage. See the module comment.
- * @throws InvalidOptionError at once for a wrong option.
- * @example pipeline(files({ input: 'in/' }), prepare({ resolution: 'full' }), ...)
+ * The pool options shared by prepare and write, validated: `given` ('inline', a caller's pool, or undefined:
+ * the stage creates a colorize pool of `threads`) and `concurrency`, images in flight (default: the pool's
+ * threads + 1; 1 inline).
+ * @throws InvalidOptionError at once for a wrong pool, threads or concurrency.
  */
-export function prepare(options: PrepareOptions = {}): Stage<Sample & { index?: number }, PreparedImage> {
-  const settings = prepareSettings(options);
+export function poolSettings(options: { pool?: Piscina | 'inline'; threads?: number; concurrency?: number }): {
+  given: Piscina | 'inline' | undefined;
+  threads: number;
+  concurrency: number;
+} {
   const given = options.pool;
   if (given !== undefined && given !== 'inline' && !(given instanceof Piscina)) {
     throw new InvalidOptionError(`Expected 'inline' or a Piscina pool for options.pool but received ${String(given)}`);
@@ -348,6 +352,17 @@ export function prepare(options: PrepareOptions = {}): Stage<Sample & { index?: 
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw new InvalidOptionError(`Expected positive integer for options.concurrency but received ${String(concurrency)}`);
   }
+  return { given, threads, concurrency };
+}
+
+/**
+ * The prepare stage. See the module comment.
+ * @throws InvalidOptionError at once for a wrong option.
+ * @example pipeline(files({ input: 'in/' }), prepare({ resolution: 'full' }), ...)
+ */
+export function prepare(options: PrepareOptions = {}): Stage<Sample & { index?: number }, PreparedImage> {
+  const settings = prepareSettings(options);
+  const { given, threads, concurrency } = poolSettings(options);
   return async function* prepareStage(source, ctx: StageContext): AsyncGenerator<PreparedImage> {
     const pool = given ?? createColorizePool(threads);
     const one = async (sample: Sample & { index?: number }): Promise<PreparedImage | BadInputError> => {

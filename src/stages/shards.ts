@@ -425,14 +425,7 @@ export function shards(options: ShardsOptions): (ctx: StageContext) => AsyncIter
   if (!(epochs === Infinity || (Number.isInteger(epochs) && epochs >= 1))) {
     throw new InvalidOptionError(`Expected positive integer or Infinity for options.epochs but received ${String(epochs)}`);
   }
-  const world = options.world ?? 1;
-  if (!Number.isInteger(world) || world < 1) {
-    throw new InvalidOptionError(`Expected positive integer for options.world but received ${String(world)}`);
-  }
-  const rank = options.rank ?? 0;
-  if (!Number.isInteger(rank) || rank < 0 || rank >= world) {
-    throw new InvalidOptionError(`Expected integer in [0, ${world - 1}] for options.rank but received ${String(rank)}`);
-  }
+  const { rank, world } = rankAndWorld(options);
   const resume = options.resumeAfter ?? null;
   if (resume !== null) {
     validatePosition(resume, 'options.resumeAfter');
@@ -482,6 +475,22 @@ export function shards(options: ShardsOptions): (ctx: StageContext) => AsyncIter
       }
     }
   };
+}
+
+/**
+ * options.rank and options.world (defaults 0 and 1), validated: this process takes items rank, rank + world, ...
+ * @throws InvalidOptionError unless world is a positive integer and rank an integer in [0, world - 1].
+ */
+export function rankAndWorld(options: { rank?: number; world?: number }): { rank: number; world: number } {
+  const world = options.world ?? 1;
+  if (!Number.isInteger(world) || world < 1) {
+    throw new InvalidOptionError(`Expected positive integer for options.world but received ${String(world)}`);
+  }
+  const rank = options.rank ?? 0;
+  if (!Number.isInteger(rank) || rank < 0 || rank >= world) {
+    throw new InvalidOptionError(`Expected integer in [0, ${world - 1}] for options.rank but received ${String(rank)}`);
+  }
+  return { rank, world };
 }
 
 function nonNegativeInt(v: unknown, name: string): void {

@@ -25,17 +25,16 @@
  * finish (whole files: a stop never leaves a partial output or a temp file) before the stage's iterator
  * returns, and a pool the stage created is destroyed.
  */
-import os from 'node:os';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import sharp, { type Sharp } from 'sharp';
 import { Piscina } from 'piscina';
 import type { Stage, StageContext } from '../pipeline.js';
 import { BadInputError, InvalidOptionError, reasonOf } from '../errors.js';
-import { LAB_EPSILON, LAB_KAPPA, srgbToLinear } from '../color.js';
+import { LAB_EPSILON, LAB_KAPPA, SRGB_TO_XYZ, XYZ_TO_SRGB, srgbToLinear } from '../color.js';
 import { tempPathFor } from '../util/atomic.js';
 import { parallelMap } from './parallel-map.js';
-import { createColorizePool, extFormat, type OutputFormat } from './prepare.js';
+import { createColorizePool, extFormat, poolSettings, type OutputFormat } from './prepare.js';
 import type { PredictedImage } from './predict.js';
 
 export type FormatChoice = 'same' | OutputFormat | 'jpg';
@@ -95,11 +94,11 @@ export interface WriteOptions {
 
 // ---- Lab -> sRGB at a fixed L (the constants of src/color.ts: IEC 61966-2-1 primaries, D65, CIE 15:2004).
 
-const M = [0.4124564, 0.3575761, 0.1804375, 0.2126729, 0.7151522, 0.072175, 0.0193339, 0.119192, 0.9503041] as const;
+const M = SRGB_TO_XYZ;
 const XN = M[0] + M[1] + M[2];
 const YN = M[3] + M[4] + M[5];
 const ZN = M[6] + M[7] + M[8];
-const MI = invert3(M);
+const MI = XYZ_TO_SRGB;
 // As locals for the hot loop (V8 keeps them in registers; an array read per use is slower).
 const [MI0, MI1, MI2, MI3, MI4, MI5, MI6, MI7, MI8] = MI;
 /** L above kappa * epsilon (= 8) is on the cube part of the curve. */
@@ -461,18 +460,7 @@ export function write(options: WriteOptions): Stage<PredictedImage, ColorizedIma
   if (options.input !== undefined && (typeof options.input !== 'string' || options.input === '')) {
     throw new InvalidOptionError(`Expected non-empty string for options.input but received ${String(options.input)}`);
   }
-  const given = options.pool;
-  if (given !== undefined && given !== 'inline' && !(given instanceof Piscina)) {
-    throw new InvalidOptionError(`Expected 'inline' or a Piscina pool for options.pool but received ${String(given)}`);
-  }
-  const threads = options.threads ?? os.availableParallelism();
-  if (!Number.isInteger(threads) || threads < 1) {
-    throw new InvalidOptionError(`Expected positive integer for options.threads but received ${String(threads)}`);
-  }
-  const concurrency = options.concurrency ?? (given === 'inline' ? 1 : (given instanceof Piscina ? given.options.maxThreads : threads) + 1);
-  if (!Number.isInteger(concurrency) || concurrency < 1) {
-    throw new InvalidOptionError(`Expected positive integer for options.concurrency but received ${String(concurrency)}`);
-  }
+  const { given, threads, concurrency } = poolSettings(options);
   const ioConcurrency = options.ioConcurrency ?? 16;
   if (!Number.isInteger(ioConcurrency) || ioConcurrency < 0) {
     throw new InvalidOptionError(`Expected non-negative integer for options.ioConcurrency but received ${String(ioConcurrency)}`);
@@ -584,17 +572,4 @@ class Semaphore {
     if (next) next();
     else this.free++;
   }
-}
-
-function invert3(m: readonly number[]): [number, number, number, number, number, number, number, number, number] {
-  const [a, b, c, d, e, f, g, h, i] = m as [number, number, number, number, number, number, number, number, number];
-  const A = e * i - f * h;
-  const B = -(d * i - f * g);
-  const C = d * h - e * g;
-  const det = a * A + b * B + c * C;
-  return [
-    A / det, -(b * i - c * h) / det, (b * f - c * e) / det,
-    B / det, (a * i - c * g) / det, -(a * f - c * d) / det,
-    C / det, -(a * h - b * g) / det, (a * e - b * d) / det,
-  ];
 }
