@@ -1,0 +1,236 @@
+/**
+ * `pipe bench train` core: training and prediction throughput of the colorization network on one engine,
+ * against the same network in PyTorch (bench/torch_model.py) in the same run when /usr/bin/python3 has torch.
+ *
+ *   node dist/bench/train.js --config configs/tiny.json --size 64 --width 0.25 --batch 8 --backend wasm
+ *   node dist/bench/train.js --size 224 --width 1 --batch 8 --classes 205 --steps 3 --warmup 1
+ *
+ * Prints one JSON object. Warm-up steps are excluded from every rate. `--profile` adds the per-kernel time of
+ * one training step (tf.profile), sorted, which is where the engine spends its time.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { applyOverrides, loadConfig, makeConfig, type Config } from '../src/config.js';
+import { setupEngine, type BackendChoice } from '../src/model/engine.js';
+import { buildColorizer, countParams, disposeColorizer, layerTable } from '../src/model/network.js';
+import { createTrainer } from '../src/model/trainer.js';
+import { wasmHeapBytes } from '../src/model/memory.js';
+import type { LabBatch } from '../src/types.js';
+
+export interface BenchTrainOptions {
+  /** A config file (configs/*.json); default: tiny net of the issue (64px, width 1/4, no classes). */
+  config?: string;
+  size?: number;
+  width?: number;
+  batch?: number;
+  /** Overrides the config's numClasses. */
+  classes?: number;
+  backend?: BackendChoice;
+  threads?: number;
+  /** Timed training steps (default 20) and predict batches (default: same). */
+  steps?: number;
+  predictSteps?: number;
+  warmup?: number;
+  /** Run the PyTorch baseline: true, false, or 'auto' (when /usr/bin/python3 imports torch). Default 'auto'. */
+  torch?: boolean | 'auto';
+  python?: string;
+  /** Per-kernel breakdown of one training step. */
+  profile?: boolean;
+}
+
+export interface KernelTime {
+  kernel: string;
+  ms: number;
+  calls: number;
+  share: number;
+}
+
+export interface BenchTrainResult {
+  config: { size: number; width: number; batch: number; classes: number; params: number; optimizer: string };
+  engine: { backend: string; describe: string };
+  tfjs: { train_img_s: number; train_ms_per_step: number; train_cpu_ms_per_step: number; predict_img_s: number; peak_heap_mb?: number; losses: number[] };
+  torch?: Record<string, unknown> | { error: string };
+  ratio?: { train: number; predict: number };
+  profile?: { step_ms: number; kernels: KernelTime[] };
+  command: string;
+  /** 1-minute load average before and after (other processes compete for the same cores: rates are only
+   * comparable within one run, and tfjs and torch run back to back in it). */
+  load: [number, number];
+}
+
+function syntheticBatch(n: number, S: number, numClasses: number, seed: number): LabBatch {
+  const L = new Float32Array(n * S * S);
+  const ab = new Float32Array(n * S * S * 2);
+  const cls = new Int32Array(n);
+  let s = seed >>> 0 || 1;
+  const rnd = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  for (let i = 0; i < L.length; i++) L[i] = rnd();
+  for (let i = 0; i < ab.length; i++) ab[i] = rnd();
+  for (let i = 0; i < n; i++) cls[i] = numClasses > 0 ? i % numClasses : -1;
+  return { size: n, height: S, width: S, L, ab, cls, keys: [], positions: [] };
+}
+
+function resolveConfig(o: BenchTrainOptions): Config {
+  let c = o.config ? loadConfig(o.config) : makeConfig({ name: 'bench-tiny', model: { inputSize: 64, width: 0.25, numClasses: 0 }, train: { batch: 8 } });
+  c = applyOverrides(c, { size: o.size, width: o.width, batch: o.batch });
+  if (o.classes !== undefined) c.model.numClasses = o.classes;
+  return c;
+}
+
+function torchAvailable(python: string): boolean {
+  const r = spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore' });
+  return r.status === 0;
+}
+
+export async function benchTrain(o: BenchTrainOptions = {}): Promise<BenchTrainResult> {
+  const config = resolveConfig(o);
+  const load0 = loadavg()[0]!;
+  const steps = o.steps ?? 20;
+  const predictSteps = o.predictSteps ?? steps;
+  const warmup = o.warmup ?? 3;
+  const engine = await setupEngine({ backend: o.backend ?? 'wasm', threads: o.threads });
+  const { tf } = engine;
+  const S = config.model.inputSize;
+  const B = config.train.batch;
+  const colorizer = buildColorizer(config.model, { seed: 1 });
+  const trainer = createTrainer(colorizer.train, config, tf);
+  const batch = syntheticBatch(B, S, config.model.numClasses, 7);
+
+  const losses: number[] = [];
+  for (let i = 0; i < warmup; i++) losses.push((await trainer.step(batch)).loss);
+  let t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  for (let i = 0; i < steps; i++) losses.push((await trainer.step(batch)).loss);
+  const trainMs = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  const trainCpuMs = (cpu.user + cpu.system) / 1000;
+
+  for (let i = 0; i < Math.max(1, Math.min(warmup, 2)); i++) await trainer.predict(batch);
+  t0 = performance.now();
+  for (let i = 0; i < predictSteps; i++) await trainer.predict(batch);
+  const predictMs = performance.now() - t0;
+
+  let profile: BenchTrainResult['profile'];
+  if (o.profile) {
+    const p0 = performance.now();
+    const info = await tf.profile(async () => {
+      await trainer.step(batch);
+    });
+    const stepMs = performance.now() - p0;
+    const by = new Map<string, { ms: number; calls: number }>();
+    for (const k of info.kernels) {
+      // '...__op' entries are tfjs ops with a custom gradient (fused conv/matmul) wrapping a kernel that is also
+      // listed: counting both would count that time twice.
+      if (k.name.endsWith('__op')) continue;
+      const e = by.get(k.name) ?? { ms: 0, calls: 0 };
+      e.ms += typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
+      e.calls++;
+      by.set(k.name, e);
+    }
+    const total = [...by.values()].reduce((a, b) => a + b.ms, 0);
+    profile = {
+      step_ms: Math.round(stepMs),
+      kernels: [...by.entries()]
+        .map(([kernel, e]) => ({ kernel, ms: +e.ms.toFixed(2), calls: e.calls, share: +(e.ms / total).toFixed(3) }))
+        .sort((a, b) => b.ms - a.ms),
+    };
+  }
+  const heap = engine.name === 'wasm' ? wasmHeapBytes(tf.backend()) : null;
+  trainer.dispose();
+  disposeColorizer(colorizer);
+
+  const result: BenchTrainResult = {
+    config: {
+      size: S,
+      width: config.model.width,
+      batch: B,
+      classes: config.model.numClasses,
+      params: countParams(config.model).total,
+      optimizer: config.train.optimizer,
+    },
+    engine: { backend: engine.name, describe: engine.describe },
+    tfjs: {
+      train_img_s: +((B * steps * 1000) / trainMs).toFixed(2),
+      train_ms_per_step: +(trainMs / steps).toFixed(1),
+      train_cpu_ms_per_step: +(trainCpuMs / steps).toFixed(1),
+      predict_img_s: +((B * predictSteps * 1000) / predictMs).toFixed(2),
+      ...(heap ? { peak_heap_mb: Math.round(heap / 2 ** 20) } : {}),
+      losses: losses.map((l) => +l.toFixed(5)),
+    },
+    load: [load0, load0],
+    command: `node dist/bench/train.js --size ${S} --width ${config.model.width} --batch ${B} --classes ${config.model.numClasses} --backend ${engine.name}${o.threads ? ` --threads ${o.threads}` : ''} --steps ${steps} --warmup ${warmup}`,
+  };
+  if (profile) result.profile = profile;
+
+  const python = o.python ?? '/usr/bin/python3';
+  const wantTorch = o.torch ?? 'auto';
+  if (wantTorch === true || (wantTorch === 'auto' && torchAvailable(python))) {
+    const dir = mkdtempSync(join(tmpdir(), 'colorpipe-bench-'));
+    try {
+      const tablePath = join(dir, 'table.json');
+      writeFileSync(tablePath, JSON.stringify(layerTable(config.model)));
+      const script = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'torch_model.py');
+      const r = spawnSync(
+        python,
+        [script, tablePath, '--batch', String(B), '--steps', String(steps), '--warmup', String(warmup), '--predict-steps', String(predictSteps), '--lr', String(config.train.lr), '--alpha', String(config.train.alpha)],
+        { encoding: 'utf8', maxBuffer: 1 << 24 },
+      );
+      if (r.status === 0) {
+        const t = JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, number>;
+        result.torch = t;
+        result.ratio = {
+          train: +(result.tfjs.train_img_s / t['train_img_s']!).toFixed(3),
+          predict: +(result.tfjs.predict_img_s / t['predict_img_s']!).toFixed(3),
+        };
+      } else {
+        result.torch = { error: (r.stderr || r.error?.message || `exit ${r.status}`).trim().split('\n').slice(-3).join(' ') };
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  result.load[1] = loadavg()[0]!;
+  return result;
+}
+
+function parseArgs(argv: string[]): BenchTrainOptions {
+  const o: BenchTrainOptions = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const next = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    switch (a) {
+      case '--config': o.config = next(); break;
+      case '--size': o.size = Number(next()); break;
+      case '--width': o.width = Number(next()); break;
+      case '--batch': o.batch = Number(next()); break;
+      case '--classes': o.classes = Number(next()); break;
+      case '--backend': o.backend = next() as BackendChoice; break;
+      case '--threads': o.threads = Number(next()); break;
+      case '--steps': o.steps = Number(next()); break;
+      case '--predict-steps': o.predictSteps = Number(next()); break;
+      case '--warmup': o.warmup = Number(next()); break;
+      case '--no-torch': o.torch = false; break;
+      case '--torch': o.torch = true; break;
+      case '--python': o.python = next(); break;
+      case '--profile': o.profile = true; break;
+      default: throw new Error(`unknown option ${a}`);
+    }
+  }
+  return o;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  benchTrain(parseArgs(process.argv.slice(2)))
+    .then((r) => process.stdout.write(JSON.stringify(r, null, 2) + '\n'))
+    .catch((err: unknown) => {
+      process.stderr.write(`bench train: ${(err as Error).message}\n`);
+      process.exit(1);
+    });
+}
