@@ -17,7 +17,7 @@
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import os, { cpus } from 'node:os';
+import os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import { ColorpipeError, InvalidOptionError } from '../errors.js';
 import { registerKernels } from './kernels/index.js';
@@ -31,9 +31,12 @@ export const BACKENDS: readonly BackendChoice[] = ['auto', 'tensorflow', 'webgpu
 export interface EngineOptions {
   backend?: BackendChoice;
   /**
-   * wasm only: threads for XNNPACK. Default: the number of cores. Node needs colorpipe's worker shim for this
-   * (kernels/wasm-threads.ts); when it cannot be used the engine runs single-threaded and `describe` says so.
-   * Fixed for the life of the process: the wasm module is initialized once.
+   * wasm only: XNNPACK threads (tfjs caps them at 8). Default: $COLORPIPE_WASM_THREADS, else 1. Node needs
+   * colorpipe's worker shim for more than 1 (kernels/wasm-threads.ts); when it cannot be used the engine runs
+   * single-threaded and `describe` says why. Fixed for the life of the process (the wasm module is initialized
+   * once). Pass os.cpus().length for long runs on an otherwise idle machine: on 2 free cores the paper network
+   * predicts 1.8x faster; on cores shared with other work (parallel test files) threads only add waiting, which
+   * is why it is not the default.
    */
   threads?: number;
 }
@@ -49,8 +52,11 @@ export interface Engine {
 
 /** The requested engine cannot run here (package missing, no GPU); the message says what to install or use. */
 export class EngineUnavailableError extends ColorpipeError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  /** A few words for logs: why this engine was skipped by `auto`. */
+  readonly short: string;
+  constructor(message: string, options?: { cause?: unknown; short?: string }) {
     super('ERR_ENGINE_UNAVAILABLE', message, options);
+    this.short = options?.short ?? message.split(/[:.(]/)[0]!.trim();
   }
 }
 
@@ -84,6 +90,7 @@ async function setupTensorflow(): Promise<Engine> {
       `The tensorflow engine needs @tensorflow/tfjs-node (CPU) or @tensorflow/tfjs-node-gpu (CUDA), which are not ` +
         `dependencies of colorpipe because their install downloads libtensorflow. Install one with ` +
         `\`npm i @tensorflow/tfjs-node\` (or \`npm i @tensorflow/tfjs-node-gpu\`), or choose --backend wasm${why}`,
+      { short: 'tensorflow: tfjs-node not installed' },
     );
   }
   if (tf.findBackendFactory('tensorflow') == null) {
@@ -126,7 +133,7 @@ async function setupWebgpu(): Promise<Engine> {
     throw new EngineUnavailableError(
       `The webgpu engine needs the optional dependency \`webgpu\` (Dawn for Node), which is not installed or ` +
         `failed to load: ${(err as Error).message.split('\n')[0]}. Install it with \`npm i webgpu\`, or choose --backend wasm`,
-      { cause: err },
+      { cause: err, short: 'webgpu: Dawn not installed' },
     );
   }
   Object.assign(globalThis, webgpu.globals);
@@ -136,12 +143,14 @@ async function setupWebgpu(): Promise<Engine> {
     throw new EngineUnavailableError(
       'The webgpu engine found no GPU adapter (Dawn needs a Vulkan, Metal or D3D12 driver: on Linux, libvulkan.so.1 ' +
         'and the GPU vendor\'s Vulkan ICD); choose --backend wasm',
+      { short: 'webgpu: no GPU adapter' },
     );
   }
   if (isSoftwareAdapter(adapter)) {
     throw new EngineUnavailableError(
       `The webgpu engine found only a software adapter (${adapterText(adapter)}), which is slower than wasm; ` +
         'choose --backend wasm',
+      { short: 'webgpu: software adapter only' },
     );
   }
   // tfjs-backend-webgpu registers itself at import time only if navigator.gpu exists.
@@ -274,11 +283,11 @@ export async function setupEngine(options: EngineOptions = {}): Promise<Engine> 
           return e;
         } catch (err) {
           if (!(err instanceof EngineUnavailableError)) throw err;
-          skipped.push(err.message.split(';')[0]!);
+          skipped.push(err.short);
         }
       }
       const e = await setupWasm(options.threads);
-      return { ...e, describe: e.describe };
+      return { ...e, describe: `${e.describe} [auto: ${skipped.join('; ')}]` };
     }
   }
 }

@@ -13,7 +13,9 @@
  *   classification (optional):         from the 512-unit global FC: FC 256, FC numClasses (logits)
  *
  * Every convolution is 3x3 (the fusion one 1x1) followed by batch normalization and ReLU (the fusion and
- * output convolutions: bias, no BN); strides replace pooling; FC layers have bias and ReLU.
+ * output convolutions: bias, no BN); strides replace pooling; FC layers have bias and ReLU. BN + ReLU is one
+ * layer (layers.ts BatchNormLayer, fused kernels on wasm/cpu); the convolutions before it have no bias (BN's
+ * beta replaces it).
  *
  * Padding: 'same', as TensorFlow defines it. At stride 1 that is the paper's (and torch's) padding 1. At stride
  * 2 on an even size, TF pads 0 before and 1 after (the output's pixel i sees input rows 2i..2i+2) where torch's

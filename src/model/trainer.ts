@@ -8,8 +8,9 @@
  *
  * Ownership: `step` creates the batch's tensors from its Float32Arrays and disposes them (and every
  * intermediate) before it resolves; the tensor count is the same after each step. Determinism: on the cpu and
- * wasm (single-threaded) engines, the same weights, optimizer state and batch give bit-identical results
- * (no randomness in the step; the optimizer applies gradients in a fixed variable order).
+ * wasm engines (wasm with any thread count: XNNPACK splits work by output tiles, reductions are serial), the
+ * same weights, optimizer state and batch give bit-identical results (no randomness in the step; the optimizer
+ * applies gradients in a fixed variable order).
  */
 import type * as tfc from '@tensorflow/tfjs-core';
 import type { Optimizer, Scalar, Tensor } from '@tensorflow/tfjs-core';

@@ -10,7 +10,7 @@ import { setupEngine } from '../../src/model/engine.js';
 import { setFilterGradPath, setWasmChunkBytes } from '../../src/model/kernels/wasm.js';
 import { im2colFilterGrad } from '../../src/model/kernels/webgpu.js';
 import { ADADELTA_UPDATE, ADAM_UPDATE, BN_TRAIN, registerFusedKernels } from '../../src/model/kernels/fused.js';
-import { bnTrainComposite } from '../../src/model/layers.js';
+import { BatchNormLayer, bnTrainComposite } from '../../src/model/layers.js';
 import { ColorpipeAdadelta, ColorpipeAdam } from '../../src/model/optimizers.js';
 import { conv2dRef, rand, relErr, type ConvGeom } from './reference.js';
 
@@ -255,6 +255,36 @@ test('fused batch norm (+ReLU) kernels match the composite version and finite di
       tf.dispose([x, gamma, beta, r]);
     }
   }
+});
+
+test('BatchNormLayer in training mode: fused and composite paths update the moving statistics alike', async () => {
+  await setupEngine({ backend: 'wasm' });
+  const x = tf.tensor4d(rand(2 * 3 * 3 * 5, 11, 2), [2, 3, 3, 5]);
+  const stats = [];
+  for (const fused of [true, false]) {
+    if (!fused) tf.unregisterKernel(BN_TRAIN, 'wasm');
+    try {
+      const layer = new BatchNormLayer({ name: `bn_${fused}`, momentum: 0.8, relu: true });
+      for (let i = 0; i < 3; i++) tf.dispose(layer.apply(x, { training: true }) as tf.Tensor);
+      const [, , mm, mv] = layer.getWeights();
+      stats.push({ mm: await mm!.data(), mv: await mv!.data() });
+      layer.dispose();
+    } finally {
+      registerFusedKernels('wasm');
+    }
+  }
+  assert.ok(relErr(stats[0]!.mm, stats[1]!.mm) < 1e-6);
+  assert.ok(relErr(stats[0]!.mv, stats[1]!.mv) < 1e-5);
+  // Unbiased moving variance: after 3 steps of momentum 0.8 from 1, 0.512 + 0.488 * var * n / (n - 1).
+  const xv = await x.data();
+  let m = 0;
+  for (let i = 0; i < 18; i++) m += xv[i * 5]!;
+  m /= 18;
+  let v = 0;
+  for (let i = 0; i < 18; i++) v += (xv[i * 5]! - m) ** 2;
+  assert.ok(Math.abs(stats[0]!.mv[0]! - (0.512 + 0.488 * (v / 17))) < 1e-5);
+  assert.ok(Math.abs(stats[0]!.mm[0]! - 0.488 * m) < 1e-6);
+  x.dispose();
 });
 
 test('fused Adam follows tfjs Adam step for step; Adadelta follows Zeiler/torch; composite paths agree', async () => {

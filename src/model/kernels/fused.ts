@@ -12,8 +12,10 @@
  *
  * Kernel names (registered for 'wasm' and 'cpu' by `registerFusedKernels`); other backends use the composed
  * equivalents in layers.ts / optimizers.ts, which compute the same functions:
- * - ColorpipeBatchNormTrain: inputs {x [..., C], gamma [C], beta [C]}, attrs {epsilon, relu}
- *     -> [y, mean [C], variance [C] (biased)]. y = act((x - mean) / sqrt(variance + epsilon) * gamma + beta).
+ * - ColorpipeBatchNormTrain: inputs {x [..., C], gamma [C], beta [C], movingMean?, movingVariance?},
+ *     attrs {epsilon, relu, momentum?} -> [y, mean [C], variance [C] (biased), and with the moving inputs: their
+ *     updates momentum * moving + (1 - momentum) * batch statistic (unbiased variance)].
+ *     y = act((x - mean) / sqrt(variance + epsilon) * gamma + beta).
  * - ColorpipeBatchNormTrainGrad: inputs {dy, x, y, gamma, mean, variance}, attrs {epsilon, relu}
  *     -> [dx, dgamma, dbeta].
  * - ColorpipeAdamUpdate: inputs {w, g, m, v}, attrs {lr, beta1, beta2, epsilon, t} -> [w', m', v'].
@@ -162,6 +164,9 @@ function bnTrainKernel(backendName: string): KernelFunc {
     const y = mem.alloc(x!.shape);
     const meanT = mem.alloc([C]);
     const varT = mem.alloc([C]);
+    const moving = args.inputs['movingMean'] && args.inputs['movingVariance'];
+    const mmT = moving ? mem.alloc([C]) : null;
+    const mvT = moving ? mem.alloc([C]) : null;
     const xv = mem.view(x!);
     const yv = mem.view(y);
     const gv = mem.view(gamma!);
@@ -184,7 +189,18 @@ function bnTrainKernel(backendName: string): KernelFunc {
     }
     if (relu) affineRelu(xv, yv, C, scale, shift);
     else affine(xv, yv, C, scale, shift);
-    return [y, meanT, varT];
+    if (!moving) return [y, meanT, varT];
+    const m = args.attrs['momentum'] as number;
+    const omm = mem.view(args.inputs['movingMean']!);
+    const omv = mem.view(args.inputs['movingVariance']!);
+    const nmm = mem.view(mmT!);
+    const nmv = mem.view(mvT!);
+    const unbias = N > 1 ? N / (N - 1) : 1;
+    for (let c = 0; c < C; c++) {
+      nmm[c] = m * omm[c]! + (1 - m) * mv[c]!;
+      nmv[c] = m * omv[c]! + (1 - m) * vv[c]! * unbias;
+    }
+    return [y, meanT, varT, mmT!, mvT!];
   }) as unknown as KernelFunc;
 }
 

@@ -267,6 +267,9 @@ function shiftedFilterGrad(backend: WasmBackend, x: TensorInfo, dy: TensorInfo, 
         dispose(backend, part);
       }
     }
+  } catch (err) {
+    dispose(backend, out);
+    throw err;
   } finally {
     dispose(backend, X, D);
   }
@@ -329,51 +332,56 @@ function conv2DBackpropFilterWasm(args: { inputs: Record<string, TensorInfo>; at
 
   // dW [K, CO] = sum over chunks of P^T [K, rows] x dy_chunk [rows, CO]: one non-transposed XNNPACK matmul each.
   let acc: TensorInfo | null = null;
-  for (let b0 = 0; b0 < B; b0 += nb) {
-    const b1 = Math.min(B, b0 + nb);
-    const rows = (b1 - b0) * pix;
-    let PT: TensorInfo;
-    if (pointwise) {
-      const xs = { dataId: x.dataId, shape: [B * pix, K], dtype: 'float32' } as TensorInfo;
-      if (b1 - b0 === B) {
-        PT = call(backend, Transpose, { x: xs }, { perm: [1, 0] });
+  try {
+    for (let b0 = 0; b0 < B; b0 += nb) {
+      const b1 = Math.min(B, b0 + nb);
+      const rows = (b1 - b0) * pix;
+      let PT: TensorInfo;
+      if (pointwise) {
+        const xs = { dataId: x.dataId, shape: [B * pix, K], dtype: 'float32' } as TensorInfo;
+        if (b1 - b0 === B) {
+          PT = call(backend, Transpose, { x: xs }, { perm: [1, 0] });
+        } else {
+          const part = backend.makeOutput([rows, K], 'float32');
+          const h = heap(backend);
+          const src = offsetOf(backend, x) + b0 * pix * K;
+          h.copyWithin(offsetOf(backend, part), src, src + rows * K);
+          PT = call(backend, Transpose, { x: part }, { perm: [1, 0] });
+          dispose(backend, part);
+        }
       } else {
-        const part = backend.makeOutput([rows, K], 'float32');
+        PT = backend.makeOutput([K, rows], 'float32');
+        im2colT(heap(backend), offsetOf(backend, x), offsetOf(backend, PT), ci, b0, b1);
+      }
+      let dyc: TensorInfo;
+      if (b1 - b0 === B) {
+        dyc = { dataId: dy.dataId, shape: [1, rows, CO], dtype: 'float32' } as TensorInfo;
+      } else {
+        dyc = backend.makeOutput([1, rows, CO], 'float32');
         const h = heap(backend);
-        const src = offsetOf(backend, x) + b0 * pix * K;
-        h.copyWithin(offsetOf(backend, part), src, src + rows * K);
-        PT = call(backend, Transpose, { x: part }, { perm: [1, 0] });
+        const src = offsetOf(backend, dy) + b0 * pix * CO;
+        h.copyWithin(offsetOf(backend, dyc), src, src + rows * CO);
+      }
+      let part: TensorInfo;
+      try {
+        part = call(backend, BatchMatMul, { a: { ...PT, shape: [1, K, rows] } as TensorInfo, b: dyc }, { transposeA: false, transposeB: false });
+      } finally {
+        dispose(backend, PT);
+        if (dyc.dataId !== dy.dataId) dispose(backend, dyc);
+      }
+      if (acc === null) {
+        acc = part;
+      } else {
+        const h = heap(backend);
+        const a = offsetOf(backend, acc);
+        const o = offsetOf(backend, part);
+        for (let i = 0; i < K * CO; i++) h[a + i]! += h[o + i]!;
         dispose(backend, part);
       }
-    } else {
-      PT = backend.makeOutput([K, rows], 'float32');
-      im2colT(heap(backend), offsetOf(backend, x), offsetOf(backend, PT), ci, b0, b1);
     }
-    let dyc: TensorInfo;
-    if (b1 - b0 === B) {
-      dyc = { dataId: dy.dataId, shape: [1, rows, CO], dtype: 'float32' } as TensorInfo;
-    } else {
-      dyc = backend.makeOutput([1, rows, CO], 'float32');
-      const h = heap(backend);
-      const src = offsetOf(backend, dy) + b0 * pix * CO;
-      h.copyWithin(offsetOf(backend, dyc), src, src + rows * CO);
-    }
-    let part: TensorInfo;
-    try {
-      part = call(backend, BatchMatMul, { a: { ...PT, shape: [1, K, rows] } as TensorInfo, b: dyc }, { transposeA: false, transposeB: false });
-    } finally {
-      dispose(backend, PT);
-      if (dyc.dataId !== dy.dataId) dispose(backend, dyc);
-    }
-    if (acc === null) {
-      acc = part;
-    } else {
-      const h = heap(backend);
-      const a = offsetOf(backend, acc);
-      const o = offsetOf(backend, part);
-      for (let i = 0; i < K * CO; i++) h[a + i]! += h[o + i]!;
-      dispose(backend, part);
-    }
+  } catch (err) {
+    if (acc) dispose(backend, acc);
+    throw err;
   }
   return { dataId: acc!.dataId, shape: filterShape, dtype: 'float32' } as TensorInfo;
 }
