@@ -15,6 +15,7 @@
  *
  * Errors surface when `setupEngine` is awaited (never later, inside a training step).
  */
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import os from 'node:os';
@@ -278,6 +279,11 @@ export async function setupEngine(options: EngineOptions = {}): Promise<Engine> 
     case 'auto': {
       const skipped: string[] = [];
       for (const attempt of [setupTensorflow, setupWebgpu]) {
+        if (attempt === setupWebgpu && !hasVulkanLoader()) {
+          // Without a Vulkan loader Dawn finds no GPU on Linux, after printing a warning: skip it quietly.
+          skipped.push('webgpu: no Vulkan loader (libvulkan.so.1)');
+          continue;
+        }
         try {
           const e = await attempt();
           return e;
@@ -290,4 +296,17 @@ export async function setupEngine(options: EngineOptions = {}): Promise<Engine> 
       return { ...e, describe: `${e.describe} [auto: ${skipped.join('; ')}]` };
     }
   }
+}
+
+/**
+ * Whether Dawn can find a Vulkan loader (Linux only; other platforms use Metal or D3D12: true). Checked by file,
+ * so `auto` does not load Dawn, which prints a warning, on machines without one.
+ */
+export function hasVulkanLoader(): boolean {
+  if (process.platform !== 'linux') return true;
+  const dirs = [
+    ...(process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean),
+    '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/lib/x86_64-linux-gnu', '/usr/lib64', '/usr/lib', '/usr/local/lib',
+  ];
+  return dirs.some((d) => existsSync(join(d, 'libvulkan.so.1')));
 }
