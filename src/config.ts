@@ -20,6 +20,8 @@ export interface TrainConfig {
   /** 'adadelta' as in the paper, 'adam' as in the seed implementation. */
   optimizer: 'adadelta' | 'adam';
   lr: number;
+  /** Learning-rate schedule: 'none' (constant, the paper) or 'cosine' (decays to 5% over `steps`). */
+  lrDecay: 'none' | 'cosine';
   batch: number;
   steps: number;
   /** Weight of the classification loss: the paper's alpha = 1/300. */
@@ -77,6 +79,7 @@ export const DEFAULT_CONFIG: Config = {
   train: {
     optimizer: 'adam',
     lr: 1e-3,
+    lrDecay: 'none',
     batch: 32,
     steps: 1000,
     alpha: 1 / 300,
@@ -165,6 +168,9 @@ export function validateConfig(c: Config): void {
   }
   if (c.train.optimizer !== 'adam' && c.train.optimizer !== 'adadelta') {
     throw new InvalidOptionError(`Expected 'adam' or 'adadelta' for train.optimizer but received ${String(c.train.optimizer)}`);
+  }
+  if (c.train.lrDecay !== 'none' && c.train.lrDecay !== 'cosine') {
+    throw new InvalidOptionError(`Expected 'none' or 'cosine' for train.lrDecay but received ${String(c.train.lrDecay)}`);
   }
   if (!(c.train.lr > 0)) throw new InvalidOptionError(`Expected positive number for train.lr but received ${c.train.lr}`);
   positiveInt(c.train.batch, 'train.batch');

@@ -38,6 +38,14 @@ abstract class FusedOptimizer extends tf.Optimizer {
   protected a: Slot[] = [];
   protected b: Slot[] = [];
   protected abstract readonly suffixes: [string, string];
+  abstract readonly learningRate: number;
+  /** Multiplier of the learning rate at iteration t (1-based); null: constant. A function of the iteration
+   *  count alone, so a resumed run (its count restored from the checkpoint) continues the same schedule. */
+  lrSchedule: ((t: number) => number) | null = null;
+
+  protected lrAt(t: number): number {
+    return this.learningRate * (this.lrSchedule ? this.lrSchedule(t) : 1);
+  }
 
   protected slots(i: number, name: string, value: Variable): [Variable, Variable] {
     if (this.a[i] == null) this.a[i] = { originalName: `${name}/${this.suffixes[0]}`, variable: tf.tidy(() => tf.zerosLike(value).variable(false)) };
@@ -89,7 +97,7 @@ export class ColorpipeAdam extends FusedOptimizer {
       tf.tidy(() => {
         if (fused) {
           const [w2, m2, v2] = tf.engine().runKernel(ADAM_UPDATE, { w, g, m, v }, {
-            lr: this.learningRate,
+            lr: this.lrAt(this.iterations + 1),
             beta1: this.beta1,
             beta2: this.beta2,
             epsilon: this.epsilon,
@@ -105,7 +113,7 @@ export class ColorpipeAdam extends FusedOptimizer {
           const vh = tf.div(v2, 1 - Math.pow(this.beta2, t));
           m.assign(m2);
           v.assign(v2);
-          w.assign(tf.sub(w, tf.mul(tf.div(mh, tf.add(tf.sqrt(vh), this.epsilon)), this.learningRate)));
+          w.assign(tf.sub(w, tf.mul(tf.div(mh, tf.add(tf.sqrt(vh), this.epsilon)), this.lrAt(this.iterations + 1))));
         }
       });
     });
@@ -140,7 +148,7 @@ export class ColorpipeAdadelta extends FusedOptimizer {
       tf.tidy(() => {
         if (fused) {
           const [w2, ag2, au2] = tf.engine().runKernel(ADADELTA_UPDATE, { w, g, ag, au }, {
-            lr: this.learningRate,
+            lr: this.lrAt(this.iterations + 1),
             rho: this.rho,
             epsilon: this.epsilon,
           }) as Tensor[];
@@ -153,7 +161,7 @@ export class ColorpipeAdadelta extends FusedOptimizer {
           const au2 = tf.add(tf.mul(au, this.rho), tf.mul(tf.square(u), 1 - this.rho));
           ag.assign(ag2);
           au.assign(au2);
-          w.assign(tf.sub(w, tf.mul(u, this.learningRate)));
+          w.assign(tf.sub(w, tf.mul(u, this.lrAt(this.iterations + 1))));
         }
       });
     });
@@ -166,6 +174,13 @@ export class ColorpipeAdadelta extends FusedOptimizer {
 }
 
 /** The optimizer a training config asks for: Adam (the seed) or Adadelta (the paper), at config.lr. */
-export function createOptimizer(train: Pick<TrainConfig, 'optimizer' | 'lr'>): tf.Optimizer {
-  return train.optimizer === 'adadelta' ? new ColorpipeAdadelta(train.lr) : new ColorpipeAdam(train.lr);
+export function createOptimizer(train: Pick<TrainConfig, 'optimizer' | 'lr'> & Partial<Pick<TrainConfig, 'lrDecay' | 'steps'>>): tf.Optimizer {
+  const o = train.optimizer === 'adadelta' ? new ColorpipeAdadelta(train.lr) : new ColorpipeAdam(train.lr);
+  if (train.lrDecay === 'cosine' && train.steps) o.lrSchedule = cosineSchedule(train.steps);
+  return o;
+}
+
+/** Cosine decay from 1 to 0.05 over `steps` iterations, then 0.05. */
+export function cosineSchedule(steps: number): (t: number) => number {
+  return (t) => 0.05 + 0.95 * 0.5 * (1 + Math.cos((Math.PI * Math.min(t, steps)) / steps));
 }
