@@ -47,3 +47,21 @@ export function oneOf<T extends string>(v: unknown, name: string, allowed: reado
   }
   return v as T;
 }
+
+/**
+ * Ctrl-C handling shared by the long-running commands: the first SIGINT prints `message` and aborts the
+ * returned signal (the command finishes cleanly: checkpoint, whole files), a second one exits at once (130).
+ * Call `dispose()` when the command is done.
+ */
+export function interruptible(message: string): { signal: AbortSignal; dispose: () => void } {
+  const stop = new AbortController();
+  let interrupts = 0;
+  const onSigint = () => {
+    interrupts++;
+    if (interrupts > 1) process.exit(130);
+    process.stderr.write(`\ncolorpipe: interrupted: ${message} (Ctrl-C again to quit now)\n`);
+    stop.abort();
+  };
+  process.on('SIGINT', onSigint);
+  return { signal: stop.signal, dispose: () => process.off('SIGINT', onSigint) };
+}

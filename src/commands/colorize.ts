@@ -4,7 +4,7 @@
  * goes to stderr, and with --json as one JSON line to stdout. Ctrl-C once stops after the files being
  * written (whole files only), twice exits at once.
  */
-import { parse, num, required, oneOf } from './args.js';
+import { parse, num, required, oneOf, interruptible } from './args.js';
 import { BACKENDS, type BackendChoice } from '../model/engine.js';
 import { colorizeGraph, type ColorizeSummary } from '../graphs/colorize.js';
 import { FORMATS, type FormatChoice } from '../stages/write.js';
@@ -61,18 +61,7 @@ export async function run(argv: string[]): Promise<number> {
   if ((rank === undefined) !== (world === undefined)) throw new InvalidOptionError(`Expected --rank and --world together\n${USAGE}`);
   const quiet = Boolean(v.quiet);
 
-  const stop = new AbortController();
-  let interrupts = 0;
-  const onSigint = () => {
-    interrupts++;
-    if (interrupts === 1) {
-      process.stderr.write('\ncolorpipe: interrupted: finishing the files being written (Ctrl-C again to quit now)\n');
-      stop.abort();
-    } else {
-      process.exit(130);
-    }
-  };
-  process.on('SIGINT', onSigint);
+  const stop = interruptible('finishing the files being written');
   try {
     const s = await colorizeGraph({
       input, out, model, backend, format, onError, resolution, rank, world,
@@ -91,6 +80,6 @@ export async function run(argv: string[]): Promise<number> {
     }
     return s.failed > 0 || s.stopped ? 1 : 0;
   } finally {
-    process.off('SIGINT', onSigint);
+    stop.dispose();
   }
 }

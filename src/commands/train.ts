@@ -1,6 +1,6 @@
 /** `pipe train`: see the usage text. Ctrl-C once: checkpoint and exit cleanly; twice: exit at once. */
 import { resolve } from 'node:path';
-import { parse, num, required, oneOf, str } from './args.js';
+import { parse, num, required, oneOf, str, interruptible } from './args.js';
 import { applyOverrides, loadConfig, makeConfig } from '../config.js';
 import { BACKENDS, type BackendChoice } from '../model/engine.js';
 import { trainGraph } from '../graphs/train.js';
@@ -42,18 +42,7 @@ export async function run(argv: string[]): Promise<number> {
   const backend = oneOf<BackendChoice>(v.backend, 'backend', BACKENDS, 'auto');
   const onError = oneOf(v['on-error'], 'on-error', ['skip', 'fail'] as const, 'skip');
 
-  const stop = new AbortController();
-  let interrupts = 0;
-  const onSigint = () => {
-    interrupts++;
-    if (interrupts === 1) {
-      process.stderr.write('\ncolorpipe: interrupted: writing a checkpoint after this step (Ctrl-C again to quit now)\n');
-      stop.abort();
-    } else {
-      process.exit(130);
-    }
-  };
-  process.on('SIGINT', onSigint);
+  const stop = interruptible('writing a checkpoint after this step');
   try {
     const r = await trainGraph({
       shards: shards.includes(',') && !shards.includes('{') ? shards.split(',') : shards,
@@ -74,6 +63,6 @@ export async function run(argv: string[]): Promise<number> {
     );
     return 0;
   } finally {
-    process.off('SIGINT', onSigint);
+    stop.dispose();
   }
 }
