@@ -26,11 +26,11 @@ import sharp from 'sharp';
 import { loadConfig } from '../src/config.js';
 import { setupEngine, type BackendChoice } from '../src/model/engine.js';
 import { buildColorizer, countParams, disposeColorizer } from '../src/model/network.js';
-import { colorizeGraph, DEFAULT_BATCH, DEFAULT_BATCH_PIXELS } from '../src/graphs/colorize.js';
-import { prepareImage, prepareSettings, type PreparedImage, type Resolution } from '../src/stages/prepare.js';
+import { colorizeGraph, DEFAULT_BATCH, DEFAULT_BATCH_PIXELS } from '../src/colorize/graph.js';
+import { prepareImage, prepareSettings, type PreparedImage, type Resolution } from '../src/colorize/prepare.js';
 import { groupByShape } from '../src/stages/group-by-shape.js';
-import { predict } from '../src/stages/predict.js';
-import { pipeline, collect, drain } from '../src/pipeline.js';
+import { predict } from '../src/colorize/predict.js';
+import { pipeline, collect, drain } from '../src/core/pipeline.js';
 
 export interface BenchColorizeOptions {
   backend?: BackendChoice;

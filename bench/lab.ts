@@ -16,11 +16,11 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import sharp from 'sharp';
-import { pipeline, drain } from '../src/pipeline.js';
-import { Reporter } from '../src/errors.js';
+import { pipeline, drain } from '../src/core/pipeline.js';
+import { Reporter } from '../src/core/errors.js';
 import { decode, decodeSettings, decodeTrainLab } from '../src/stages/decode.js';
 import { lab } from '../src/stages/lab.js';
-import { mapOrdered } from '../src/ordered.js';
+import { mapOrdered } from '../src/core/map-concurrent.js';
 import type { Sample } from '../src/types.js';
 
 export interface BenchLabResult {

@@ -27,7 +27,7 @@ import sharp from 'sharp';
 import tar from 'tar-stream';
 import { Rng } from '../src/rng.js';
 import { writeShards } from '../src/shard-writer.js';
-import { Reporter } from '../src/errors.js';
+import { Reporter } from '../src/core/errors.js';
 
 export const FIXTURE_CLASSES = ['others', 'renewable', 'tools'] as const;
 const PER_CLASS = 8;

@@ -3,7 +3,7 @@
  * `pipe`: the command line. Each command lives in src/commands/<name>.ts and exports `run(argv)`; this file
  * only dispatches, so `pipe --help` stays fast (no tfjs or sharp loaded for it).
  */
-import { ColorpipeError } from './errors.js';
+import { ColorpipeError } from './core/errors.js';
 
 const HELP = `pipe: train and run the Iizuka et al. 2016 colorization network as a streaming pipeline
 

@@ -5,7 +5,7 @@
  * `applyOverrides`.
  */
 import { readFileSync } from 'node:fs';
-import { InvalidOptionError } from './errors.js';
+import { InvalidOptionError } from './core/errors.js';
 
 export interface ModelConfig {
   /** Training input size (square). The paper: 224. Must be a multiple of 8 (three stride-2 layers). */

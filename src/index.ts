@@ -8,13 +8,14 @@
  *   lab(), shuffle({ size: 512, seed: 1 }), batch({ size: 32 }), prefetch(4));
  * for await (const b of p) console.log(b.size, b.L.length);
  */
-export { pipeline, compose, collect, drain, sleep, throwIfAborted } from './pipeline.js';
-export type { Stage, StageContext, Source, Pipeline, PipelineOptions } from './pipeline.js';
+export { pipeline, compose, collect, drain } from './core/pipeline.js';
+export { sleep, throwIfAborted, abortErrorOf } from './core/abort.js';
+export type { Stage, StageContext, Source, Pipeline, PipelineOptions } from './core/pipeline.js';
 export type { Sample, ShardPosition, DecodedImage, LabSample, LabBatch } from './types.js';
 export {
   ColorpipeError, InvalidOptionError, BadInputError, AbortError, OutOfMemoryError, Reporter,
-} from './errors.js';
-export type { OnError, BadInputRecord } from './errors.js';
+} from './core/errors.js';
+export type { OnError, BadInputRecord } from './core/errors.js';
 export { makeConfig, loadConfig, applyOverrides, DEFAULT_CONFIG } from './config.js';
 export type { Config, ModelConfig, TrainConfig, AugmentConfig, FilterConfig, LoaderConfig, Overrides } from './config.js';
 export { Rng } from './rng.js';
@@ -28,27 +29,28 @@ export type { DecodeOptions } from './stages/decode.js';
 export { lab } from './stages/lab.js';
 export type { LabOptions } from './stages/lab.js';
 export { filter } from './stages/filter.js';
-export { loader } from './stages/loader.js';
-export type { LoaderOptions, LoaderResume, LoaderSample } from './stages/loader.js';
+export { loader } from './train/loader/index.js';
+export type { LoaderOptions, LoaderResume, LoaderSample } from './train/loader/index.js';
 export { shuffle } from './stages/shuffle.js';
 export type { ShuffleOptions, ShuffleState, ShuffleStage } from './stages/shuffle.js';
 export { batch, chunk } from './stages/batch.js';
 export { prefetch } from './stages/prefetch.js';
 export { parallelMap } from './stages/parallel-map.js';
 export { progress } from './stages/progress.js';
-export { train } from './stages/train.js';
-export type { StepRecord, StepTrainer, TrainStageOptions } from './stages/train.js';
-export { prepare } from './stages/prepare.js';
+export { train } from './train/step.js';
+export type { StepRecord, StepTrainer, TrainStageOptions } from './train/step.js';
+export { prepare } from './colorize/prepare.js';
 export { groupByShape } from './stages/group-by-shape.js';
-export { predict } from './stages/predict.js';
-export { write } from './stages/write.js';
+export { predict } from './colorize/predict.js';
+export { write } from './colorize/write.js';
 
 // Graphs
-export { trainGraph } from './graphs/train.js';
-export type { TrainGraphOptions, TrainResult } from './graphs/train.js';
-export { colorizeGraph, colorizeBuffers, colorizeStream } from './graphs/colorize.js';
-export type { ColorizeOptions, ColorizeSummary, ColorizeBuffersOptions, BufferInput, ColorizedBuffer } from './graphs/colorize.js';
-export { evaluateFolder, psnr, colourfulness } from './eval.js';
+export { trainGraph } from './train/graph.js';
+export type { TrainGraphOptions, TrainResult } from './train/graph.js';
+export { colorizeGraph, colorizeBuffers, colorizeStream } from './colorize/graph.js';
+export type { ColorizeOptions, ColorizeSummary, ColorizeBuffersOptions, BufferInput, ColorizedBuffer } from './colorize/graph.js';
+export { evaluateFolder } from './eval.js';
+export { psnr, colourfulness, PSNR_CAP } from './color/metrics.js';
 export { writeShards } from './shard-writer.js';
 
 // Model and engines
@@ -57,8 +59,8 @@ export type { Colorizer } from './model/network.js';
 export { setupEngine, BACKENDS } from './model/engine.js';
 export type { Engine, BackendChoice } from './model/engine.js';
 export { createTrainer } from './model/trainer.js';
-export { saveCheckpoint, latestCheckpoint, fileLoadHandler, fileSaveHandler } from './checkpoint.js';
-export type { TrainState } from './checkpoint.js';
+export { saveCheckpoint, latestCheckpoint, fileLoadHandler, fileSaveHandler } from './train/checkpoint.js';
+export type { TrainState } from './train/checkpoint.js';
 
 // Colour
-export { rgbToLab, labToRgb, splitLab, mergeLab } from './color.js';
+export { rgbToLab, labToRgb, splitLab, mergeLab } from './color/lab.js';

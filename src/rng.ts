@@ -10,7 +10,7 @@
  *
  * Nothing here is cryptographic.
  */
-import { InvalidOptionError } from './errors.js';
+import { InvalidOptionError } from './core/errors.js';
 
 const TWO_POW_32 = 4294967296;
 

@@ -27,10 +27,10 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import tar from 'tar-stream';
-import { AbortError, InvalidOptionError, Reporter, reasonOf, type OnError } from './errors.js';
+import { AbortError, InvalidOptionError, Reporter, reasonOf, type OnError } from './core/errors.js';
 import { listImageFiles, type ImageFile } from './stages/files.js';
 import { parallelMap } from './stages/parallel-map.js';
-import { pipeline } from './pipeline.js';
+import { pipeline } from './core/pipeline.js';
 
 export interface WriteShardsOptions {
   /** Folder (recursive), glob or file of images. */

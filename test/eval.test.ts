@@ -4,11 +4,12 @@ import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { psnr, colourfulness, evaluateFolder, formatEvalTable, PSNR_CAP } from '../src/eval.js';
+import { evaluateFolder, formatEvalTable } from '../src/eval.js';
+import { psnr, colourfulness, PSNR_CAP } from '../src/color/metrics.js';
 import { setupEngine } from '../src/model/engine.js';
 import { buildColorizer } from '../src/model/network.js';
-import { lightness } from '../src/stages/prepare.js';
-import { composeRgb } from '../src/stages/write.js';
+import { lightness } from '../src/colorize/prepare.js';
+import { composeRgb } from '../src/colorize/write.js';
 import { jpeg } from './helpers/images.js';
 
 const close = (a: number, b: number, eps = 1e-3) => assert.ok(Math.abs(a - b) < eps, `${a} vs ${b}`);

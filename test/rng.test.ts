@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng, shuffleInPlace } from '../src/rng.js';
-import { InvalidOptionError } from '../src/errors.js';
+import { InvalidOptionError } from '../src/core/errors.js';
 
 const draw = (r: Rng, n: number) => Array.from({ length: n }, () => r.nextUint32());
 

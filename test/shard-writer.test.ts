@@ -5,8 +5,8 @@ import path from 'node:path';
 import tar from 'tar-stream';
 import { writeShards, keyFor, isNearGray, checkImage } from '../src/shard-writer.js';
 import { shards, splitMemberName } from '../src/stages/shards.js';
-import { pipeline, collect } from '../src/pipeline.js';
-import { BadInputError, Reporter } from '../src/errors.js';
+import { pipeline, collect } from '../src/core/pipeline.js';
+import { BadInputError, Reporter } from '../src/core/errors.js';
 import { FIXTURES, tempDir } from './helpers/tar.js';
 
 const BAD = ['corrupt.jpg', 'truncated.jpg', 'empty.jpg', 'notimage.jpg', 'tiny.png', 'bomb.png'];

@@ -1,6 +1,6 @@
 /** Shared command-line parsing: node:util parseArgs with one error style and typed number options. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { InvalidOptionError } from '../errors.js';
+import { InvalidOptionError } from '../core/errors.js';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 

@@ -10,16 +10,16 @@ import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { parse, num, str, oneOf } from './args.js';
 import { loadConfig, applyOverrides } from '../config.js';
-import { Reporter } from '../errors.js';
+import { Reporter } from '../core/errors.js';
 import { writeShards } from '../shard-writer.js';
-import { trainGraph } from '../graphs/train.js';
-import { colorizeGraph } from '../graphs/colorize.js';
+import { trainGraph } from '../train/graph.js';
+import { colorizeGraph } from '../colorize/graph.js';
 import { evaluateFolder, formatEvalTable, type EvalSummary } from '../eval.js';
 import { setupEngine, BACKENDS, type BackendChoice } from '../model/engine.js';
-import { writeReport, makeGrid, type RgbImage } from '../report.js';
-import { splitLab, mergeLab } from '../color.js';
+import { writeReport, makeGrid, type RgbImage } from '../train/report.js';
+import { splitLab, mergeLab } from '../color/lab.js';
 import { listImageFiles } from '../stages/files.js';
-import { exists, writeFileAtomic } from '../util/atomic.js';
+import { exists, writeFileAtomic } from '../core/atomic.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 

@@ -1,7 +1,7 @@
 /** `pipe shard`: a folder of images -> WebDataset tar shards (deterministic, atomic, bad files reported). */
 import { parse, num, required, oneOf, str } from './args.js';
 import { writeShards } from '../shard-writer.js';
-import { Reporter } from '../errors.js';
+import { Reporter } from '../core/errors.js';
 
 const USAGE = `Usage: pipe shard --in DIR --out DIR [options]
   --in DIR             images (recursive); with --labels dirs the first sub-folder is the class

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { parse, num, required, oneOf, str, interruptible } from './args.js';
 import { applyOverrides, loadConfig, makeConfig } from '../config.js';
 import { BACKENDS, type BackendChoice } from '../model/engine.js';
-import { trainGraph } from '../graphs/train.js';
+import { trainGraph } from '../train/graph.js';
 
 const USAGE = `Usage: pipe train --shards 'data/*.tar' --out runs/NAME [options]
   --shards GLOB        training shards: globs, brace ranges (data-{000000..000009}.tar), comma-separated lists

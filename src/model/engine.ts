@@ -20,7 +20,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
-import { ColorpipeError, InvalidOptionError } from '../errors.js';
+import { ColorpipeError, InvalidOptionError } from '../core/errors.js';
 import { registerKernels } from './kernels/index.js';
 import { registerAllGradients } from './gradients.js';
 import { guardWasmMalloc } from './memory.js';

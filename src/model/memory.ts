@@ -11,7 +11,7 @@
  *    whether the engine can go on (a refused allocation: yes; an abort: no, the module is dead).
  */
 import type { ModelConfig } from '../config.js';
-import { OutOfMemoryError } from '../errors.js';
+import { OutOfMemoryError } from '../core/errors.js';
 import { countParams, layerTable } from './network.js';
 
 /** The wasm32 heap limit emscripten builds tfjs-backend-wasm with (getHeapMax: 65535 pages of 64 KiB). */

@@ -36,7 +36,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type { Tensor } from '@tensorflow/tfjs-core';
 import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs-layers';
 import type { ModelConfig } from '../config.js';
-import { InvalidOptionError } from '../errors.js';
+import { InvalidOptionError } from '../core/errors.js';
 import { BatchNormLayer, FusionLayer, registerLayers } from './layers.js';
 
 export type Activation = 'relu' | 'sigmoid' | 'linear';

@@ -16,7 +16,7 @@ import type * as tfc from '@tensorflow/tfjs-core';
 import type { Optimizer, Scalar, Tensor } from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import type { Config } from '../config.js';
-import { InvalidOptionError, OutOfMemoryError } from '../errors.js';
+import { InvalidOptionError, OutOfMemoryError } from '../core/errors.js';
 import type { LabBatch } from '../types.js';
 import { checkTrainMemory, isWasmMemoryFailure, wasmOomMessage } from './memory.js';
 import { createOptimizer } from './optimizers.js';

@@ -11,9 +11,9 @@
  * A sample whose L or ab length does not match its width and height is bad input: reported and left out.
  * Errors surface at the consumer's next `await`: the source's errors, and AbortError on ctx.signal's abort.
  */
-import type { Stage, StageContext } from '../pipeline.js';
+import type { Stage, StageContext } from '../core/pipeline.js';
 import type { LabBatch, LabSample } from '../types.js';
-import { AbortError, InvalidOptionError } from '../errors.js';
+import { AbortError, InvalidOptionError } from '../core/errors.js';
 
 export interface BatchOptions {
   /** Samples per batch. */

@@ -35,13 +35,13 @@
  */
 import os from 'node:os';
 import sharp, { type Sharp } from 'sharp';
-import type { Stage, StageContext } from '../pipeline.js';
+import type { Stage, StageContext } from '../core/pipeline.js';
 import type { DecodedImage, Sample } from '../types.js';
-import { BadInputError, InvalidOptionError, reasonOf } from '../errors.js';
+import { BadInputError, InvalidOptionError, reasonOf } from '../core/errors.js';
 import { DEFAULT_CONFIG } from '../config.js';
 import { Rng } from '../rng.js';
-import { mapOrdered } from '../ordered.js';
-import { quantizeLab, type QuantizedLab } from '../color.js';
+import { mapOrdered } from '../core/map-concurrent.js';
+import { quantizeLab, type QuantizedLab } from '../color/lab.js';
 
 export interface DecodeOptions {
   /** 'train': scale, random crop and flip (the paper's augmentation); 'infer': keep the original. */

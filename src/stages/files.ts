@@ -13,9 +13,9 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import fg from 'fast-glob';
-import type { StageContext } from '../pipeline.js';
+import type { StageContext } from '../core/pipeline.js';
 import type { Sample } from '../types.js';
-import { AbortError, InvalidOptionError, reasonOf } from '../errors.js';
+import { AbortError, InvalidOptionError, reasonOf } from '../core/errors.js';
 import { IMAGE_EXTENSIONS, rankAndWorld } from './shards.js';
 
 export interface ImageFile {

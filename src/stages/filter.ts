@@ -9,13 +9,13 @@
  * per reason, in a tally kept beside the run's Reporter: `filteredSummary(ctx.reporter)` gives the counts
  * for progress lines and the end-of-run summary.
  */
-import type { Stage, StageContext } from '../pipeline.js';
+import type { Stage, StageContext } from '../core/pipeline.js';
 import type { LabSample } from '../types.js';
 import type { FilterConfig } from '../config.js';
-import type { Reporter } from '../errors.js';
-import { InvalidOptionError } from '../errors.js';
+import type { Reporter } from '../core/errors.js';
+import { InvalidOptionError } from '../core/errors.js';
 import { DEFAULT_CONFIG } from '../config.js';
-import type { ColourStats } from '../color.js';
+import type { ColourStats } from '../color/lab.js';
 
 export type FilterReason = 'grayscale' | 'low colour variance';
 

@@ -17,9 +17,9 @@
  * Errors surface at the consumer's await: the source's, and AbortError on abort. InvalidOptionError from the
  * factory.
  */
-import type { Stage, StageContext } from '../pipeline.js';
-import { AbortError, InvalidOptionError } from '../errors.js';
-import { pullAhead } from '../pull-ahead.js';
+import type { Stage, StageContext } from '../core/pipeline.js';
+import { AbortError, InvalidOptionError } from '../core/errors.js';
+import { pullAhead } from '../core/pull-ahead.js';
 
 export interface GroupByShapeOptions<T> {
   /** Largest group (at least 1). */

@@ -4,7 +4,7 @@
  * pixel is copied between threads. The thresholds come once, in workerData.
  */
 import { Piscina } from 'piscina';
-import { splitLab } from '../color.js';
+import { splitLab } from '../color/lab.js';
 import { filterReason, type ColourFilter, type FilterReason } from './filter.js';
 
 export interface LabWorkerResult {

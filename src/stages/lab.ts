@@ -20,12 +20,12 @@
  */
 import os from 'node:os';
 import { Piscina } from 'piscina';
-import type { Stage, StageContext } from '../pipeline.js';
+import type { Stage, StageContext } from '../core/pipeline.js';
 import type { DecodedImage, LabSample } from '../types.js';
 import type { FilterConfig } from '../config.js';
-import { InvalidOptionError } from '../errors.js';
-import { splitLab } from '../color.js';
-import { mapOrdered } from '../ordered.js';
+import { InvalidOptionError } from '../core/errors.js';
+import { splitLab } from '../color/lab.js';
+import { mapOrdered } from '../core/map-concurrent.js';
 import { colourFilter, filterReason, recordFiltered, type ColourFilter } from './filter.js';
 import type { LabWorkerResult } from './lab-worker.js';
 

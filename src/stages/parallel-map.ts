@@ -16,23 +16,15 @@
  * running once the pipeline has returned; `fn` receives ctx and should stop early when ctx.signal aborts (the
  * pipeline aborts it before returning its stages).
  */
-import type { Stage, StageContext } from '../pipeline.js';
-import { AbortError, InvalidOptionError } from '../errors.js';
-import { pullAhead } from '../pull-ahead.js';
+import type { Stage, StageContext } from '../core/pipeline.js';
+import { mapConcurrent } from '../core/map-concurrent.js';
+import { bool, fn as checkFn, object, positiveInt } from '../core/validate.js';
 
 export interface ParallelMapOptions {
   /** Calls in flight at most (at least 1). */
   concurrency: number;
   /** Keep input order (default true). */
   ordered?: boolean;
-}
-
-interface Slot<O> {
-  settled: boolean;
-  ok: boolean;
-  value?: O;
-  error?: unknown;
-  promise: Promise<void>;
 }
 
 /**
@@ -43,86 +35,9 @@ export function parallelMap<I, O>(
   fn: (item: I, ctx: StageContext) => Promise<O> | O,
   options: ParallelMapOptions,
 ): Stage<I, O> {
-  if (typeof fn !== 'function') {
-    throw new InvalidOptionError(`Expected function for fn but received ${typeof fn}`);
-  }
-  if (options === null || typeof options !== 'object') {
-    throw new InvalidOptionError(`Expected object for options but received ${String(options)}`);
-  }
-  const { concurrency } = options;
-  if (!Number.isInteger(concurrency) || concurrency < 1) {
-    throw new InvalidOptionError(`Expected positive integer for options.concurrency but received ${String(concurrency)}`);
-  }
-  const ordered = options.ordered ?? true;
-  if (typeof ordered !== 'boolean') {
-    throw new InvalidOptionError(`Expected boolean for options.ordered but received ${String(ordered)}`);
-  }
+  checkFn(fn, 'fn');
+  object(options, 'options');
+  const concurrency = positiveInt(options.concurrency, 'options.concurrency');
+  const ordered = options.ordered === undefined ? true : bool(options.ordered, 'options.ordered');
   return (source, ctx) => mapConcurrent(source, (item) => fn(item, ctx), { concurrency, ordered, signal: ctx.signal });
-}
-
-/** What `mapConcurrent` needs, already validated (parallelMap and mapOrdered validate). */
-export interface MapConcurrentOptions {
-  concurrency: number;
-  ordered: boolean;
-  signal: AbortSignal;
-}
-
-/**
- * The engine of parallelMap and mapOrdered (src/ordered.ts), with the bound, order, error and early-stop
- * behaviour described at the top of this file.
- */
-export async function* mapConcurrent<I, O>(
-  source: AsyncIterable<I>,
-  fn: (item: I) => Promise<O> | O,
-  options: MapConcurrentOptions,
-): AsyncGenerator<O> {
-  const { concurrency, ordered, signal } = options;
-  const slots: Slot<O>[] = [];
-  // Unordered mode takes results in the order they settled.
-  const settledOrder: Slot<O>[] = [];
-  const start = (item: I) => {
-    const slot = { settled: false, ok: false } as Slot<O>;
-    slot.promise = (async () => {
-      try {
-        slot.value = await fn(item);
-        slot.ok = true;
-      } catch (err) {
-        slot.error = err;
-      } finally {
-        slot.settled = true;
-        if (!ordered) settledOrder.push(slot);
-        puller.wake();
-      }
-    })();
-    slots.push(slot);
-  };
-  const puller = pullAhead(source, signal, () => slots.length < concurrency, start);
-
-  try {
-    for (;;) {
-      if (signal.aborted) throw abortErrorOf(signal);
-      const i = ordered ? (slots[0]?.settled ? 0 : -1) : settledOrder.length > 0 ? slots.indexOf(settledOrder.shift()!) : -1;
-      if (i >= 0) {
-        const slot = slots.splice(i, 1)[0]!;
-        puller.roomMade();
-        if (!slot.ok) throw slot.error;
-        yield slot.value as O;
-        continue;
-      }
-      if (puller.ended && slots.length === 0) {
-        if (puller.failed) throw puller.error;
-        return;
-      }
-      await puller.wait();
-    }
-  } finally {
-    await puller.close();
-    await Promise.all(slots.map((s) => s.promise));
-    slots.length = 0;
-  }
-}
-
-function abortErrorOf(signal: AbortSignal): Error {
-  const r = signal.reason;
-  return r instanceof Error ? r : new AbortError(r === undefined ? undefined : String(r));
 }

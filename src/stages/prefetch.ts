@@ -11,9 +11,9 @@
  * returned (its `finally` runs); a `next()` already in flight on the source is let finish first, which is
  * quick because the pipeline aborts ctx.signal before returning its stages.
  */
-import type { Stage, StageContext } from '../pipeline.js';
-import { AbortError, InvalidOptionError } from '../errors.js';
-import { pullAhead } from '../pull-ahead.js';
+import type { Stage, StageContext } from '../core/pipeline.js';
+import { AbortError, InvalidOptionError } from '../core/errors.js';
+import { pullAhead } from '../core/pull-ahead.js';
 
 export interface PrefetchOptions {
   /** Items pulled ahead of the consumer (at least 1). */

@@ -2,8 +2,8 @@
  * A pass-through stage that draws a progress bar on stderr: on a TTY one line redrawn at most 10 times a
  * second, elsewhere (CI, pipes) a plain line every `every` seconds. It never changes the items.
  */
-import type { Stage } from '../pipeline.js';
-import { InvalidOptionError } from '../errors.js';
+import type { Stage } from '../core/pipeline.js';
+import { InvalidOptionError } from '../core/errors.js';
 
 export interface ProgressState {
   /** Items seen so far. */

@@ -40,9 +40,9 @@ import tar from 'tar-stream';
 import type { ExtractEvents } from 'tar-stream';
 
 type TarEntry = ExtractEvents['entry'][1];
-import type { StageContext } from '../pipeline.js';
+import type { StageContext } from '../core/pipeline.js';
 import type { Sample, ShardPosition } from '../types.js';
-import { AbortError, BadInputError, ColorpipeError, InvalidOptionError, reasonOf } from '../errors.js';
+import { AbortError, BadInputError, ColorpipeError, InvalidOptionError, reasonOf } from '../core/errors.js';
 import { Rng, shuffleInPlace } from '../rng.js';
 
 /** Extensions that count as an image member (webdataset's image extensions plus avif). */

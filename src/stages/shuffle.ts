@@ -24,9 +24,9 @@
  *
  * Errors surface at the consumer's next `await`: the source's errors, and AbortError on ctx.signal's abort.
  */
-import type { Stage, StageContext } from '../pipeline.js';
+import type { Stage, StageContext } from '../core/pipeline.js';
 import type { ShardPosition } from '../types.js';
-import { AbortError, InvalidOptionError } from '../errors.js';
+import { AbortError, InvalidOptionError } from '../core/errors.js';
 import { Rng } from '../rng.js';
 
 /** JSON-serializable state of a shuffle stage (see the module comment). */

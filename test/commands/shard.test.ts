@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { FIXTURES, tempDir } from '../helpers/tar.js';
 import { shards } from '../../src/stages/shards.js';
 import { listImageFiles } from '../../src/stages/files.js';
-import { pipeline, collect } from '../../src/pipeline.js';
+import { pipeline, collect } from '../../src/core/pipeline.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 

@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs-core';
 import { EngineUnavailableError, isSoftwareAdapter, setupEngine } from '../../src/model/engine.js';
 import { registerAllGradients } from '../../src/model/gradients.js';
-import { InvalidOptionError } from '../../src/errors.js';
+import { InvalidOptionError } from '../../src/core/errors.js';
 
 const require = createRequire(import.meta.url);
 const installed = (name: string) => {

@@ -11,7 +11,7 @@ import {
   WasmAllocationError,
   wasmOomMessage,
 } from '../../src/model/memory.js';
-import { OutOfMemoryError } from '../../src/errors.js';
+import { OutOfMemoryError } from '../../src/core/errors.js';
 
 const PAPER = { inputSize: 224, width: 1, numClasses: 205 };
 

@@ -19,7 +19,7 @@ import {
   saveColorizer,
 } from '../../src/model/network.js';
 import { registerLayers } from '../../src/model/layers.js';
-import { InvalidOptionError } from '../../src/errors.js';
+import { InvalidOptionError } from '../../src/core/errors.js';
 import { rand, relErr } from './reference.js';
 
 const TINY = { inputSize: 32, width: 0.125, numClasses: 4 };

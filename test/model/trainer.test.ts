@@ -6,7 +6,7 @@ import { buildColorizer, disposeColorizer } from '../../src/model/network.js';
 import { createTrainer, type NamedTensor } from '../../src/model/trainer.js';
 import { WasmAllocationError } from '../../src/model/memory.js';
 import { makeConfig, type Config } from '../../src/config.js';
-import { InvalidOptionError, OutOfMemoryError } from '../../src/errors.js';
+import { InvalidOptionError, OutOfMemoryError } from '../../src/core/errors.js';
 import type { LabBatch } from '../../src/types.js';
 
 const batchOf = (...a: Parameters<typeof batch>) => batch(...a);

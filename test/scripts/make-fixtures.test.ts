@@ -5,8 +5,8 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { makeFixtures, defaultPhotosDir, decompressionBombPng, tarMemberOffsets } from '../../scripts/make-fixtures.js';
 import { shards } from '../../src/stages/shards.js';
-import { pipeline, collect } from '../../src/pipeline.js';
-import { Reporter } from '../../src/errors.js';
+import { pipeline, collect } from '../../src/core/pipeline.js';
+import { Reporter } from '../../src/core/errors.js';
 import { FIXTURES, tempDir } from '../helpers/tar.js';
 
 function listFiles(root: string, rel = ''): string[] {

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { batch, chunk } from '../../src/stages/batch.js';
-import { pipeline, collect } from '../../src/pipeline.js';
-import { InvalidOptionError, Reporter } from '../../src/errors.js';
+import { pipeline, collect } from '../../src/core/pipeline.js';
+import { InvalidOptionError, Reporter } from '../../src/core/errors.js';
 import type { LabSample } from '../../src/types.js';
 
 /** A sample whose every L value is i + pixel/1000 and ab values are -(i + k/1000), so copies are checkable. */

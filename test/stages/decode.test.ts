@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import sharp from 'sharp';
 import { decode, decodeSample, decodeSettings, augmentation } from '../../src/stages/decode.js';
-import { pipeline, collect } from '../../src/pipeline.js';
-import { Reporter, InvalidOptionError } from '../../src/errors.js';
+import { pipeline, collect } from '../../src/core/pipeline.js';
+import { Reporter, InvalidOptionError } from '../../src/core/errors.js';
 import type { DecodedImage, Sample } from '../../src/types.js';
 import { alphaPng, badInputs, cmykJpeg, colourfulRgb, greyPng, jpeg, png, png16, rotatedJpeg } from '../helpers/images.js';
 

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { files, listImageFiles, type FileSample } from '../../src/stages/files.js';
-import { pipeline, collect } from '../../src/pipeline.js';
-import { InvalidOptionError, Reporter } from '../../src/errors.js';
+import { pipeline, collect } from '../../src/core/pipeline.js';
+import { InvalidOptionError, Reporter } from '../../src/core/errors.js';
 import { FIXTURES, tempDir } from '../helpers/tar.js';
 
 function tree(dir: string, names: string[]): void {

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { filter, filterReason, colourFilter, filteredSummary, recordFiltered, labSampleStats } from '../../src/stages/filter.js';
-import { pipeline, collect } from '../../src/pipeline.js';
-import { Reporter, InvalidOptionError } from '../../src/errors.js';
-import { splitLab } from '../../src/color.js';
+import { pipeline, collect } from '../../src/core/pipeline.js';
+import { Reporter, InvalidOptionError } from '../../src/core/errors.js';
+import { splitLab } from '../../src/color/lab.js';
 import type { LabSample } from '../../src/types.js';
 import { colourfulRgb } from '../helpers/images.js';
 

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { groupByShape } from '../../src/stages/group-by-shape.js';
-import { pipeline, collect } from '../../src/pipeline.js';
-import { InvalidOptionError } from '../../src/errors.js';
+import { pipeline, collect } from '../../src/core/pipeline.js';
+import { InvalidOptionError } from '../../src/core/errors.js';
 
 interface Item { id: number; shape: string }
 const items = (shapes: string): Item[] => [...shapes].map((shape, id) => ({ id, shape }));

@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { lab } from '../../src/stages/lab.js';
 import { filteredSummary } from '../../src/stages/filter.js';
-import { pipeline, collect } from '../../src/pipeline.js';
-import { InvalidOptionError } from '../../src/errors.js';
+import { pipeline, collect } from '../../src/core/pipeline.js';
+import { InvalidOptionError } from '../../src/core/errors.js';
 import type { DecodedImage } from '../../src/types.js';
 import { colourfulRgb } from '../helpers/images.js';
-import { splitLab } from '../../src/color.js';
+import { splitLab } from '../../src/color/lab.js';
 
 const image = (key: string, w: number, h: number, seed: number): DecodedImage => ({
   key, width: w, height: h, rgb: new Uint8Array(colourfulRgb(w, h, seed)), position: { epoch: 0, shardIndex: 0, shard: 's', sample: seed },

@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parallelMap } from '../../src/stages/parallel-map.js';
-import { pipeline, collect, sleep, type StageContext } from '../../src/pipeline.js';
-import { AbortError, InvalidOptionError } from '../../src/errors.js';
+import { pipeline, collect, type StageContext } from '../../src/core/pipeline.js';
+import { sleep } from '../../src/core/abort.js';
+import { AbortError, InvalidOptionError } from '../../src/core/errors.js';
 import { Rng } from '../../src/rng.js';
 import { settle } from '../helpers/tar.js';
 

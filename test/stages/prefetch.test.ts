@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { prefetch } from '../../src/stages/prefetch.js';
-import { pipeline, collect, sleep, type StageContext } from '../../src/pipeline.js';
-import { AbortError, InvalidOptionError } from '../../src/errors.js';
+import { pipeline, collect, type StageContext } from '../../src/core/pipeline.js';
+import { sleep } from '../../src/core/abort.js';
+import { AbortError, InvalidOptionError } from '../../src/core/errors.js';
 import { settle } from '../helpers/tar.js';
 
 /** A source that counts pulls and lets a test wait until it has been pulled `n` times. */

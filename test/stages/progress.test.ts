@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { progress, formatBar, formatDuration } from '../../src/stages/progress.js';
-import { pipeline, collect } from '../../src/pipeline.js';
+import { pipeline, collect } from '../../src/core/pipeline.js';
 
 function sink(tty: boolean) {
   const out: string[] = [];

@@ -11,8 +11,8 @@ import {
   readSamplesAt,
   type ShardSample,
 } from '../../src/stages/shards.js';
-import { pipeline, collect, type StageContext } from '../../src/pipeline.js';
-import { AbortError, BadInputError, InvalidOptionError, Reporter } from '../../src/errors.js';
+import { pipeline, collect, type StageContext } from '../../src/core/pipeline.js';
+import { AbortError, BadInputError, InvalidOptionError, Reporter } from '../../src/core/errors.js';
 import { Rng, shuffleInPlace } from '../../src/rng.js';
 import type { ShardPosition } from '../../src/types.js';
 import { FIXTURES, tempDir, writeTar, writeTextShards, openFds, settle } from '../helpers/tar.js';

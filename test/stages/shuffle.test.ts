@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { shuffle, type ShuffleState } from '../../src/stages/shuffle.js';
-import { pipeline, collect } from '../../src/pipeline.js';
-import { InvalidOptionError, Reporter } from '../../src/errors.js';
+import { pipeline, collect } from '../../src/core/pipeline.js';
+import { InvalidOptionError, Reporter } from '../../src/core/errors.js';
 import { Rng } from '../../src/rng.js';
 import type { ShardPosition } from '../../src/types.js';
 

@@ -1,0 +1,59 @@
+/**
+ * The piscina worker of colorize's prepare and write stages: the per-pixel work (decode, lightness, rescales;
+ * upsampling, Lab -> sRGB, encoding) off the main thread, which only drives the engine. Two named tasks:
+ * - prepareTask: encoded bytes -> PreparedImage; its planes go back by transfer. Bad input comes back as
+ *   `{ bad: { key, reason } }` (an Error's own fields do not survive the thread boundary).
+ * - composeTask: L, ab (and alpha) arrive by transfer -> the encoded file (or the RGB when format is null).
+ */
+import os from 'node:os';
+import { Piscina } from 'piscina';
+import { BadInputError, reasonOf } from '../core/errors.js';
+import { prepareImage, preparedBuffers, type PrepareTask, type PreparedImage } from './prepare.js';
+import { composeImage, type ComposeTask } from './write.js';
+
+// On a machine where the engine computes on the CPU (wasm, cpu), it and these workers share the cores, and
+// the engine is the pipeline's bottleneck: a lower priority for this thread (Linux nice values are per
+// thread; threads it starts inherit it) gives the engine the CPU when both want it, and costs nothing when
+// cores are idle (a GPU engine).
+try {
+  os.setPriority(os.constants.priority.PRIORITY_LOW);
+} catch {
+  // Not permitted or not supported: run at normal priority.
+}
+
+export interface PrepareTaskResult {
+  image?: PreparedImage;
+  bad?: { key: string; reason: string };
+  ms: number;
+}
+
+function movable<T extends object>(value: T, buffers: ArrayBuffer[]): T {
+  return Piscina.move({
+    get [Piscina.transferableSymbol]() {
+      return buffers;
+    },
+    get [Piscina.valueSymbol]() {
+      return value;
+    },
+  } as unknown as ArrayBuffer) as unknown as T;
+}
+
+export async function prepareTask(task: PrepareTask): Promise<PrepareTaskResult> {
+  const t0 = performance.now();
+  try {
+    const image = await prepareImage(task.sample, task.settings);
+    return movable({ image, ms: performance.now() - t0 }, preparedBuffers(image));
+  } catch (err) {
+    if (err instanceof BadInputError) return { bad: { key: err.key, reason: err.reason }, ms: performance.now() - t0 };
+    return { bad: { key: task.sample.url ?? task.sample.key, reason: reasonOf(err) }, ms: performance.now() - t0 };
+  }
+}
+
+export async function composeTask(task: ComposeTask): Promise<{ data?: Uint8Array; rgb?: Uint8Array; ms: number }> {
+  const r = await composeImage(task);
+  if (r.rgb) return movable({ rgb: r.rgb, ms: r.ms }, [r.rgb.buffer as ArrayBuffer]);
+  // sharp's output is external memory that cannot be transferred: copy it once into a transferable array.
+  const data = new Uint8Array(r.data!.byteLength);
+  data.set(r.data!);
+  return movable({ data, ms: r.ms }, [data.buffer]);
+}

@@ -1,0 +1,109 @@
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { predict, modelInputs, globalSizeOf, type PredictedImage, type BatchTiming } from '../../src/colorize/predict.js';
+import type { PreparedImage } from '../../src/colorize/prepare.js';
+import { pipeline, collect } from '../../src/core/pipeline.js';
+import { InvalidOptionError } from '../../src/core/errors.js';
+import { setupEngine, type Engine } from '../../src/model/engine.js';
+import { buildColorizer, type Colorizer } from '../../src/model/network.js';
+
+const TINY = { inputSize: 32, width: 0.125, numClasses: 4 };
+let engine: Engine;
+let net: Colorizer;
+
+before(async () => {
+  engine = await setupEngine({ backend: 'cpu' });
+  net = buildColorizer(TINY, { seed: 3 });
+});
+
+function plane(n: number, seed: number): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = ((i * 37 + seed * 101) % 97) / 96;
+  return a;
+}
+
+function prepared(key: string, w: number, h: number, seed: number): PreparedImage {
+  const L = plane(w * h, seed);
+  return { key, width: w, height: h, L, localWidth: w, localHeight: h, local: L, globalSize: 32, global: plane(32 * 32, seed + 50), format: 'png' };
+}
+
+test('modelInputs finds the local and global inputs by shape; S is read from the model', () => {
+  assert.deepEqual(modelInputs(net.infer), { localIndex: 0, globalIndex: 1, globalSize: 32 });
+  assert.deepEqual(modelInputs({ inputs: [{ shape: [null, 16, 16, 1] }, { shape: [null, null, null, 1] }], predict: () => { throw new Error(); } }),
+    { localIndex: 1, globalIndex: 0, globalSize: 16 });
+  assert.equal(globalSizeOf(net), 32);
+  assert.throws(() => modelInputs(net.train), InvalidOptionError);
+  assert.throws(() => predict({ tf: engine.tf, model: net.train }), InvalidOptionError);
+  assert.throws(() => predict({ tf: engine.tf, model: net, style: new Float32Array(10) }), InvalidOptionError);
+});
+
+test('a group comes out as ab at half the processing size, in [0, 1], equal to the inference model\'s', async () => {
+  const tf = engine.tf;
+  const before = tf.memory().numTensors;
+  const timings: BatchTiming[] = [];
+  const groups = [[prepared('a', 24, 16, 1), prepared('b', 24, 16, 2)], [prepared('c', 8, 32, 3)]];
+  const out = await collect(pipeline(groups, predict({ tf, model: net, onBatch: (t) => timings.push(t) })));
+  assert.deepEqual(out.map((p) => [p.key, p.abWidth, p.abHeight, p.ab.length]), [['a', 12, 8, 192], ['b', 12, 8, 192], ['c', 4, 16, 128]]);
+  for (const p of out) for (const v of p.ab) assert.ok(v >= 0 && v <= 1);
+  assert.deepEqual(timings.map((t) => t.size), [2, 1]);
+  assert.equal(tf.memory().numTensors, before, 'every tensor disposed');
+  // The split path (global model + local model) computes what the inference model computes.
+  const want = tf.tidy(() => {
+    const y = net.infer.predict([tf.tensor4d(plane(24 * 16, 2), [1, 16, 24, 1]), tf.tensor4d(plane(32 * 32, 52), [1, 32, 32, 1])]);
+    return (Array.isArray(y) ? y[0]! : y).dataSync() as Float32Array;
+  });
+  let d = 0;
+  for (let i = 0; i < want.length; i++) d = Math.max(d, Math.abs(want[i]! - out[1]!.ab[i]!));
+  assert.ok(d < 1e-5, `max diff ${d}`);
+  // A bare inference model (e.g. opened with tf.loadLayersModel) gives the same.
+  const bare = await collect(pipeline(groups.map((g) => g.map((p) => ({ ...p }))), predict({ tf, model: net.infer })));
+  for (let i = 0; i < out.length; i++) assert.deepEqual(bare[i]!.ab, out[i]!.ab);
+});
+
+test('style: the reference\'s global input replaces each image\'s, and changes ab', async () => {
+  const tf = engine.tf;
+  const before = tf.memory().numTensors;
+  const run = async (style?: Float32Array, model: Colorizer | Colorizer['infer'] = net): Promise<PredictedImage[]> =>
+    collect(pipeline([[prepared('a', 16, 16, 1), prepared('b', 16, 16, 2)]], predict({ tf, model, style })));
+  const plain = await run();
+  const styleA = plane(32 * 32, 200);
+  const styleB = plane(32 * 32, 300).map((v) => 1 - v);
+  const a = await run(styleA);
+  const b = await run(styleB);
+  assert.notDeepEqual(a[0]!.ab, b[0]!.ab);
+  assert.notDeepEqual(a[0]!.ab, plain[0]!.ab);
+  // The split path computes the style features once; the inference model with the tiled style agrees.
+  const viaInfer = await run(styleA, net.infer);
+  let d = 0;
+  for (let i = 0; i < a[1]!.ab.length; i++) d = Math.max(d, Math.abs(a[1]!.ab[i]! - viaInfer[1]!.ab[i]!));
+  assert.ok(d < 1e-5, `max diff ${d}`);
+  // With the image's own global input as style, the result is the plain one.
+  const own = await collect(pipeline([[prepared('a', 16, 16, 1)]], predict({ tf, model: net, style: prepared('a', 16, 16, 1).global })));
+  let e = 0;
+  for (let i = 0; i < own[0]!.ab.length; i++) e = Math.max(e, Math.abs(own[0]!.ab[i]! - plain[0]!.ab[i]!));
+  assert.ok(e < 1e-5);
+  assert.equal(tf.memory().numTensors, before, 'style features disposed with the stage');
+});
+
+test('a group of mixed shapes is a bug upstream: it throws', async () => {
+  const bad = [[prepared('a', 16, 16, 1), prepared('b', 24, 16, 2)]];
+  await assert.rejects(collect(pipeline(bad, predict({ tf: engine.tf, model: net }))), InvalidOptionError);
+});
+
+test('an early break stops pulling and returns the source', async () => {
+  let pulled = 0;
+  let closed = false;
+  const src = async function* () {
+    try {
+      for (let i = 0; i < 100; i++) {
+        pulled++;
+        yield [prepared(`k${i}`, 8, 8, i)];
+      }
+    } finally {
+      closed = true;
+    }
+  };
+  for await (const _ of pipeline(src(), predict({ tf: engine.tf, model: net }))) break;
+  assert.ok(closed);
+  assert.equal(pulled, 1);
+});

@@ -1,0 +1,78 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { train, type StepTrainer, type StepRecord } from '../../src/train/step.js';
+import { pipeline, collect } from '../../src/core/pipeline.js';
+import type { LabBatch } from '../../src/types.js';
+import { InvalidOptionError } from '../../src/core/errors.js';
+
+function fakeBatch(i: number, size = 2): LabBatch {
+  return {
+    size, height: 2, width: 2, L: new Float32Array(size * 4), ab: new Float32Array(size * 8), cls: new Int32Array(size).fill(-1),
+    keys: Array.from({ length: size }, (_, k) => `b${i}-${k}`),
+    positions: Array.from({ length: size }, (_, k) => ({ epoch: i >= 3 ? 1 : 0, shardIndex: 0, shard: 's', sample: i * size + k })),
+  };
+}
+
+function* batches(n: number) {
+  for (let i = 0; i < n; i++) yield fakeBatch(i);
+}
+
+const trainer = (): StepTrainer & { seen: string[] } => {
+  const seen: string[] = [];
+  return { seen, async step(b) { seen.push(b.keys[0]!); return { loss: 1 / (seen.length), mse: 0.5, ce: 0.1 }; } };
+};
+
+test('runs one step per batch, numbers steps from startStep, stops at steps', async () => {
+  const t = trainer();
+  const recs = await collect(pipeline(batches(10), train({ trainer: t, steps: 7, startStep: 2, checkpointEvery: 100 })));
+  assert.deepEqual(recs.map((r) => r.step), [3, 4, 5, 6, 7]);
+  assert.equal(t.seen.length, 5);
+  for (const r of recs) {
+    assert.ok(r.dataStall >= 0 && r.dataStall <= 1);
+    assert.ok(r.waitMs >= 0 && r.computeMs >= 0 && r.imgPerS > 0);
+    assert.equal(r.batchSize, 2);
+  }
+  assert.equal(recs.at(-1)!.epoch, 1, 'the newest epoch seen');
+});
+
+test('checkpoints every N steps and at the end, before the record is yielded', async () => {
+  const cks: number[] = [];
+  const recs: StepRecord[] = await collect(pipeline(batches(10), train({
+    trainer: trainer(), steps: 7, checkpointEvery: 3, onCheckpoint: async (s) => { cks.push(s); },
+  })));
+  assert.deepEqual(cks, [3, 6, 7]);
+  assert.deepEqual(recs.filter((r) => r.checkpointed).map((r) => r.step), [3, 6, 7]);
+});
+
+test('a stop request ends after the current step with a checkpoint', async () => {
+  const stop = new AbortController();
+  const cks: number[] = [];
+  const recs = await collect(pipeline(batches(10), train({
+    trainer: trainer(), steps: 100, checkpointEvery: 50, stop: stop.signal,
+    onCheckpoint: async (s) => { cks.push(s); },
+    afterStep: (_b, r) => { if (r.step === 4) stop.abort(); },
+  })));
+  assert.equal(recs.at(-1)!.step, 4);
+  assert.deepEqual(cks, [4]);
+});
+
+test('afterStep sees every batch in order (for acknowledging the shuffle buffer)', async () => {
+  const seen: string[] = [];
+  await collect(pipeline(batches(4), train({ trainer: trainer(), steps: 4, checkpointEvery: 10, afterStep: (b) => seen.push(b.keys[0]!) })));
+  assert.deepEqual(seen, ['b0-0', 'b1-0', 'b2-0', 'b3-0']);
+});
+
+test('an engine error surfaces at the consumer and stops the source', async () => {
+  let closed = false;
+  async function* src() {
+    try { for (let i = 0; ; i++) yield fakeBatch(i); } finally { closed = true; }
+  }
+  const bad: StepTrainer = { async step() { throw new Error('engine failed'); } };
+  await assert.rejects(collect(pipeline(src(), train({ trainer: bad, steps: 5, checkpointEvery: 1 }))), /engine failed/);
+  assert.ok(closed);
+});
+
+test('options are validated when the stage is made', () => {
+  assert.throws(() => train({ trainer: trainer(), steps: 0, checkpointEvery: 1 }), InvalidOptionError);
+  assert.throws(() => train({ trainer: trainer(), steps: 1, checkpointEvery: 0 }), /checkpointEvery/);
+});
