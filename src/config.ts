@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { InvalidOptionError } from './core/errors.js';
+import { invalidOption, nonNegativeInt, oneOf, positiveInt, positiveNumber } from './core/validate.js';
 
 export interface ModelConfig {
   /** Training input size (square). The paper: 224. Must be a multiple of 8 (three stride-2 layers). */
@@ -151,28 +152,15 @@ export function applyOverrides(config: Config, o: Overrides): Config {
   return c;
 }
 
-function positiveInt(v: unknown, name: string): void {
-  if (!Number.isInteger(v) || (v as number) < 1) {
-    throw new InvalidOptionError(`Expected positive integer for ${name} but received ${String(v)}`);
-  }
-}
-
 export function validateConfig(c: Config): void {
   positiveInt(c.model.inputSize, 'model.inputSize');
-  if (c.model.inputSize % 8 !== 0) {
-    throw new InvalidOptionError(`Expected a multiple of 8 for model.inputSize but received ${c.model.inputSize}`);
-  }
-  if (!(c.model.width > 0)) throw new InvalidOptionError(`Expected positive number for model.width but received ${c.model.width}`);
-  if (!Number.isInteger(c.model.numClasses) || c.model.numClasses < 0) {
-    throw new InvalidOptionError(`Expected non-negative integer for model.numClasses but received ${c.model.numClasses}`);
-  }
-  if (c.train.optimizer !== 'adam' && c.train.optimizer !== 'adadelta') {
-    throw new InvalidOptionError(`Expected 'adam' or 'adadelta' for train.optimizer but received ${String(c.train.optimizer)}`);
-  }
-  if (c.train.lrDecay !== 'none' && c.train.lrDecay !== 'cosine') {
-    throw new InvalidOptionError(`Expected 'none' or 'cosine' for train.lrDecay but received ${String(c.train.lrDecay)}`);
-  }
-  if (!(c.train.lr > 0)) throw new InvalidOptionError(`Expected positive number for train.lr but received ${c.train.lr}`);
+  if (c.model.inputSize % 8 !== 0) throw invalidOption('model.inputSize', 'a multiple of 8', c.model.inputSize);
+  positiveNumber(c.model.width, 'model.width');
+  nonNegativeInt(c.model.numClasses, 'model.numClasses');
+  oneOf(c.train.optimizer, 'train.optimizer', ['adam', 'adadelta'] as const);
+  oneOf(c.train.lrDecay, 'train.lrDecay', ['none', 'cosine'] as const);
+  positiveNumber(c.train.lr, 'train.lr');
+  nonNegativeInt(c.train.valEvery, 'train.valEvery');
   positiveInt(c.train.batch, 'train.batch');
   positiveInt(c.train.steps, 'train.steps');
   positiveInt(c.train.checkpointEvery, 'train.checkpointEvery');
@@ -181,6 +169,6 @@ export function validateConfig(c: Config): void {
   positiveInt(c.augment.crop, 'augment.crop');
   positiveInt(c.augment.resize, 'augment.resize');
   if (c.augment.resize < c.augment.crop) {
-    throw new InvalidOptionError(`Expected augment.resize >= augment.crop but received ${c.augment.resize} < ${c.augment.crop}`);
+    throw invalidOption('augment.resize', `at least augment.crop (${c.augment.crop})`, c.augment.resize);
   }
 }

@@ -21,7 +21,8 @@ export type { Config, ModelConfig, TrainConfig, AugmentConfig, FilterConfig, Loa
 export { Rng } from './rng.js';
 
 // Stages
-export { shards, expandShardSpec, readSamplesAt } from './stages/shards.js';
+export { shards, readSamplesAt } from './stages/shards.js';
+export { expandShardSpec } from './webdataset/spec.js';
 export type { ShardsOptions, ShardSample } from './stages/shards.js';
 export { files, listImageFiles } from './stages/files.js';
 export { decode } from './stages/decode.js';
@@ -33,7 +34,7 @@ export { loader } from './train/loader/index.js';
 export type { LoaderOptions, LoaderResume, LoaderSample } from './train/loader/index.js';
 export { shuffle } from './stages/shuffle.js';
 export type { ShuffleOptions, ShuffleState, ShuffleStage } from './stages/shuffle.js';
-export { batch, chunk } from './stages/batch.js';
+export { batch } from './stages/batch.js';
 export { prefetch } from './stages/prefetch.js';
 export { parallelMap } from './stages/parallel-map.js';
 export { progress } from './stages/progress.js';

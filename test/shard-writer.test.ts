@@ -4,7 +4,8 @@ import { cpSync, copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSy
 import path from 'node:path';
 import tar from 'tar-stream';
 import { writeShards, keyFor, isNearGray, checkImage } from '../src/shard-writer.js';
-import { shards, splitMemberName } from '../src/stages/shards.js';
+import { shards } from '../src/stages/shards.js';
+import { splitMemberName } from '../src/webdataset/tar.js';
 import { pipeline, collect } from '../src/core/pipeline.js';
 import { BadInputError, Reporter } from '../src/core/errors.js';
 import { FIXTURES, tempDir } from './helpers/tar.js';

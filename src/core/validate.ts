@@ -84,3 +84,14 @@ export function oneOf<T extends string | number | boolean>(v: unknown, name: str
 export function optional<T>(v: unknown, name: string, check: (v: unknown, name: string) => T, fallback: T): T {
   return v === undefined ? fallback : check(v, name);
 }
+
+/**
+ * options.rank and options.world (defaults 0 and 1), validated: this process takes items rank, rank + world, ...
+ * @throws InvalidOptionError unless world is a positive integer and rank an integer in [0, world - 1].
+ */
+export function rankAndWorld(options: { rank?: number; world?: number }): { rank: number; world: number } {
+  const world = options.world === undefined ? 1 : positiveInt(options.world, 'options.world');
+  const rank = options.rank ?? 0;
+  if (!Number.isInteger(rank) || rank < 0 || rank >= world) throw invalidOption('options.rank', `integer in [0, ${world - 1}]`, rank);
+  return { rank, world };
+}

@@ -1,7 +1,6 @@
 /**
  * `batch`: Lab samples into batches, one contiguous Float32Array per field ([B, H, W, 1] for L, [B, H, W, 2] for
- * ab), ready to become tensors in the train or predict stage without another copy. `chunk`: any items into
- * arrays of up to `size` (for items that are not Lab samples, e.g. colorize's decoded images).
+ * ab), ready to become tensors in the train or predict stage without another copy.
  *
  * Shapes: a batch holds samples of one height and width. A sample of another size than the batch's first one
  * closes the batch early (emitted short, even with `dropLast`) and starts a new one; training data has one size,
@@ -13,20 +12,14 @@
  */
 import type { Stage, StageContext } from '../core/pipeline.js';
 import type { LabBatch, LabSample } from '../types.js';
-import { AbortError, InvalidOptionError } from '../core/errors.js';
+import { abortErrorOf } from '../core/abort.js';
+import { bool, object, positiveInt } from '../core/validate.js';
 
 export interface BatchOptions {
   /** Samples per batch. */
   size: number;
   /** Drop the short batch at the end of the stream (default false). */
   dropLast?: boolean;
-}
-
-function positiveInt(v: unknown, name: string): number {
-  if (!Number.isInteger(v) || (v as number) < 1) {
-    throw new InvalidOptionError(`Expected positive integer for ${name} but received ${String(v)}`);
-  }
-  return v as number;
 }
 
 class Builder {
@@ -81,18 +74,13 @@ class Builder {
  * @example pipeline(source, batch({ size: 32, dropLast: true }))
  */
 export function batch(options: BatchOptions): Stage<LabSample, LabBatch> {
-  if (options === null || typeof options !== 'object') {
-    throw new InvalidOptionError(`Expected object for options but received ${String(options)}`);
-  }
+  object(options, 'options');
   const size = positiveInt(options.size, 'options.size');
-  const dropLast = options.dropLast ?? false;
-  if (typeof dropLast !== 'boolean') {
-    throw new InvalidOptionError(`Expected boolean for options.dropLast but received ${String(dropLast)}`);
-  }
+  const dropLast = options.dropLast === undefined ? false : bool(options.dropLast, 'options.dropLast');
   return async function* batchStage(source: AsyncIterable<LabSample>, ctx: StageContext): AsyncGenerator<LabBatch> {
     let b: Builder | null = null;
     for await (const s of source) {
-      if (ctx.signal.aborted) throw new AbortError();
+      if (ctx.signal.aborted) throw abortErrorOf(ctx.signal);
       const px = s.width * s.height;
       if (!(px > 0) || s.L.length !== px || s.ab.length !== px * 2) {
         ctx.reporter.report(
@@ -116,34 +104,5 @@ export function batch(options: BatchOptions): Stage<LabSample, LabBatch> {
       }
     }
     if (b !== null && b.count > 0 && !dropLast) yield b.build();
-  };
-}
-
-export interface ChunkOptions {
-  /** Items per chunk (the last one may be shorter). */
-  size: number;
-}
-
-/**
- * Groups any items into arrays of up to `size`; the last, shorter chunk is emitted.
- * @throws InvalidOptionError at once for a bad size.
- */
-export function chunk<T>(options: ChunkOptions): Stage<T, T[]> {
-  if (options === null || typeof options !== 'object') {
-    throw new InvalidOptionError(`Expected object for options but received ${String(options)}`);
-  }
-  const size = positiveInt(options.size, 'options.size');
-  return async function* chunkStage(source: AsyncIterable<T>, ctx: StageContext): AsyncGenerator<T[]> {
-    let cur: T[] = [];
-    for await (const x of source) {
-      if (ctx.signal.aborted) throw new AbortError();
-      cur.push(x);
-      if (cur.length === size) {
-        const out = cur;
-        cur = [];
-        yield out;
-      }
-    }
-    if (cur.length > 0) yield cur;
   };
 }

@@ -16,7 +16,8 @@ import fg from 'fast-glob';
 import type { StageContext } from '../core/pipeline.js';
 import type { Sample } from '../types.js';
 import { AbortError, InvalidOptionError, reasonOf } from '../core/errors.js';
-import { IMAGE_EXTENSIONS, rankAndWorld } from './shards.js';
+import { IMAGE_EXTENSIONS } from '../webdataset/tar.js';
+import { rankAndWorld } from '../core/validate.js';
 
 export interface ImageFile {
   /** Absolute path. */

@@ -18,7 +18,8 @@
  * factory.
  */
 import type { Stage, StageContext } from '../core/pipeline.js';
-import { AbortError, InvalidOptionError } from '../core/errors.js';
+import { abortErrorOf } from '../core/abort.js';
+import { bool, fn, object, optional, positiveInt, positiveNumber } from '../core/validate.js';
 import { pullAhead } from '../core/pull-ahead.js';
 
 export interface GroupByShapeOptions<T> {
@@ -52,38 +53,19 @@ interface Group<T> {
   born: number;
 }
 
-function positiveInt(v: unknown, name: string): number {
-  if (!Number.isInteger(v) || (v as number) < 1) {
-    throw new InvalidOptionError(`Expected positive integer for ${name} but received ${String(v)}`);
-  }
-  return v as number;
-}
-
 /**
  * @throws InvalidOptionError at once for a bad option.
  * @example groupByShape({ size: 8, shapeOf: (p) => `${p.localWidth}x${p.localHeight}` })
  */
 export function groupByShape<T>(options: GroupByShapeOptions<T>): Stage<T, T[]> {
-  if (options === null || typeof options !== 'object') {
-    throw new InvalidOptionError(`Expected object for options but received ${String(options)}`);
-  }
+  object(options, 'options');
   const size = positiveInt(options.size, 'options.size');
-  if (typeof options.shapeOf !== 'function') {
-    throw new InvalidOptionError(`Expected function for options.shapeOf but received ${typeof options.shapeOf}`);
-  }
-  if (options.sizeOf !== undefined && typeof options.sizeOf !== 'function') {
-    throw new InvalidOptionError(`Expected function for options.sizeOf but received ${typeof options.sizeOf}`);
-  }
-  const maxPending = options.maxPending ?? 2 * size;
-  if (!(maxPending > 0)) throw new InvalidOptionError(`Expected positive number for options.maxPending but received ${String(maxPending)}`);
-  if (options.weightOf !== undefined && typeof options.weightOf !== 'function') {
-    throw new InvalidOptionError(`Expected function for options.weightOf but received ${typeof options.weightOf}`);
-  }
-  const weightOf = options.weightOf ?? (() => 1);
-  const maxWait = positiveInt(options.maxWait ?? 4 * size, 'options.maxWait');
-  const eager = options.eager ?? false;
-  if (typeof eager !== 'boolean') throw new InvalidOptionError(`Expected boolean for options.eager but received ${String(eager)}`);
-  const { shapeOf, sizeOf } = options;
+  const shapeOf = fn<(item: T) => string>(options.shapeOf, 'options.shapeOf');
+  const sizeOf = optional(options.sizeOf, 'options.sizeOf', (v, n) => fn<(item: T) => number>(v, n), undefined);
+  const maxPending = optional(options.maxPending, 'options.maxPending', positiveNumber, 2 * size);
+  const weightOf = optional(options.weightOf, 'options.weightOf', (v, n) => fn<(item: T) => number>(v, n), () => 1);
+  const maxWait = optional(options.maxWait, 'options.maxWait', positiveInt, 4 * size);
+  const eager = optional(options.eager, 'options.eager', bool, false);
 
   /**
    * The open groups (Map insertion order is age order) and the full ones waiting to be taken (eager mode
@@ -140,7 +122,7 @@ export function groupByShape<T>(options: GroupByShapeOptions<T>): Stage<T, T[]> 
     return async function* groupByShapeStage(source: AsyncIterable<T>, ctx: StageContext): AsyncGenerator<T[]> {
       const gs = new Groups();
       for await (const item of source) {
-        if (ctx.signal.aborted) throw new AbortError();
+        if (ctx.signal.aborted) throw abortErrorOf(ctx.signal);
         gs.add(item);
         // Full, then oldest first while too many are held or one waited too long.
         for (let g = gs.due(); g; g = gs.due()) yield gs.take(g);
@@ -163,7 +145,7 @@ export function groupByShape<T>(options: GroupByShapeOptions<T>): Stage<T, T[]> 
     try {
       for (;;) {
         if (puller.failed) throw puller.error;
-        if (ctx.signal.aborted) throw new AbortError();
+        if (ctx.signal.aborted) throw abortErrorOf(ctx.signal);
         // The consumer is asking: a due group, else (it would idle otherwise) the largest group there is.
         // Before settling for a partial group, one turn of the event loop: items that finished while the
         // consumer was busy (a synchronous engine call holds the main thread; worker results wait as

@@ -12,7 +12,8 @@
  * quick because the pipeline aborts ctx.signal before returning its stages.
  */
 import type { Stage, StageContext } from '../core/pipeline.js';
-import { AbortError, InvalidOptionError } from '../core/errors.js';
+import { abortErrorOf } from '../core/abort.js';
+import { positiveInt } from '../core/validate.js';
 import { pullAhead } from '../core/pull-ahead.js';
 
 export interface PrefetchOptions {
@@ -26,11 +27,8 @@ export interface PrefetchOptions {
  * @example pipeline(source, batch({ size: 32 }), prefetch(4))
  */
 export function prefetch<T>(options: number | PrefetchOptions): Stage<T, T> {
-  const size = typeof options === 'number' ? options : options?.size;
-  if (!Number.isInteger(size) || (size as number) < 1) {
-    throw new InvalidOptionError(`Expected positive integer for options.size but received ${String(size)}`);
-  }
-  return (source, ctx) => prefetchRun(source, ctx, size as number);
+  const size = positiveInt(typeof options === 'number' ? options : options?.size, 'options.size');
+  return (source, ctx) => prefetchRun(source, ctx, size);
 }
 
 async function* prefetchRun<T>(source: AsyncIterable<T>, ctx: StageContext, size: number): AsyncGenerator<T> {
@@ -58,9 +56,4 @@ async function* prefetchRun<T>(source: AsyncIterable<T>, ctx: StageContext, size
     queue.length = 0;
     await puller.close();
   }
-}
-
-function abortErrorOf(signal: AbortSignal): Error {
-  const r = signal.reason;
-  return r instanceof Error ? r : new AbortError(r === undefined ? undefined : String(r));
 }

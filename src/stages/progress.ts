@@ -3,7 +3,7 @@
  * second, elsewhere (CI, pipes) a plain line every `every` seconds. It never changes the items.
  */
 import type { Stage } from '../core/pipeline.js';
-import { InvalidOptionError } from '../core/errors.js';
+import { finiteNumber } from '../core/validate.js';
 
 export interface ProgressState {
   /** Items seen so far. */
@@ -41,9 +41,7 @@ export function formatDuration(s: number): string {
 }
 
 export function progress<T>(options: ProgressOptions<T> = {}): Stage<T, T> {
-  if (options.total !== undefined && !(options.total >= 0)) {
-    throw new InvalidOptionError(`Expected non-negative number for options.total but received ${options.total}`);
-  }
+  if (options.total !== undefined) finiteNumber(options.total, 'options.total', { min: 0 });
   const stream = options.stream ?? process.stderr;
   const every = (options.every ?? 10) * 1000;
   return async function* progressStage(source) {

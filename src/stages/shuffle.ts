@@ -26,7 +26,8 @@
  */
 import type { Stage, StageContext } from '../core/pipeline.js';
 import type { ShardPosition } from '../types.js';
-import { AbortError, InvalidOptionError } from '../core/errors.js';
+import { abortErrorOf } from '../core/abort.js';
+import { invalidOption, nonNegativeInt, object, positiveInt } from '../core/validate.js';
 import { Rng } from '../rng.js';
 
 /** JSON-serializable state of a shuffle stage (see the module comment). */
@@ -99,15 +100,11 @@ interface RunState<T> {
  * for await (const b of pipeline(source, sh, batch({ size: 32 }))) { train(b); sh.ack(b.size); save(sh.state()); }
  */
 export function shuffle<T extends Positioned>(options: ShuffleOptions): ShuffleStage<T> {
-  if (options === null || typeof options !== 'object') {
-    throw new InvalidOptionError(`Expected object for options but received ${String(options)}`);
-  }
-  const { size, seed } = options;
-  if (!Number.isInteger(size) || size < 1) {
-    throw new InvalidOptionError(`Expected positive integer for options.size but received ${String(size)}`);
-  }
+  object(options, 'options');
+  const size = positiveInt(options.size, 'options.size');
+  const { seed } = options;
   if (!(typeof seed === 'string' || (typeof seed === 'number' && Number.isFinite(seed)))) {
-    throw new InvalidOptionError(`Expected finite number or string for options.seed but received ${String(seed)}`);
+    throw invalidOption('options.seed', 'finite number or string', seed);
   }
   const restore = options.restore ?? null;
   if (restore !== null) validateState(restore, size);
@@ -127,16 +124,14 @@ export function shuffle<T extends Positioned>(options: ShuffleOptions): ShuffleS
   }) as unknown as ShuffleStage<T>;
 
   stage.state = (consumed = 0): ShuffleState => {
-    if (!Number.isInteger(consumed) || consumed < 0) {
-      throw new InvalidOptionError(`Expected non-negative integer for consumed but received ${String(consumed)}`);
-    }
+    nonNegativeInt(consumed, 'consumed');
     if (run === null) {
       if (restore !== null) return structuredClone({ ...restore, pending: restore.pending.slice(consumed) });
       return { rng: new Rng(seed).fork('shuffle').state(), buffer: [], pending: [], received: {} };
     }
     const r = run;
     if (consumed > r.pending.length) {
-      throw new InvalidOptionError(`Expected at most ${r.pending.length} for consumed but received ${consumed}`);
+      throw invalidOption('consumed', `at most ${r.pending.length}`, consumed);
     }
     return {
       rng: r.rng.state(),
@@ -148,7 +143,7 @@ export function shuffle<T extends Positioned>(options: ShuffleOptions): ShuffleS
   stage.ack = (n: number) => {
     const pending = run?.pending ?? [];
     if (!Number.isInteger(n) || n < 0 || n > pending.length) {
-      throw new InvalidOptionError(`Expected integer in [0, ${pending.length}] for n but received ${String(n)}`);
+      throw invalidOption('n', `integer in [0, ${pending.length}]`, n);
     }
     pending.splice(0, n);
   };
@@ -172,10 +167,10 @@ function validateState(s: ShuffleState, size: number): void {
     Array.isArray(s.pending) &&
     s.received !== null &&
     typeof s.received === 'object';
-  if (!ok) throw new InvalidOptionError(`Expected a ShuffleState for options.restore but received ${JSON.stringify(s)}`);
+  if (!ok) throw invalidOption('options.restore', 'a ShuffleState', s);
   Rng.fromState(s.rng);
   if (s.buffer.length > size) {
-    throw new InvalidOptionError(`Expected at most ${size} buffered positions in options.restore but received ${s.buffer.length}`);
+    throw invalidOption('options.restore.buffer', `at most ${size} positions`, s.buffer.length);
   }
 }
 
@@ -219,7 +214,7 @@ async function* shuffleRun<T extends Positioned>(
   };
 
   for await (const item of source) {
-    if (ctx.signal.aborted) throw new AbortError();
+    if (ctx.signal.aborted) throw abortErrorOf(ctx.signal);
     if (replaying) {
       const at = item.position ? replayIds.get(positionId(item.position)) : undefined;
       if (at !== undefined && at >= expected) {
@@ -245,7 +240,7 @@ async function* shuffleRun<T extends Positioned>(
   }
   if (replaying) finishReplay();
   while (buffer.length > 0) {
-    if (ctx.signal.aborted) throw new AbortError();
+    if (ctx.signal.aborted) throw abortErrorOf(ctx.signal);
     const j = rng.int(buffer.length);
     const out = buffer[j]!;
     const last = buffer.pop()!;

@@ -30,7 +30,7 @@ import { writeReport, makeGrid, type RgbImage } from './report.js';
 import { mergeLab } from '../color/lab.js';
 import { psnr } from '../color/metrics.js';
 import { cleanTemps, writeFileAtomic } from '../core/atomic.js';
-import { expandShardSpec } from '../stages/shards.js';
+import { expandShardSpec } from '../webdataset/spec.js';
 
 export interface TrainGraphOptions {
   shards: string | string[];

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { batch, chunk } from '../../src/stages/batch.js';
+import { batch } from '../../src/stages/batch.js';
 import { pipeline, collect } from '../../src/core/pipeline.js';
 import { InvalidOptionError, Reporter } from '../../src/core/errors.js';
 import type { LabSample } from '../../src/types.js';
@@ -49,10 +49,9 @@ test('a sample of another size closes the batch early; malformed samples are rep
   assert.match(reporter.records[0]!.reason, /expected L of 6 and ab of 12 values for 3x2/);
 });
 
-test('chunk groups any items, the last chunk may be short; options validated at once', async () => {
-  assert.deepEqual(await collect(pipeline([1, 2, 3, 4, 5], chunk<number>({ size: 2 }))), [[1, 2], [3, 4], [5]]);
-  assert.deepEqual(await collect(pipeline([] as number[], chunk<number>({ size: 2 }))), []);
+test('batch options are validated when the factory is called', () => {
   assert.throws(() => batch({ size: 0 }), /Expected positive integer for options.size but received 0/);
   assert.throws(() => batch({ size: 2, dropLast: 'yes' as unknown as boolean }), InvalidOptionError);
-  assert.throws(() => chunk({ size: 1.5 }), InvalidOptionError);
+  assert.throws(() => batch({ size: 1.5 }), InvalidOptionError);
+  assert.throws(() => batch(null as unknown as { size: number }), /Expected object for options but received null/);
 });

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { until, turns } from '../helpers/wait.js';
 import { groupByShape } from '../../src/stages/group-by-shape.js';
 import { pipeline, collect } from '../../src/core/pipeline.js';
 import { InvalidOptionError } from '../../src/core/errors.js';
@@ -111,11 +112,14 @@ test('eager: pulls ahead at most maxPending items; full groups go first', async 
     }
   };
   const it = pipeline(src(), groupByShape({ size: 2, shapeOf, eager: true, maxPending: 5 }))[Symbol.asyncIterator]();
-  await new Promise((r) => setTimeout(r, 20));
+  await turns();
   assert.equal(pulled, 0, 'nothing runs before the first next()');
   const first = await it.next();
-  await new Promise((r) => setTimeout(r, 20));
-  assert.ok(pulled <= 5 + first.value!.length + 1, `pulled ${pulled}`);
+  // The pump refills what the consumer took, up to maxPending (5) held, and then stops: exactly 5 + taken.
+  const expected = 5 + first.value!.length;
+  await until(() => pulled >= expected, `${expected} pulled`);
+  await turns();
+  assert.equal(pulled, expected);
   const all = [first.value!];
   for (let r = await it.next(); !r.done; r = await it.next()) all.push(r.value);
   assert.deepEqual(all.flat().map((x) => x.id).sort((a, b) => a - b), items('abaabbbaaaab').map((x) => x.id));
@@ -142,30 +146,37 @@ test('eager: an early break stops the pump and returns the source', async () => 
 test('eager: with nothing full, the largest group goes first; weights bound what is held', async () => {
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
+  let pulled = 0;
   const src = async function* () {
+    pulled++;
     yield { id: 0, shape: 'z' };
     await gate;
-    for (const [i, shape] of [...'abbcccab'].entries()) yield { id: i + 1, shape };
+    for (const [i, shape] of [...'abbcccab'].entries()) {
+      pulled++;
+      yield { id: i + 1, shape };
+    }
   };
   const it = pipeline(src(), groupByShape({ size: 4, shapeOf, eager: true, maxPending: 100 }))[Symbol.asyncIterator]();
   assert.deepEqual(render([(await it.next()).value!]), ['z0']);
   release();
-  await new Promise((r) => setTimeout(r, 20)); // the pump pulls everything; no group reaches 4
+  await until(() => pulled === 9, 'the pump pulls everything; no group reaches 4');
   const rest: Item[][] = [];
   for (let r = await it.next(); !r.done; r = await it.next()) rest.push(r.value);
   // b and c hold 3 each (b is older), a holds 2.
   assert.deepEqual(render(rest), ['b2 b3 b8', 'c4 c5 c6', 'a1 a7']);
   // A heavy item counts as much as many light ones: at most maxPending weight is pulled ahead.
-  let pulled = 0;
+  let heavyPulled = 0;
   const heavy = async function* () {
     for (let i = 0; i < 10; i++) {
-      pulled++;
+      heavyPulled++;
       yield { id: i, shape: `s${i}` };
     }
   };
   const it2 = pipeline(heavy(), groupByShape({ size: 2, shapeOf, eager: true, maxPending: 30, weightOf: () => 10 }))[Symbol.asyncIterator]();
   await it2.next();
-  await new Promise((r) => setTimeout(r, 20));
-  assert.ok(pulled <= 5, `pulled ${pulled}`);
+  // 3 items of weight 10 fill maxPending 30; the consumer took one, so the pump pulled one more, then stopped.
+  await until(() => heavyPulled >= 4, '4 heavy items pulled');
+  await turns();
+  assert.equal(heavyPulled, 4);
   await it2.return!();
 });

@@ -4,10 +4,6 @@ import { readFileSync, unlinkSync, writeFileSync, copyFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   shards,
-  expandShardSpec,
-  braceExpand,
-  splitMemberName,
-  pickImageExt,
   readSamplesAt,
   type ShardSample,
 } from '../../src/stages/shards.js';
@@ -23,52 +19,6 @@ const read = async (opts: Parameters<typeof shards>[0], reporter = quiet()) => {
   return { samples: await collect(p), reporter };
 };
 const text = (s: ShardSample) => s.image!.toString();
-
-test('member names split like webdataset: key up to the first dot of the basename, lower-case extension', () => {
-  assert.deepEqual(splitMemberName('a/x.seg.png'), { key: 'a/x', ext: 'seg.png' });
-  assert.deepEqual(splitMemberName('x.JPG'), { key: 'x', ext: 'jpg' });
-  assert.deepEqual(splitMemberName('./x.jpg'), { key: 'x', ext: 'jpg' });
-  assert.deepEqual(splitMemberName('a.b/c/000017.cls'), { key: 'a.b/c/000017', ext: 'cls' });
-  assert.equal(splitMemberName('__key__.txt'), null);
-  assert.equal(splitMemberName('a/.hidden.jpg'), null);
-  assert.equal(splitMemberName('README'), null);
-  assert.equal(splitMemberName('dir/'), null);
-  assert.equal(pickImageExt(['seg.png', 'jpg', 'cls']), 'jpg');
-  assert.equal(pickImageExt(['cls', 'seg.png']), 'seg.png');
-  assert.equal(pickImageExt(['cls', 'json', 'txt']), undefined);
-});
-
-test('brace expansion: padded and plain ranges, steps, lists, nesting, literals', () => {
-  assert.deepEqual(braceExpand('data-{000000..000003}.tar'), ['data-000000.tar', 'data-000001.tar', 'data-000002.tar', 'data-000003.tar']);
-  assert.deepEqual(braceExpand('{8..11}'), ['8', '9', '10', '11']);
-  assert.deepEqual(braceExpand('{3..1}'), ['3', '2', '1']);
-  assert.deepEqual(braceExpand('{00..10..5}'), ['00', '05', '10']);
-  assert.deepEqual(braceExpand('{train,val}-{0..1}.tar'), ['train-0.tar', 'train-1.tar', 'val-0.tar', 'val-1.tar']);
-  assert.deepEqual(braceExpand('{a,b{1,2}}'), ['a', 'b1', 'b2']);
-  assert.deepEqual(braceExpand('lit{x}-{1..2}'), ['lit{x}-1', 'lit{x}-2']);
-  assert.deepEqual(braceExpand('plain.tar'), ['plain.tar']);
-  assert.throws(() => braceExpand('{0..99999999}'), InvalidOptionError);
-});
-
-test('expandShardSpec: globs sorted, entries in the given order, duplicates dropped, nothing matching is an error', async () => {
-  const { dir, cleanup } = tempDir();
-  try {
-    const files = await writeTextShards(dir, 3, 1);
-    const [a, b, c] = files as [string, string, string];
-    assert.deepEqual(await expandShardSpec(path.join(dir, '*.tar')), files);
-    assert.deepEqual(await expandShardSpec([c, path.join(dir, '*.tar')]), [c, a, b]);
-    assert.deepEqual(await expandShardSpec(path.join(dir, 'shard-{0002,0000}.tar')), [c, a]);
-    assert.deepEqual(await expandShardSpec(path.join(dir, 'shard-{0000..0001}.tar')), [a, b]);
-    // A plain path that does not exist is kept (reported when read) as long as something exists.
-    const missing = path.join(dir, 'gone.tar');
-    assert.deepEqual(await expandShardSpec([a, missing]), [a, missing]);
-    await assert.rejects(expandShardSpec(path.join(dir, 'none-*.tar')), InvalidOptionError);
-    await assert.rejects(expandShardSpec(missing), InvalidOptionError);
-    await assert.rejects(expandShardSpec([]), InvalidOptionError);
-  } finally {
-    cleanup();
-  }
-});
 
 test('factory validation throws at once', () => {
   assert.throws(() => shards({ urls: 'x.tar', rank: 2, world: 2 }), /options.rank/);

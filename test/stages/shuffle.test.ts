@@ -171,7 +171,7 @@ test('state() is JSON data; state(consumed) does not mutate; ack validates', asy
   assert.throws(() => shuffle({ size: 0, seed: 1 }), /Expected positive integer for options.size but received 0/);
   assert.throws(() => shuffle({ size: 2, seed: NaN }), /options.seed/);
   assert.throws(() => shuffle({ size: 2, seed: 1, restore: { ...s, rng: [1] } }), InvalidOptionError);
-  assert.throws(() => shuffle({ size: 2, seed: 1, restore: s }), /at most 2 buffered/);
+  assert.throws(() => shuffle({ size: 2, seed: 1, restore: s }), /Expected at most 2 positions for options.restore.buffer/);
 });
 
 test('a replayed item that never comes is skipped: nothing lost, nothing doubled', async () => {

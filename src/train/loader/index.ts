@@ -58,7 +58,8 @@ import { AbortError, BadInputError, ColorpipeError, InvalidOptionError } from '.
 import type { Config } from '../../config.js';
 import { dequantizeAb, dequantizeL } from '../../color/lab.js';
 import { mapOrdered } from '../../core/map-concurrent.js';
-import { shards, readSamplesAt, expandShardSpec, type ShardSample } from '../../stages/shards.js';
+import { shards, readSamplesAt, type ShardSample } from '../../stages/shards.js';
+import { expandShardSpec } from '../../webdataset/spec.js';
 import { decodeSettings, decodeTrainLab, type DecodeSettings } from '../../stages/decode.js';
 import { colourFilter, filterReason, recordFiltered, type ColourFilter } from '../../stages/filter.js';
 

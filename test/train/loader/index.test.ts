@@ -11,7 +11,7 @@ import { filteredSummary } from '../../../src/stages/filter.js';
 import { decodeSettings, decodeSample } from '../../../src/stages/decode.js';
 import { rgbToLab } from '../../../src/color/lab.js';
 import type { Sample, ShardPosition } from '../../../src/types.js';
-import { readShard } from '../../../src/stages/shards.js';
+import { readShard } from '../../../src/webdataset/tar.js';
 import { jpeg, png, writeTar, type ShardMember } from '../../helpers/images.js';
 import sharp from 'sharp';
 

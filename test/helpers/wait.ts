@@ -1,0 +1,16 @@
+/**
+ * Waiting on events, not on time: `until` turns the event loop until a condition holds, and fails the test
+ * if it never does, so an assertion that follows it cannot pass because nothing ran.
+ */
+export async function until(cond: () => boolean, what = 'condition', rounds = 10_000): Promise<void> {
+  for (let i = 0; i < rounds; i++) {
+    if (cond()) return;
+    await new Promise((r) => setImmediate(r));
+  }
+  throw new Error(`${what} never held within ${rounds} event-loop turns`);
+}
+
+/** A few turns of the event loop: lets background pulls that could still happen, happen. */
+export async function turns(n = 20): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+}
