@@ -55,7 +55,8 @@ export { psnr, colourfulness, PSNR_CAP } from './color/metrics.js';
 export { writeShards } from './shard-writer.js';
 
 // Model and engines
-export { buildColorizer, loadColorizer, saveColorizer, countParams, layerTable, predictAb } from './model/network.js';
+export { buildColorizer, loadColorizer, saveColorizer, predictAb } from './model/network.js';
+export { countParams, layerTable } from './model/table.js';
 export type { Colorizer } from './model/network.js';
 export { setupEngine, BACKENDS } from './model/engine.js';
 export type { Engine, BackendChoice } from './model/engine.js';

@@ -12,7 +12,7 @@
  */
 import type { ModelConfig } from '../config.js';
 import { OutOfMemoryError } from '../core/errors.js';
-import { countParams, layerTable } from './network.js';
+import { countParams, layerTable } from './table.js';
 
 /** The wasm32 heap limit emscripten builds tfjs-backend-wasm with (getHeapMax: 65535 pages of 64 KiB). */
 export const WASM_HEAP_LIMIT = 4294901760;

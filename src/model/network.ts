@@ -1,32 +1,7 @@
 /**
- * The colorization network of Iizuka, Simo-Serra and Ishikawa, "Let there be Color!: Joint End-to-end Learning
- * of Global and Local Image Priors for Automatic Image Colorization with Simultaneous Classification",
- * SIGGRAPH 2016 (Fig. 2 and Table 1 of the paper):
- *
- *   low-level (shared by both paths):  conv 64/2, 128/1, 128/2, 256/1, 256/2, 512/1
- *   mid-level:                         conv 512/1, 256/1
- *   global:                            conv 512/2, 512/1, 512/2, 512/1, flatten, FC 1024, FC 512, FC 256
- *   fusion:                            the 256-vector replicated over the mid-level map, concatenated
- *                                      (512 channels), 1x1 conv 256 + ReLU
- *   colorization:                      conv 128, upsample x2, conv 64, conv 64, upsample x2, conv 32,
- *                                      conv 2 + sigmoid  ->  ab at half the input size, in [0, 1]
- *   classification (optional):         from the 512-unit global FC: FC 256, FC numClasses (logits)
- *
- * Every convolution is 3x3 (the fusion one 1x1) followed by batch normalization and ReLU (the fusion and
- * output convolutions: bias, no BN); strides replace pooling; FC layers have bias and ReLU. BN + ReLU is one
- * layer (layers.ts BatchNormLayer, fused kernels on wasm/cpu); the convolutions before it have no bias (BN's
- * beta replaces it).
- *
- * Padding: 'same', as TensorFlow defines it. At stride 1 that is the paper's (and torch's) padding 1. At stride
- * 2 on an even size, TF pads 0 before and 1 after (the output's pixel i sees input rows 2i..2i+2) where torch's
- * padding=1 pads 1 on both sides (rows 2i-1..2i+1): the same shapes, features shifted by one input pixel.
- * Weights therefore do not transfer between the two without a one-pixel shift; bench/torch_model.py
- * reproduces TF's alignment with an explicit asymmetric pad so both benchmark the same computation.
- *
- * Width: every channel count (conv filters, FC units, the fusion and classifier FCs) is multiplied by
- * `config.width` and rounded to the nearest integer, at least 1 (`channels()`); the 2 output channels and the
- * numClasses logits are not scaled. width 1 is the paper: 42.4M parameters with 205 classes, 25.7M of them in
- * the first global FC (7*7*512*1024 at 224).
+ * The colorization network built from its layer table (table.ts: the paper's architecture, padding and width
+ * rules are documented there): four tfjs-layers models sharing their weights (train, inference, global path,
+ * local path), saved and loaded in the tfjs Layers format through model/io.ts.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -38,181 +13,8 @@ import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs-layers';
 import type { ModelConfig } from '../config.js';
 import { InvalidOptionError } from '../core/errors.js';
 import { BatchNormLayer, FusionLayer, registerLayers } from './layers.js';
-
-export type Activation = 'relu' | 'sigmoid' | 'linear';
-
-/** One layer of the table. Convolutions are 'same'-padded; `bn` means BatchNorm then the activation. */
-export interface LayerSpec {
-  name: string;
-  kind: 'conv' | 'dense' | 'upsample' | 'flatten' | 'fusion';
-  /** conv: output channels; dense: units. */
-  out?: number;
-  kernel?: number;
-  stride?: number;
-  bn?: boolean;
-  bias?: boolean;
-  activation?: Activation;
-}
-
-/** The network as data: what `buildColorizer` builds and bench/torch_model.py rebuilds in PyTorch. */
-export interface NetworkTable {
-  inputSize: number;
-  width: number;
-  numClasses: number;
-  low: LayerSpec[];
-  mid: LayerSpec[];
-  global: LayerSpec[];
-  fusion: LayerSpec[];
-  color: LayerSpec[];
-  classifier: LayerSpec[];
-  /** Batch-norm epsilon and momentum (keras convention: moving = momentum * moving + (1 - momentum) * batch). */
-  bnEpsilon: number;
-  bnMomentum: number;
-}
-
-/** Channel count under a width multiplier: round(n * width), at least 1. */
-export function channels(n: number, width: number): number {
-  return Math.max(1, Math.round(n * width));
-}
-
-/** BN settings: torch's defaults (eps 1e-5, momentum 0.1 = keras 0.9), so short runs get usable moving stats. */
-export const BN_EPSILON = 1e-5;
-export const BN_MOMENTUM = 0.9;
-
-/** The paper's layer table for a model config (see the file comment). */
-export function layerTable(config: ModelConfig): NetworkTable {
-  const w = config.width;
-  const c = (n: number) => channels(n, w);
-  const conv = (name: string, out: number, stride = 1): LayerSpec => ({
-    name,
-    kind: 'conv',
-    out: c(out),
-    kernel: 3,
-    stride,
-    bn: true,
-    bias: false,
-    activation: 'relu',
-  });
-  const dense = (name: string, out: number, activation: Activation = 'relu', scale = true): LayerSpec => ({
-    name,
-    kind: 'dense',
-    out: scale ? c(out) : out,
-    bias: true,
-    activation,
-  });
-  return {
-    inputSize: config.inputSize,
-    width: w,
-    numClasses: config.numClasses,
-    low: [conv('ll_conv1', 64, 2), conv('ll_conv2', 128), conv('ll_conv3', 128, 2), conv('ll_conv4', 256), conv('ll_conv5', 256, 2), conv('ll_conv6', 512)],
-    mid: [conv('ml_conv1', 512), conv('ml_conv2', 256)],
-    global: [
-      conv('gl_conv1', 512, 2),
-      conv('gl_conv2', 512),
-      conv('gl_conv3', 512, 2),
-      conv('gl_conv4', 512),
-      { name: 'gl_flatten', kind: 'flatten' },
-      dense('gl_fc1', 1024),
-      dense('gl_fc2', 512),
-      dense('gl_fc3', 256),
-    ],
-    fusion: [
-      { name: 'fusion', kind: 'fusion' },
-      { name: 'fu_conv', kind: 'conv', out: c(256), kernel: 1, stride: 1, bn: false, bias: true, activation: 'relu' },
-    ],
-    color: [
-      conv('co_conv1', 128),
-      { name: 'co_up1', kind: 'upsample' },
-      conv('co_conv2', 64),
-      conv('co_conv3', 64),
-      { name: 'co_up2', kind: 'upsample' },
-      conv('co_conv4', 32),
-      { name: 'co_out', kind: 'conv', out: 2, kernel: 3, stride: 1, bn: false, bias: true, activation: 'sigmoid' },
-    ],
-    classifier: config.numClasses > 0 ? [dense('cls_fc1', 256), dense('cls_out', config.numClasses, 'linear', false)] : [],
-    bnEpsilon: BN_EPSILON,
-    bnMomentum: BN_MOMENTUM,
-  };
-}
-
-function validateModelConfig(config: ModelConfig): void {
-  if (!Number.isInteger(config.inputSize) || config.inputSize < 8 || config.inputSize % 8 !== 0) {
-    throw new InvalidOptionError(`Expected a positive multiple of 8 for model.inputSize but received ${config.inputSize}`);
-  }
-  if (!(config.width > 0)) throw new InvalidOptionError(`Expected positive number for model.width but received ${config.width}`);
-  if (!Number.isInteger(config.numClasses) || config.numClasses < 0) {
-    throw new InvalidOptionError(`Expected non-negative integer for model.numClasses but received ${config.numClasses}`);
-  }
-}
-
-/** Output spatial size of a 'same' convolution. */
-const sameOut = (n: number, stride: number) => Math.ceil(n / stride);
-
-export interface ParamCount {
-  total: number;
-  trainable: number;
-  /** Per layer name (conv/dense weights + bias + BN's 4 vectors). */
-  byLayer: Record<string, number>;
-}
-
-/**
- * Parameters of a config, computed from the layer table without building the model. `total` counts every
- * weight tfjs stores (BN moving mean/variance included, as LayersModel.countParams() does); `trainable`
- * leaves the BN moving statistics out.
- */
-export function countParams(config: ModelConfig): ParamCount {
-  validateModelConfig(config);
-  const t = layerTable(config);
-  const byLayer: Record<string, number> = {};
-  let total = 0;
-  let trainable = 0;
-  const add = (spec: LayerSpec, inC: number): number => {
-    if (spec.kind === 'conv') {
-      const k = spec.kernel!;
-      const out = spec.out!;
-      const wts = k * k * inC * out + (spec.bias ? out : 0);
-      const bn = spec.bn ? 4 * out : 0;
-      byLayer[spec.name] = wts + bn;
-      total += wts + bn;
-      trainable += wts + (spec.bn ? 2 * out : 0);
-      return out;
-    }
-    if (spec.kind === 'dense') {
-      const wts = inC * spec.out! + (spec.bias ? spec.out! : 0);
-      byLayer[spec.name] = wts;
-      total += wts;
-      trainable += wts;
-      return spec.out!;
-    }
-    return inC;
-  };
-  let c = 1;
-  let s = config.inputSize;
-  for (const l of t.low) {
-    c = add(l, c);
-    s = sameOut(s, l.stride!);
-  }
-  const lowC = c;
-  for (const l of t.mid) c = add(l, c);
-  const midC = c;
-  let g = lowC;
-  let gs = s;
-  let globalMid = 0;
-  for (const l of t.global) {
-    if (l.kind === 'flatten') {
-      g = gs * gs * g;
-      continue;
-    }
-    g = add(l, g);
-    if (l.kind === 'conv') gs = sameOut(gs, l.stride!);
-    if (l.name === 'gl_fc2') globalMid = g;
-  }
-  c = add(t.fusion[1]!, midC + g);
-  for (const l of t.color) c = add(l, c);
-  let k = globalMid;
-  for (const l of t.classifier) k = add(l, k);
-  return { total, trainable, byLayer };
-}
+import { layerTable, sameOut, validateModelConfig, type Activation, type LayerSpec, type NetworkTable } from './table.js';
+import { fileLoadHandler, fileSaveHandler } from './io.js';
 
 export interface Colorizer {
   config: ModelConfig;
@@ -394,54 +196,13 @@ export function colorizerFromInfer(model: LayersModel): Colorizer {
 // Save / load (tfjs Layers format: model.json + weights.bin)
 // ---------------------------------------------------------------------------------------------------------
 
-const WEIGHTS_FILE = 'weights.bin';
-
 /**
  * Writes the inference model to `dir` in the tfjs Layers format (model.json and one weights.bin), which
  * `tf.loadLayersModel` opens in Node or a browser once `registerLayers()` has run. Writes in place: for an
  * atomic checkpoint, save into a temporary directory and rename it.
  */
 export async function saveColorizer(colorizer: Colorizer, dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  await colorizer.infer.save(
-    tf.io.withSaveHandler(async (artifacts) => {
-      const weightData = artifacts.weightData;
-      const bytes = weightData == null ? new Uint8Array(0) : new Uint8Array(tf.io.concatenateArrayBuffers(weightData as ArrayBuffer | ArrayBuffer[]));
-      const modelJson: tf.io.ModelJSON & { colorpipe: unknown } = {
-        modelTopology: artifacts.modelTopology as tf.io.ModelJSON['modelTopology'],
-        format: artifacts.format ?? 'layers-model',
-        generatedBy: artifacts.generatedBy ?? '',
-        convertedBy: null,
-        weightsManifest: [{ paths: [WEIGHTS_FILE], weights: artifacts.weightSpecs ?? [] }],
-        colorpipe: { config: colorizer.config },
-      };
-      await writeFile(join(dir, WEIGHTS_FILE), bytes);
-      await writeFile(join(dir, 'model.json'), JSON.stringify(modelJson));
-      return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
-    }),
-  );
-}
-
-/** An IOHandler reading model.json and its weight files from the local file system. */
-function fileHandler(modelJsonPath: string): tf.io.IOHandler {
-  const dir = resolve(modelJsonPath, '..');
-  return {
-    load: async () => {
-      const json = JSON.parse(await readFile(modelJsonPath, 'utf8')) as tf.io.ModelJSON;
-      return tf.io.getModelArtifactsForJSON(json, async (manifest) => {
-        const specs: tf.io.WeightsManifestEntry[] = [];
-        const buffers: ArrayBuffer[] = [];
-        for (const group of manifest) {
-          specs.push(...group.weights);
-          for (const p of group.paths) {
-            const b = await readFile(join(dir, p));
-            buffers.push(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer);
-          }
-        }
-        return [specs, tf.io.concatenateArrayBuffers(buffers)];
-      });
-    },
-  };
+  await colorizer.infer.save(fileSaveHandler(dir, { colorpipe: { config: colorizer.config } }));
 }
 
 /**
@@ -458,7 +219,7 @@ export async function loadColorizer(pathOrUrl: string): Promise<Colorizer> {
   } else {
     let p = pathOrUrl.startsWith('file://') ? fileURLToPath(pathOrUrl) : pathOrUrl;
     if (!p.endsWith('.json')) p = join(p, 'model.json');
-    model = await tfl.loadLayersModel(fileHandler(resolve(p)));
+    model = await tfl.loadLayersModel(fileLoadHandler(resolve(p)));
   }
   if (model.inputs.length !== 2) {
     throw new InvalidOptionError(`${pathOrUrl} is not a colorpipe inference model (expected 2 inputs, found ${model.inputs.length})`);
