@@ -13,9 +13,10 @@ export { sleep, throwIfAborted, abortErrorOf } from './core/abort.js';
 export type { Stage, StageContext, Source, Pipeline, PipelineOptions } from './core/pipeline.js';
 export type { Sample, ShardPosition, DecodedImage, LabSample, LabBatch } from './types.js';
 export {
-  ColorpipeError, InvalidOptionError, BadInputError, AbortError, OutOfMemoryError, Reporter,
+  ColorpipeError, InvalidOptionError, BadInputError, AbortError, OutOfMemoryError, EngineUnavailableError,
+  WasmAllocationError, Reporter,
 } from './core/errors.js';
-export type { OnError, BadInputRecord } from './core/errors.js';
+export type { OnError, BadInputRecord, ErrorCode } from './core/errors.js';
 export { makeConfig, loadConfig, applyOverrides, DEFAULT_CONFIG } from './config.js';
 export type { Config, ModelConfig, TrainConfig, AugmentConfig, FilterConfig, LoaderConfig, Overrides } from './config.js';
 export { Rng } from './rng.js';

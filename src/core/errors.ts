@@ -4,9 +4,26 @@
  * reported to the run's `Reporter`, counted, and the stream goes on, unless the run said `onError: 'fail'`.
  */
 
+/**
+ * Every error code colorpipe throws, in one place. The named classes below carry theirs; the codes used with
+ * ColorpipeError itself are the run-level failures.
+ */
+export type ErrorCode =
+  | 'ERR_INVALID_OPTION' // InvalidOptionError: a wrong option value or CLI flag
+  | 'ERR_BAD_INPUT' // BadInputError: one input that cannot be used (reported, fatal only with onError 'fail')
+  | 'ABORT_ERR' // AbortError: the pipeline was stopped
+  | 'ERR_OUT_OF_MEMORY' // OutOfMemoryError: the engine's memory is exhausted
+  | 'ERR_ENGINE_UNAVAILABLE' // EngineUnavailableError: a backend that cannot run here
+  | 'ERR_WASM_ALLOCATION' // WasmAllocationError: one failed wasm heap allocation
+  | 'ERR_NO_SAMPLES' // a whole epoch yielded nothing usable
+  | 'ERR_CHECKPOINT' // a checkpoint that cannot be read
+  | 'ERR_LOADER_CHILD' // a loader child process died
+  | 'ERR_LOADER_PROTOCOL' // a loader child sent frames out of order (a bug, not bad input)
+  | 'ERR_LOADER_HUB'; // the loader's hub thread exited early
+
 export class ColorpipeError extends Error {
   readonly code: string;
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode | string, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
@@ -42,6 +59,28 @@ export class AbortError extends ColorpipeError {
 export class OutOfMemoryError extends ColorpipeError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('ERR_OUT_OF_MEMORY', message, options);
+  }
+}
+
+/** The requested engine cannot run here (package missing, no GPU); the message says what to install or use. */
+export class EngineUnavailableError extends ColorpipeError {
+  /** A few words for logs: why this engine was skipped by `auto`. */
+  readonly short: string;
+  constructor(message: string, options?: { cause?: unknown; short?: string }) {
+    super('ERR_ENGINE_UNAVAILABLE', message, options);
+    this.short = options?.short ?? message.split(/[:.(]/)[0]!.trim();
+  }
+}
+
+/** The wasm32 heap limit emscripten builds tfjs-backend-wasm with (getHeapMax: 65535 pages of 64 KiB). */
+export const WASM_HEAP_LIMIT = 4294901760;
+
+/** A wasm heap allocation failed (malloc returned null); nothing was written, the engine can go on. */
+export class WasmAllocationError extends ColorpipeError {
+  readonly bytes: number;
+  constructor(bytes: number) {
+    super('ERR_WASM_ALLOCATION', `wasm heap allocation of ${bytes} bytes failed (heap limit ${WASM_HEAP_LIMIT} bytes)`);
+    this.bytes = bytes;
   }
 }
 

@@ -20,7 +20,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
-import { ColorpipeError, InvalidOptionError } from '../core/errors.js';
+import { ColorpipeError, EngineUnavailableError, InvalidOptionError } from '../core/errors.js';
 import { registerKernels } from './kernels/index.js';
 import { registerAllGradients } from './gradients.js';
 import { guardWasmMalloc } from './memory.js';
@@ -49,16 +49,6 @@ export interface Engine {
   tf: typeof tf;
   /** One line for logs and benchmarks, e.g. "wasm (SIMD, 2 threads, colorpipe kernels)". */
   describe: string;
-}
-
-/** The requested engine cannot run here (package missing, no GPU); the message says what to install or use. */
-export class EngineUnavailableError extends ColorpipeError {
-  /** A few words for logs: why this engine was skipped by `auto`. */
-  readonly short: string;
-  constructor(message: string, options?: { cause?: unknown; short?: string }) {
-    super('ERR_ENGINE_UNAVAILABLE', message, options);
-    this.short = options?.short ?? message.split(/[:.(]/)[0]!.trim();
-  }
 }
 
 const require = createRequire(import.meta.url);

@@ -13,19 +13,8 @@
 import type { ModelConfig } from '../config.js';
 import { OutOfMemoryError } from '../core/errors.js';
 import { countParams, layerTable } from './table.js';
+import { WASM_HEAP_LIMIT, WasmAllocationError } from '../core/errors.js';
 
-/** The wasm32 heap limit emscripten builds tfjs-backend-wasm with (getHeapMax: 65535 pages of 64 KiB). */
-export const WASM_HEAP_LIMIT = 4294901760;
-
-/** A wasm heap allocation failed (malloc returned null); nothing was written, the engine can go on. */
-export class WasmAllocationError extends Error {
-  readonly bytes: number;
-  constructor(bytes: number) {
-    super(`wasm heap allocation of ${bytes} bytes failed (heap limit ${WASM_HEAP_LIMIT} bytes)`);
-    this.name = 'WasmAllocationError';
-    this.bytes = bytes;
-  }
-}
 
 interface EmscriptenModule {
   _malloc: (n: number) => number;

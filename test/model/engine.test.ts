@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs-core';
-import { EngineUnavailableError, isSoftwareAdapter, setupEngine } from '../../src/model/engine.js';
+import { isSoftwareAdapter, setupEngine } from '../../src/model/engine.js';
+import { EngineUnavailableError } from '../../src/core/errors.js';
 import { registerAllGradients } from '../../src/model/gradients.js';
 import { InvalidOptionError } from '../../src/core/errors.js';
 

@@ -7,11 +7,9 @@ import {
   guardWasmMalloc,
   isWasmMemoryFailure,
   maxTrainBatch,
-  WASM_HEAP_LIMIT,
-  WasmAllocationError,
   wasmOomMessage,
 } from '../../src/model/memory.js';
-import { OutOfMemoryError } from '../../src/core/errors.js';
+import { OutOfMemoryError, WASM_HEAP_LIMIT, WasmAllocationError } from '../../src/core/errors.js';
 
 const PAPER = { inputSize: 224, width: 1, numClasses: 205 };
 

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { setupEngine } from '../../src/model/engine.js';
 import { buildColorizer, disposeColorizer } from '../../src/model/network.js';
 import { createTrainer, type NamedTensor } from '../../src/model/trainer.js';
-import { WasmAllocationError } from '../../src/model/memory.js';
+import { WasmAllocationError } from '../../src/core/errors.js';
 import { makeConfig, type Config } from '../../src/config.js';
 import { InvalidOptionError, OutOfMemoryError } from '../../src/core/errors.js';
 import type { LabBatch } from '../../src/types.js';
