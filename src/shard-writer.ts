@@ -27,7 +27,8 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import tar from 'tar-stream';
-import { AbortError, InvalidOptionError, Reporter, reasonOf, type OnError } from './core/errors.js';
+import { AbortError, Reporter, reasonOf, type OnError } from './core/errors.js';
+import { invalidOption, object, oneOf, optional, positiveInt, string } from './core/validate.js';
 import { listImageFiles, type ImageFile } from './stages/files.js';
 import { parallelMap } from './stages/parallel-map.js';
 import { pipeline } from './core/pipeline.js';
@@ -210,33 +211,15 @@ async function writeAtomic(file: string, text: string): Promise<void> {
  * @example await writeShards({ input: 'photos/', output: 'shards/', maxcount: 500 })
  */
 export async function writeShards(options: WriteShardsOptions): Promise<WriteShardsResult> {
-  if (options === null || typeof options !== 'object') {
-    throw new InvalidOptionError(`Expected object for options but received ${String(options)}`);
-  }
-  const { input, output } = options;
-  if (typeof output !== 'string' || output === '') {
-    throw new InvalidOptionError(`Expected non-empty string for options.output but received ${String(output)}`);
-  }
-  const maxcount = options.maxcount ?? 1000;
-  if (!Number.isInteger(maxcount) || maxcount < 1) {
-    throw new InvalidOptionError(`Expected positive integer for options.maxcount but received ${String(maxcount)}`);
-  }
+  object(options, 'options');
+  const { input } = options;
+  const output = string(options.output, 'options.output');
+  const maxcount = optional(options.maxcount, 'options.maxcount', positiveInt, 1000);
   const prefix = options.prefix ?? 'data';
-  if (typeof prefix !== 'string' || prefix === '' || /[/\\]/.test(prefix)) {
-    throw new InvalidOptionError(`Expected a file name prefix for options.prefix but received ${String(prefix)}`);
-  }
-  const labels = options.labels ?? 'dirs';
-  if (labels !== 'dirs' && labels !== 'none') {
-    throw new InvalidOptionError(`Expected 'dirs' or 'none' for options.labels but received ${String(labels)}`);
-  }
-  const limitInputPixels = options.limitInputPixels ?? 8192 * 8192;
-  if (!Number.isInteger(limitInputPixels) || limitInputPixels < 1) {
-    throw new InvalidOptionError(`Expected positive integer for options.limitInputPixels but received ${String(limitInputPixels)}`);
-  }
-  const concurrency = options.concurrency ?? Math.max(1, os.availableParallelism());
-  if (!Number.isInteger(concurrency) || concurrency < 1) {
-    throw new InvalidOptionError(`Expected positive integer for options.concurrency but received ${String(concurrency)}`);
-  }
+  if (typeof prefix !== 'string' || prefix === '' || /[/\\]/.test(prefix)) throw invalidOption('options.prefix', 'a file name prefix', prefix);
+  const labels = oneOf(options.labels ?? 'dirs', 'options.labels', ['dirs', 'none'] as const);
+  const limitInputPixels = optional(options.limitInputPixels, 'options.limitInputPixels', positiveInt, 8192 * 8192);
+  const concurrency = optional(options.concurrency, 'options.concurrency', positiveInt, Math.max(1, os.availableParallelism()));
   const reporter = options.reporter ?? new Reporter({ onError: options.onError ?? 'skip' });
   const filter = options.filter ?? false;
 

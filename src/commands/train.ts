@@ -8,7 +8,8 @@ import { trainGraph } from '../train/graph.js';
 const USAGE = `Usage: pipe train --shards 'data/*.tar' --out runs/NAME [options]
   --shards GLOB        training shards: globs, brace ranges (data-{000000..000009}.tar), comma-separated lists
   --out DIR            run directory (model/, state.json, metrics.jsonl, report.html)
-  --config FILE        configuration (default configs/tiny.json shape with defaults; see configs/)
+  --config FILE        configuration (default: the paper's network at 224 px, no class head, Adam, batch 32;
+                       configs/ has iizuka2016.json (the paper's recipe), tiny.json (seconds), demo.json)
   --steps N  --batch B  --size S  --width W  --lr LR  --seed S     override the config
   --checkpoint-every N checkpoint interval in steps (a checkpoint is also written at the end and on Ctrl-C)
   --backend B          auto|tensorflow|webgpu|wasm|cpu (default auto)

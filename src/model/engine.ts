@@ -20,7 +20,8 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
-import { ColorpipeError, EngineUnavailableError, InvalidOptionError } from '../core/errors.js';
+import { ColorpipeError, EngineUnavailableError } from '../core/errors.js';
+import { oneOf, positiveInt } from '../core/validate.js';
 import { registerKernels } from './kernels/index.js';
 import { registerAllGradients } from './gradients.js';
 import { guardWasmMalloc } from './memory.js';
@@ -249,13 +250,8 @@ async function setupCpu(): Promise<Engine> {
  * const { tf, name } = await setupEngine({ backend: 'auto' });
  */
 export async function setupEngine(options: EngineOptions = {}): Promise<Engine> {
-  const backend = options.backend ?? 'auto';
-  if (!BACKENDS.includes(backend)) {
-    throw new InvalidOptionError(`Expected one of ${BACKENDS.join(', ')} for options.backend but received ${String(backend)}`);
-  }
-  if (options.threads !== undefined && (!Number.isInteger(options.threads) || options.threads < 1)) {
-    throw new InvalidOptionError(`Expected positive integer for options.threads but received ${String(options.threads)}`);
-  }
+  const backend = oneOf(options.backend ?? 'auto', 'options.backend', BACKENDS);
+  if (options.threads !== undefined) positiveInt(options.threads, 'options.threads');
   registerAllGradients();
   switch (backend) {
     case 'tensorflow':
