@@ -15,13 +15,13 @@ import os from 'node:os';
 import type { Config } from '../config.js';
 import { Reporter, type OnError } from '../core/errors.js';
 import { pipeline } from '../core/pipeline.js';
-import type { LabBatch, LabSample, ShardPosition } from '../types.js';
+import type { LabBatch, LabSample } from '../types.js';
 import { shuffle, type ShuffleState } from '../stages/shuffle.js';
 import { batch } from '../stages/batch.js';
 import { prefetch } from '../stages/prefetch.js';
 import { train, type StepRecord } from './step.js';
 import { progress } from '../stages/progress.js';
-import { loader, type LoaderResume } from './loader/index.js';
+import { loader, loaderResumeFrom } from './loader/index.js';
 import { setupEngine, type BackendChoice, type Engine } from '../model/engine.js';
 import { buildColorizer, type Colorizer } from '../model/network.js';
 import { createTrainer } from '../model/trainer.js';
@@ -73,15 +73,6 @@ export interface TrainResult {
 interface DataState {
   world: number;
   shuffle: ShuffleState;
-}
-
-/** The resume point of the loader from a shuffle snapshot (see the module comment). */
-export function loaderResumeFrom(state: ShuffleState): LoaderResume {
-  const received = Object.entries(state.received).map(([rank, p]) => [Number(rank), p] as const);
-  const epoch = received.length ? Math.max(...received.map(([, p]) => p.epoch)) : 0;
-  const after: Record<number, ShardPosition> = {};
-  for (const [rank, p] of received) if (p.epoch === epoch) after[rank] = p;
-  return { epoch, after, replay: [...state.pending, ...state.buffer] };
 }
 
 export async function trainGraph(o: TrainGraphOptions): Promise<TrainResult> {
