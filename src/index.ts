@@ -31,7 +31,7 @@ export type { DecodeOptions } from './stages/decode.js';
 export { lab } from './stages/lab.js';
 export type { LabOptions } from './stages/lab.js';
 export { filter } from './stages/filter.js';
-export { loader } from './train/loader/index.js';
+export { loader, loaderResumeFrom } from './train/loader/index.js';
 export type { LoaderOptions, LoaderResume, LoaderSample } from './train/loader/index.js';
 export { shuffle } from './stages/shuffle.js';
 export type { ShuffleOptions, ShuffleState, ShuffleStage } from './stages/shuffle.js';

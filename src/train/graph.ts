@@ -2,12 +2,14 @@
  * trainGraph(): the training pipeline, composed from the stage library:
  *
  *   loader (N processes: shards -> decode (crop, flip) -> Lab + filter) -> shuffle -> batch -> prefetch
- *     -> train (engine; checkpoints; metrics) -> progress
+ *     -> train (engine; checkpoints, each validating) -> validateEvery (valEvery) -> logMetrics -> progress
  *
  * It owns the run directory: metrics.jsonl, checkpoints (model + state.json, atomically), samples/ and
  * report.html. Resume is exact: a checkpoint stores the loader's per-rank positions and the shuffle buffer
  * (positions, RNG state, samples emitted but not yet trained on); on --resume the loader replays those samples
- * first and continues after the positions, so the resumed run sees the same batches as an uninterrupted one.
+ * first and continues after the positions (loaderResumeFrom, loader/resume.ts), so the resumed run sees the
+ * same batches as an uninterrupted one. Validation (validation.ts) and the metrics log (metrics.ts) run between
+ * steps and touch neither the data nor the weights.
  */
 import { appendFileSync, promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -15,20 +17,20 @@ import os from 'node:os';
 import type { Config } from '../config.js';
 import { Reporter, type OnError } from '../core/errors.js';
 import { pipeline } from '../core/pipeline.js';
-import type { LabBatch, LabSample, ShardPosition } from '../types.js';
+import type { LabBatch, LabSample } from '../types.js';
 import { shuffle, type ShuffleState } from '../stages/shuffle.js';
 import { batch } from '../stages/batch.js';
 import { prefetch } from '../stages/prefetch.js';
 import { train, type StepRecord } from './step.js';
 import { progress } from '../stages/progress.js';
-import { loader, type LoaderResume } from './loader/index.js';
+import { loader, loaderResumeFrom } from './loader/index.js';
 import { setupEngine, type BackendChoice, type Engine } from '../model/engine.js';
 import { buildColorizer, type Colorizer } from '../model/network.js';
 import { createTrainer } from '../model/trainer.js';
 import { latestCheckpoint, optimizerTensors, saveCheckpoint, fileLoadHandler, type TrainState } from './checkpoint.js';
-import { writeReport, makeGrid, type RgbImage } from './report.js';
-import { mergeLab } from '../color/lab.js';
-import { psnr } from '../color/metrics.js';
+import { writeReport } from './report.js';
+import { loadValidation, validateEvery, writeValidation } from './validation.js';
+import { logMetrics, RunTotals } from './metrics.js';
 import { cleanTemps, writeFileAtomic } from '../core/atomic.js';
 import { expandShardSpec } from '../webdataset/spec.js';
 
@@ -73,15 +75,6 @@ export interface TrainResult {
 interface DataState {
   world: number;
   shuffle: ShuffleState;
-}
-
-/** The resume point of the loader from a shuffle snapshot (see the module comment). */
-export function loaderResumeFrom(state: ShuffleState): LoaderResume {
-  const received = Object.entries(state.received).map(([rank, p]) => [Number(rank), p] as const);
-  const epoch = received.length ? Math.max(...received.map(([, p]) => p.epoch)) : 0;
-  const after: Record<number, ShardPosition> = {};
-  for (const [rank, p] of received) if (p.epoch === epoch) after[rank] = p;
-  return { epoch, after, replay: [...state.pending, ...state.buffer] };
 }
 
 export async function trainGraph(o: TrainGraphOptions): Promise<TrainResult> {
@@ -149,10 +142,7 @@ export async function trainGraph(o: TrainGraphOptions): Promise<TrainResult> {
   };
 
   const validate = async (step: number) => {
-    const r = await evaluateBatches(engine, model, val, config);
-    await fsp.appendFile(metricsPath, JSON.stringify({ type: 'val', step, loss: r.loss, psnr: r.psnr, psnr_gray: r.psnrGray }) + '\n');
-    const grid = await makeGrid(r.triplets.slice(0, config.train.valImages));
-    await writeFileAtomic(join(runDir, 'samples', `step-${String(step).padStart(8, '0')}.png`), grid);
+    await writeValidation({ engine, model, val, runDir, step, images: config.train.valImages });
   };
 
   const p = pipeline(
@@ -175,6 +165,9 @@ export async function trainGraph(o: TrainGraphOptions): Promise<TrainResult> {
         if (o.logKeys) appendFileSync(keysPath, JSON.stringify({ step: r.step, keys: b.keys }) + '\n');
       },
     }),
+    // Between steps, while the train stage waits at its yield: validation and the metrics line of the step.
+    validateEvery({ every: val.length ? config.train.valEvery : 0, run: validate }),
+    logMetrics({ path: metricsPath, every: config.train.logEvery, last: config.train.steps, backend: engine.name }),
     progress<StepRecord>({
       total: config.train.steps - startStep,
       quiet: o.quiet,
@@ -184,26 +177,9 @@ export async function trainGraph(o: TrainGraphOptions): Promise<TrainResult> {
     { reporter, signal: o.signal },
   );
 
-  let n = 0, sumImg = 0, sumStall = 0, lastLoss = NaN;
-  let windowWait = 0, windowCompute = 0, windowImgs = 0, windowLoss = 0, windowMse = 0, windowCe = 0, windowSteps = 0;
+  const totals = new RunTotals();
   for await (const r of p) {
-    n++;
-    sumImg += r.imgPerS;
-    sumStall += r.dataStall;
-    lastLoss = r.loss;
-    windowWait += r.waitMs; windowCompute += r.computeMs; windowImgs += r.batchSize;
-    windowLoss += r.loss; windowMse += r.mse; windowCe += r.ce; windowSteps++;
-    if (r.step % config.train.logEvery === 0 || r.checkpointed || r.step === config.train.steps) {
-      const line = {
-        step: r.step, epoch: r.epoch,
-        loss: windowLoss / windowSteps, mse: windowMse / windowSteps, ce: windowCe / windowSteps,
-        img_per_s: (windowImgs * 1000) / Math.max(1e-6, windowWait + windowCompute),
-        data_stall: windowWait / Math.max(1e-6, windowWait + windowCompute),
-        backend: engine.name,
-      };
-      await fsp.appendFile(metricsPath, JSON.stringify(line) + '\n');
-      windowWait = windowCompute = windowImgs = windowLoss = windowMse = windowCe = windowSteps = 0;
-    }
+    totals.add(r);
     o.onStep?.(r);
     if (o.stop?.aborted && r.checkpointed) {
       stopped = true;
@@ -212,11 +188,11 @@ export async function trainGraph(o: TrainGraphOptions): Promise<TrainResult> {
   }
   model.train.dispose?.();
   return {
-    steps: startStep + n,
+    steps: startStep + totals.steps,
     runDir,
-    lastLoss,
-    meanImgPerS: n ? sumImg / n : 0,
-    meanDataStall: n ? sumStall / n : 0,
+    lastLoss: totals.lastLoss,
+    meanImgPerS: totals.meanImgPerS,
+    meanDataStall: totals.meanDataStall,
     badInputs: reporter.summary(),
     backend: engine.name,
     stopped,
@@ -243,65 +219,4 @@ async function truncateLogs(runDir: string, step: number): Promise<void> {
     });
     await writeFileAtomic(path, kept.map((l) => l + '\n').join(''));
   }
-}
-
-const VAL_MAX = 32;
-
-/** Up to VAL_MAX validation samples (deterministic crops, no flip), in batches. */
-async function loadValidation(urls: string | string[], config: Config, fromTraining: boolean): Promise<LabBatch[]> {
-  const valConfig: Config = { ...config, augment: { ...config.augment, flip: false } };
-  const reporter = new Reporter({ log: null });
-  const samples: LabSample[] = [];
-  const src = loader({ urls: await expandShardSpec(urls), config: valConfig, seed: config.train.seed + (fromTraining ? 1 : 0), processes: 0, epochs: 1 });
-  const p = pipeline(src, { reporter });
-  for await (const s of p) {
-    samples.push(s);
-    if (samples.length >= (fromTraining ? config.train.valImages : VAL_MAX)) break;
-  }
-  const out: LabBatch[] = [];
-  const collectBatches = pipeline(samples, batch({ size: Math.max(1, Math.min(config.train.batch, 16)) }), { reporter });
-  for await (const b of collectBatches) out.push(b);
-  return out;
-}
-
-export interface EvalResult {
-  loss: number;
-  psnr: number;
-  psnrGray: number;
-  triplets: RgbImage[][];
-}
-
-/** Loss and PSNR of the model on batches at training size, and (gray | prediction | original) triplets. */
-export async function evaluateBatches(engine: Engine, model: Colorizer, batches: LabBatch[], config: Config): Promise<EvalResult> {
-  const tf = engine.tf;
-  let lossSum = 0, psnrSum = 0, grayPsnrSum = 0, n = 0;
-  const triplets: RgbImage[][] = [];
-  for (const b of batches) {
-    const { height: h, width: w, size } = b;
-    const [abFull, mse] = tf.tidy(() => {
-      const L = tf.tensor4d(b.L, [size, h, w, 1]);
-      const out = model.train.predict(L);
-      const ab = (Array.isArray(out) ? out[0]! : out) as import('@tensorflow/tfjs-core').Tensor4D;
-      const target = tf.avgPool(tf.tensor4d(b.ab, [size, h, w, 2]), 2, 2, 'valid');
-      const mse = tf.mean(tf.squaredDifference(ab, target));
-      return [tf.image.resizeBilinear(ab, [h, w]), mse] as const;
-    });
-    const abData = (await abFull.data()) as Float32Array;
-    lossSum += (await mse.data())[0]! * size;
-    abFull.dispose();
-    mse.dispose();
-    const px = h * w;
-    for (let i = 0; i < size; i++) {
-      const L = b.L.subarray(i * px, (i + 1) * px);
-      const pred = mergeLab(L, abData.subarray(i * px * 2, (i + 1) * px * 2));
-      const orig = mergeLab(L, b.ab.subarray(i * px * 2, (i + 1) * px * 2));
-      const gray = mergeLab(L, new Float32Array(px * 2).fill(128 / 255));
-      psnrSum += psnr(pred, orig);
-      grayPsnrSum += psnr(gray, orig);
-      n++;
-      triplets.push([{ width: w, height: h, rgb: gray }, { width: w, height: h, rgb: pred }, { width: w, height: h, rgb: orig }]);
-    }
-  }
-  void config;
-  return { loss: n ? lossSum / n : NaN, psnr: n ? psnrSum / n : NaN, psnrGray: n ? grayPsnrSum / n : NaN, triplets };
 }

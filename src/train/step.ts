@@ -10,7 +10,7 @@
  */
 import type { Stage } from '../core/pipeline.js';
 import type { LabBatch } from '../types.js';
-import { InvalidOptionError } from '../core/errors.js';
+import { nonNegativeInt, positiveInt } from '../core/validate.js';
 
 /** What the stage needs of a trainer (src/model/trainer.ts provides it). */
 export interface StepTrainer {
@@ -55,14 +55,9 @@ export interface TrainStageOptions {
 
 export function train(options: TrainStageOptions): Stage<LabBatch, StepRecord> {
   const { trainer, steps, checkpointEvery, onCheckpoint, afterStep, stop } = options;
-  const startStep = options.startStep ?? 0;
-  if (!Number.isInteger(steps) || steps < 1) throw new InvalidOptionError(`Expected positive integer for options.steps but received ${steps}`);
-  if (!Number.isInteger(checkpointEvery) || checkpointEvery < 1) {
-    throw new InvalidOptionError(`Expected positive integer for options.checkpointEvery but received ${checkpointEvery}`);
-  }
-  if (!Number.isInteger(startStep) || startStep < 0) {
-    throw new InvalidOptionError(`Expected non-negative integer for options.startStep but received ${startStep}`);
-  }
+  positiveInt(steps, 'options.steps');
+  positiveInt(checkpointEvery, 'options.checkpointEvery');
+  const startStep = nonNegativeInt(options.startStep ?? 0, 'options.startStep');
   return async function* trainStage(source, ctx) {
     let step = startStep;
     let epoch = options.startEpoch ?? 0;

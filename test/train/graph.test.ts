@@ -16,12 +16,16 @@ import { setupEngine } from '../../src/model/engine.js';
 import { loadColorizer } from '../../src/model/network.js';
 import { readMetrics } from '../../src/train/report.js';
 import { latestCheckpoint } from '../../src/train/checkpoint.js';
+import { Rng } from '../../src/rng.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 const TINY = join(ROOT, 'configs', 'tiny.json');
 const GOOD = join(FIXTURES, 'shards', 'data-*.tar');
 
-function runCli(args: string[], opts: { killWhen?: (dir: string) => boolean; dir?: string; signal?: NodeJS.Signals } = {}): Promise<{ code: number | null; signal: string | null; stderr: string }> {
+function runCli(
+  args: string[],
+  opts: { killWhen?: (dir: string) => boolean; dir?: string; signal?: NodeJS.Signals; delayMs?: number } = {},
+): Promise<{ code: number | null; signal: string | null; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, 'train', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
@@ -31,9 +35,9 @@ function runCli(args: string[], opts: { killWhen?: (dir: string) => boolean; dir
       timer = setInterval(() => {
         if (opts.killWhen!(opts.dir!)) {
           clearInterval(timer);
-          child.kill(opts.signal ?? 'SIGKILL');
+          setTimeout(() => child.kill(opts.signal ?? 'SIGKILL'), opts.delayMs ?? 0);
         }
-      }, 5);
+      }, 2);
     }
     child.on('error', reject);
     child.on('close', (code, signal) => {
@@ -46,6 +50,16 @@ function runCli(args: string[], opts: { killWhen?: (dir: string) => boolean; dir
 const stateStep = (dir: string): number => {
   try {
     return JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')).step as number;
+  } catch {
+    return 0;
+  }
+};
+
+/** The last step in data-order.jsonl (written synchronously after every step), 0 when none. */
+const loggedStep = (dir: string): number => {
+  try {
+    const lines = readFileSync(join(dir, 'data-order.jsonl'), 'utf8').trim().split('\n');
+    return (JSON.parse(lines.at(-1)!) as { step: number }).step;
   } catch {
     return 0;
   }
@@ -86,26 +100,60 @@ test('a tiny run trains: loss falls, checkpoint complete, model loads, report wr
   }
 });
 
-test('SIGKILL at any moment, then --resume, equals an uninterrupted run (steps, data order, weights)', async () => {
+test('SIGKILL at seeded random moments, then --resume, equals an uninterrupted run (steps, data order, weights)', async () => {
   const { dir, cleanup } = tempDir();
   try {
     const common = ['--shards', GOOD, '--config', TINY, '--steps', '12', '--checkpoint-every', '4', '--backend', 'wasm', '--processes', '2', '--log-keys', '--quiet'];
     const full = join(dir, 'full');
     const a = await runCli([...common, '--out', full]);
     assert.equal(a.code, 0, a.stderr);
-    // Checkpoint every 4 steps; kill as soon as the first checkpoint exists (mid-step 5 or so), twice.
+    // Four kills, each once the run has logged a seeded random step and a seeded random 0-59 ms later: they land
+    // inside steps, inside checkpoint writes and in start-up (a target already logged by the killed run before
+    // is met before the resumed run truncates its log). The seed fixes the plan, not the moments.
+    const rng = new Rng(2016).fork('kills');
+    const targets = Array.from({ length: 4 }, () => 1 + rng.int(11)).sort((x, y) => x - y);
+    const delays = targets.map(() => rng.int(60));
     const killed = join(dir, 'killed');
-    const b1 = await runCli([...common, '--out', killed, '--seed', '0'], { dir: killed, killWhen: (d) => stateStep(d) >= 4 });
-    assert.equal(b1.signal, 'SIGKILL');
-    const b2 = await runCli([...common, '--out', killed, '--resume'], { dir: killed, killWhen: (d) => stateStep(d) >= 8 });
-    assert.ok(b2.signal === 'SIGKILL' || b2.code === 0, b2.stderr);
-    const b3 = await runCli([...common, '--out', killed, '--resume']);
-    assert.equal(b3.code, 0, b3.stderr);
+    let kills = 0;
+    for (let i = 0; i < targets.length; i++) {
+      const args = [...common, '--out', killed, ...(i === 0 ? [] : ['--resume'])];
+      const r = await runCli(args, { dir: killed, killWhen: (d) => loggedStep(d) >= targets[i]!, delayMs: delays[i] });
+      assert.ok(r.signal === 'SIGKILL' || r.code === 0, `kill ${i} at step ${targets[i]} + ${delays[i]} ms: ${r.stderr}`);
+      if (r.signal === 'SIGKILL') kills++;
+    }
+    assert.ok(kills >= 3, `${kills} of 4 runs were killed (the plan: steps ${targets}, delays ${delays} ms)`);
+    const last = await runCli([...common, '--out', killed, '--resume']);
+    assert.equal(last.code, 0, last.stderr);
     assert.equal(stateStep(killed), 12);
     assert.equal(keysOf(killed), keysOf(full), 'same batches in the same order');
     assert.ok(weightsOf(killed).equals(weightsOf(full)), 'same weights');
     const metrics = (await readMetrics(killed)).steps.map((m) => m.step);
     assert.deepEqual(metrics, [...new Set(metrics)].sort((x, y) => x - y), 'no step logged twice');
+  } finally {
+    cleanup();
+  }
+});
+
+test('valEvery validates between checkpoints without changing training (same data order, same weights)', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const engine = await setupEngine({ backend: 'wasm' });
+    const base = applyOverrides(loadConfig(TINY), { steps: 6 });
+    assert.equal(base.train.valEvery, 0, 'tiny.json validates at checkpoints only');
+    const run = async (name: string, valEvery: number) => {
+      const config = { ...base, train: { ...base.train, checkpointEvery: 4, valEvery } };
+      await trainGraph({ shards: GOOD, config, out: join(dir, name), engine, quiet: true, processes: 0, logKeys: true });
+      return join(dir, name);
+    };
+    const plain = await run('plain', 0);
+    const every = await run('every', 2);
+    assert.deepEqual((await readMetrics(plain)).val.map((v) => v.step), [4, 6], 'checkpoints only');
+    assert.deepEqual((await readMetrics(every)).val.map((v) => v.step), [2, 4, 6], 'every 2 steps, once at a checkpoint');
+    assert.ok(existsSync(join(every, 'samples', 'step-00000002.png')));
+    assert.equal(keysOf(every), keysOf(plain), 'same batches');
+    assert.ok(weightsOf(every).equals(weightsOf(plain)), 'same weights');
+    const losses = async (d: string) => (await readMetrics(d)).steps.map((m) => [m.step, m.loss, m.mse, m.ce]);
+    assert.deepEqual(await losses(every), await losses(plain), 'the same logged losses, to the last digit');
   } finally {
     cleanup();
   }

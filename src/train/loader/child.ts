@@ -1,5 +1,5 @@
 /**
- * Entry point of a training-loader child process (spawned by loader.ts; not for direct use).
+ * Entry point of a training-loader child process (spawned by processes.ts; not for direct use).
  *
  * Reads one JSON line from stdin (a LoaderJob: its ranks, the shard list, the settings), then writes the
  * ranks' frames to fd 3, a binary pipe (see encodeFrame), as fast as the parent reads them: a write that
@@ -10,9 +10,9 @@
  * The process exits when its stdin closes (the parent is gone or stopped it), on SIGTERM, or after 'done'.
  */
 import net from 'node:net';
-import { Reporter } from '../../core/errors.js';
 import type { StageContext } from '../../core/pipeline.js';
-import { encodeFrame, rankFrames, type Frame, type LoaderJob } from './index.js';
+import { encodeFrame, ForwardingReporter, type Frame } from './frames.js';
+import { rankFrames, type LoaderJob } from './rank-stream.js';
 
 const out = new net.Socket({ fd: 3, readable: false, writable: true });
 // EPIPE and the like: the parent closed the pipe, nobody is listening any more.
@@ -25,15 +25,6 @@ function send(f: Frame): boolean {
   for (const p of parts) ok = out.write(p);
   out.uncork();
   return ok;
-}
-
-class ForwardingReporter extends Reporter {
-  constructor() {
-    super({ onError: 'skip', log: null });
-  }
-  override report(stage: string, key: string, reason: string): void {
-    send({ t: 'report', stage, key, reason });
-  }
 }
 
 function readJob(): Promise<LoaderJob> {
@@ -61,7 +52,7 @@ async function main(): Promise<void> {
   process.stdin.on('end', () => process.exit(0));
   process.stdin.on('close', () => process.exit(0));
   const job = await readJob();
-  const ctx: StageContext = { signal: controller.signal, reporter: new ForwardingReporter() };
+  const ctx: StageContext = { signal: controller.signal, reporter: new ForwardingReporter(send) };
   try {
     for await (const f of rankFrames(job, ctx)) {
       if (!send(f)) await new Promise((resolve) => out.once('drain', resolve));

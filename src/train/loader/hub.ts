@@ -1,6 +1,6 @@
 /**
  * The loader's hub: a worker thread that runs loaderCore (the child processes, their pipes, the merge and the
- * dequantization) so that the main thread only receives finished samples (see viaHub in loader.ts).
+ * dequantization) so that the main thread only receives finished samples (see via-hub.ts).
  *
  * Protocol with the main thread: it sends `{ t: 'credit', n }` (how many more samples may be sent) and
  * `{ t: 'stop' }`; the hub sends HubMessages: samples (planes transferred, not copied), reports, filter
@@ -8,9 +8,10 @@
  * port and exits: when the main thread sees the worker exit, no child is left.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { AbortError, Reporter } from '../../core/errors.js';
+import { AbortError } from '../../core/errors.js';
 import type { StageContext } from '../../core/pipeline.js';
-import { loaderCore, type HubMessage, type LoaderCore } from './index.js';
+import { ForwardingReporter, type HubMessage } from './frames.js';
+import { loaderCore, type LoaderCore } from './merge.js';
 
 const port = parentPort!;
 const controller = new AbortController();
@@ -30,17 +31,8 @@ port.on('message', (m: { t: 'credit'; n: number } | { t: 'stop' }) => {
 
 const post = (m: HubMessage, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer);
 
-class ForwardingReporter extends Reporter {
-  constructor() {
-    super({ onError: 'skip', log: null });
-  }
-  override report(stage: string, key: string, reason: string): void {
-    post({ t: 'report', stage, key, reason });
-  }
-}
-
 async function main(): Promise<void> {
-  const ctx: StageContext = { signal: controller.signal, reporter: new ForwardingReporter() };
+  const ctx: StageContext = { signal: controller.signal, reporter: new ForwardingReporter(post) };
   try {
     for await (const s of loaderCore(workerData as LoaderCore, ctx, (key, reason) => post({ t: 'filtered', key, reason }))) {
       while (credit <= 0 && !controller.signal.aborted) {

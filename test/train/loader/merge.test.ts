@@ -1,0 +1,40 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { loader, type LoaderSample } from '../../../src/train/loader/index.js';
+import { pipeline, collect } from '../../../src/core/pipeline.js';
+import { ColorpipeError } from '../../../src/core/errors.js';
+import { makeConfig } from '../../../src/config.js';
+import { config, makeShards, quiet } from './fixtures.js';
+
+let urls = '';
+let cleanup = () => undefined as void;
+before(async () => ({ urls, cleanup } = await makeShards()));
+after(() => cleanup());
+
+test('the merge takes the ranks in turn by raw sample: (epoch, shard place, sample index, rank), drops leave their turn empty', async () => {
+  for (const processes of [0, 2]) {
+    const out = await collect(pipeline(loader({ urls, config, processes, world: 2, seed: 7, epochs: 2 }), { reporter: quiet() }));
+    assert.equal(out.length, 46);
+    for (const s of out) assert.equal(s.position.shardIndex % 2, s.rank);
+    const key = (s: LoaderSample) => [s.position.epoch, Math.floor(s.position.shardIndex / 2), s.position.sample, s.rank];
+    for (let i = 1; i < out.length; i++) {
+      const [x, y] = [key(out[i - 1]!), key(out[i]!)];
+      const cmp = x.findIndex((v, j) => v !== y[j]);
+      assert.ok(cmp >= 0 && x[cmp]! < y[cmp]!, `order at ${i}: ${x} then ${y}`);
+    }
+    assert.deepEqual(out.slice(0, 2).map((s) => s.rank), [0, 1]);
+  }
+});
+
+test('an endless run whose epoch yields nothing ends with ERR_NO_SAMPLES instead of spinning', async () => {
+  const picky = makeConfig({ model: { inputSize: 16 }, filter: { minMeanChroma: 1000 } });
+  const err = await collect(pipeline(loader({ urls, config: picky, processes: 0, world: 2, seed: 1, epochs: Infinity }), { reporter: quiet() })).catch((e: unknown) => e);
+  assert.ok(err instanceof ColorpipeError, String(err));
+  assert.equal(err.code, 'ERR_NO_SAMPLES');
+});
+
+test('a finite run whose epochs yield nothing just ends', async () => {
+  const picky = makeConfig({ model: { inputSize: 16 }, filter: { minMeanChroma: 1000 } });
+  const p = pipeline(loader({ urls, config: picky, processes: 0, world: 2, seed: 1, epochs: 1 }), { reporter: quiet() });
+  assert.deepEqual(await collect(p), []);
+});
