@@ -62,7 +62,8 @@ export type { Colorizer } from './model/network.js';
 export { setupEngine, BACKENDS } from './model/engine.js';
 export type { Engine, BackendChoice } from './model/engine.js';
 export { createTrainer } from './model/trainer.js';
-export { saveCheckpoint, latestCheckpoint, fileLoadHandler, fileSaveHandler } from './train/checkpoint.js';
+export { saveCheckpoint, latestCheckpoint } from './train/checkpoint.js';
+export { fileLoadHandler, fileSaveHandler } from './model/io.js';
 export type { TrainState } from './train/checkpoint.js';
 
 // Colour

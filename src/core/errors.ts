@@ -22,8 +22,8 @@ export type ErrorCode =
   | 'ERR_LOADER_HUB'; // the loader's hub thread exited early
 
 export class ColorpipeError extends Error {
-  readonly code: string;
-  constructor(code: ErrorCode | string, message: string, options?: { cause?: unknown }) {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;

@@ -8,8 +8,9 @@
  *
  * Bookkeeping for resume (items carry `position` and `rank`, set by the shards source and kept by decode/lab):
  * - the rng state and the positions of the buffered items, slot by slot;
- * - `pending`: positions of the items emitted but not yet acknowledged, in emit order; the consumer (the train
- *   stage) calls `ack(n)` once the first n of them have been trained on;
+ * - `pending`: positions of the items emitted but not yet acknowledged, in emit order; the consumer acknowledges
+ *   them once trained on: `ackThrough(position)` of a batch's last sample (what `pipe train` does: items dropped
+ *   between the shuffle and the consumer go with it) or `ack(n)` by count;
  * - `received`: per rank, the position of the last item received from that rank: the readers resume after it.
  *
  * `state()` is synchronous and consistent: every update happens in one synchronous step between awaits.

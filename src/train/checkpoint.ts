@@ -15,6 +15,7 @@ import { io } from '@tensorflow/tfjs-core';
 import type { Config } from '../config.js';
 import { cleanTemps, exists, symlinkAtomic, writeDirAtomic, writeFileAtomic } from '../core/atomic.js';
 import { ColorpipeError } from '../core/errors.js';
+import { fileSaveHandler } from '../model/io.js';
 
 export interface TensorSpec {
   name: string;
@@ -38,51 +39,6 @@ export interface TrainState {
   /** The checkpoint directory, relative to the run directory. */
   checkpoint?: string;
   time: string;
-}
-
-/** A tfjs IOHandler that writes model.json + weights.bin into `dir` (tf.loadLayersModel can open them). */
-export function fileSaveHandler(dir: string): io.IOHandler {
-  return {
-    async save(artifacts: io.ModelArtifacts): Promise<io.SaveResult> {
-      const weightData = io.CompositeArrayBuffer.join(artifacts.weightData ?? new ArrayBuffer(0));
-      const modelJSON: io.ModelJSON = {
-        modelTopology: artifacts.modelTopology as object,
-        format: artifacts.format ?? 'layers-model',
-        generatedBy: artifacts.generatedBy ?? 'TensorFlow.js',
-        convertedBy: 'colorpipe',
-        weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs ?? [] }],
-      };
-      if (artifacts.userDefinedMetadata) modelJSON.userDefinedMetadata = artifacts.userDefinedMetadata;
-      await fsp.mkdir(dir, { recursive: true });
-      await fsp.writeFile(join(dir, 'weights.bin'), new Uint8Array(weightData));
-      await fsp.writeFile(join(dir, 'model.json'), JSON.stringify(modelJSON));
-      return { modelArtifactsInfo: io.getModelArtifactsInfoForJSON(artifacts) };
-    },
-  };
-}
-
-/** A tfjs IOHandler that reads a model.json (path or its directory) and its weight files from disk. */
-export function fileLoadHandler(path: string): io.IOHandler {
-  return {
-    async load(): Promise<io.ModelArtifacts> {
-      let jsonPath = resolve(path);
-      if ((await fsp.stat(jsonPath)).isDirectory()) jsonPath = join(jsonPath, 'model.json');
-      const dir = resolve(jsonPath, '..');
-      const modelJSON = JSON.parse(await fsp.readFile(jsonPath, 'utf8')) as io.ModelJSON;
-      return io.getModelArtifactsForJSON(modelJSON, async (manifest) => {
-        const specs: io.WeightsManifestEntry[] = [];
-        const buffers: ArrayBuffer[] = [];
-        for (const group of manifest) {
-          specs.push(...group.weights);
-          for (const p of group.paths) {
-            const b = await fsp.readFile(join(dir, p));
-            buffers.push(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer);
-          }
-        }
-        return [specs, io.CompositeArrayBuffer.join(buffers)];
-      });
-    },
-  };
 }
 
 export interface SaveCheckpointOptions {

@@ -27,7 +27,8 @@ import { loader, loaderResumeFrom } from './loader/index.js';
 import { setupEngine, type BackendChoice, type Engine } from '../model/engine.js';
 import { buildColorizer, type Colorizer } from '../model/network.js';
 import { createTrainer } from '../model/trainer.js';
-import { latestCheckpoint, optimizerTensors, saveCheckpoint, fileLoadHandler, type TrainState } from './checkpoint.js';
+import { latestCheckpoint, optimizerTensors, saveCheckpoint, type TrainState } from './checkpoint.js';
+import { fileLoadHandler } from '../model/io.js';
 import { writeReport } from './report.js';
 import { loadValidation, validateEvery, writeValidation } from './validation.js';
 import { logMetrics, RunTotals } from './metrics.js';
@@ -159,7 +160,12 @@ export async function trainGraph(o: TrainGraphOptions): Promise<TrainResult> {
       onCheckpoint: checkpoint,
       stop: o.stop,
       afterStep: (b, r) => {
-        sh.ack(b.size);
+        // Acknowledge by position, not by count: samples the batch stage left out between the shuffle and this
+        // step (a malformed sample, the short batch at a shape change) leave with the batch that followed them,
+        // so the saved pending log never shifts.
+        const last = b.positions[b.positions.length - 1];
+        if (last) sh.ackThrough(last);
+        else sh.ack(b.size);
         samplesSeen += b.size;
         // Synchronously, before the checkpoint of this step can be written: the key log never lags a checkpoint.
         if (o.logKeys) appendFileSync(keysPath, JSON.stringify({ step: r.step, keys: b.keys }) + '\n');

@@ -8,7 +8,7 @@
  * none. A parsed frame's planes are views on the received chunk, not copies.
  */
 import type { LabSample, ShardPosition } from '../../types.js';
-import { ColorpipeError, InvalidOptionError, Reporter } from '../../core/errors.js';
+import { ColorpipeError, InvalidOptionError, Reporter, type ErrorCode } from '../../core/errors.js';
 import { dequantizeAb, dequantizeL } from '../../color/lab.js';
 
 /** A sample from the loader: Lab normalized for the network, with the rank that read it and its position. */
@@ -65,7 +65,8 @@ export class ForwardingReporter extends Reporter {
  * list is an option error wherever it is found), a ColorpipeError with its code otherwise.
  */
 export function wireError(e: { code: string; message: string }): ColorpipeError {
-  return e.code === 'ERR_INVALID_OPTION' ? new InvalidOptionError(e.message) : new ColorpipeError(e.code, e.message);
+  // The code came from a ColorpipeError in the child (or from Node, e.g. ENOENT): kept as it was sent.
+  return e.code === 'ERR_INVALID_OPTION' ? new InvalidOptionError(e.message) : new ColorpipeError(e.code as ErrorCode, e.message);
 }
 
 /** A kept frame as the network's floats (a fresh Float32Array per plane: the caller may transfer them). */
