@@ -1,6 +1,7 @@
 /** Shared command-line parsing: node:util parseArgs with one error style and typed number options. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { InvalidOptionError } from '../core/errors.js';
+import { invalidOption } from '../core/validate.js';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -30,7 +31,7 @@ export function num(v: unknown, name: string, opts: { int?: boolean; min?: numbe
   if (v === undefined) return undefined;
   const n = Number(v);
   if (!Number.isFinite(n) || (opts.int && !Number.isInteger(n)) || (opts.min !== undefined && n < opts.min)) {
-    throw new InvalidOptionError(`Expected ${opts.int ? 'integer' : 'number'}${opts.min !== undefined ? ` >= ${opts.min}` : ''} for --${name} but received ${String(v)}`);
+    throw invalidOption(`--${name}`, `${opts.int ? 'integer' : 'number'}${opts.min !== undefined ? ` >= ${opts.min}` : ''}`, v);
   }
   return n;
 }
@@ -43,7 +44,7 @@ export function required<T>(v: T | undefined, name: string, usage: string): T {
 export function oneOf<T extends string>(v: unknown, name: string, allowed: readonly T[], dflt: T): T {
   if (v === undefined) return dflt;
   if (!allowed.includes(v as T)) {
-    throw new InvalidOptionError(`Expected one of ${allowed.join('|')} for --${name} but received ${String(v)}`);
+    throw invalidOption(`--${name}`, `one of ${allowed.join('|')}`, v);
   }
   return v as T;
 }

@@ -1,0 +1,55 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { applyOverrides, DEFAULT_CONFIG, loadConfig, makeConfig } from '../src/config.js';
+import { InvalidOptionError } from '../src/core/errors.js';
+
+test('the default is the paper network at 224 (what pipe train uses without --config)', () => {
+  const c = makeConfig();
+  assert.deepEqual(c.model, { inputSize: 224, width: 1, numClasses: 0 });
+  assert.equal(c.augment.crop, 224);
+  assert.equal(c.augment.resize, 256, 'the paper: crop 224 of the short side scaled to 256');
+  assert.equal(c.train.valEvery, 0);
+  assert.deepEqual(makeConfig({ name: 'default' }), makeConfig(), 'DEFAULT_CONFIG is not mutated by makeConfig');
+  assert.equal(DEFAULT_CONFIG.augment.resize, 256);
+});
+
+test('crop and resize follow the input size unless given', () => {
+  const c = makeConfig({ model: { inputSize: 64 } });
+  assert.equal(c.augment.crop, 64);
+  assert.equal(c.augment.resize, Math.round((64 * 256) / 224));
+  assert.equal(makeConfig({ model: { inputSize: 64 }, augment: { resize: 80 } }).augment.resize, 80);
+});
+
+test('the shipped configs load and validate', () => {
+  for (const name of ['tiny', 'demo', 'iizuka2016']) {
+    const c = loadConfig(join('configs', `${name}.json`));
+    assert.equal(c.name, name);
+  }
+  assert.equal(loadConfig('configs/iizuka2016.json').model.numClasses, 205);
+});
+
+test('bad values are refused with the key named', () => {
+  assert.throws(() => makeConfig({ model: { inputSize: 30 } }), /model.inputSize/);
+  assert.throws(() => makeConfig({ train: { lr: 0 } }), /Expected positive number for train.lr but received 0/);
+  assert.throws(() => makeConfig({ train: { optimizer: 'sgd' as 'adam' } }), /train.optimizer/);
+  assert.throws(() => makeConfig({ train: { valEvery: -1 } }), /train.valEvery/);
+  assert.throws(() => makeConfig({ augment: { resize: 10, crop: 32 }, model: { inputSize: 32 } }), /augment.resize/);
+  const dir = mkdtempSync(join(tmpdir(), 'colorpipe-config-'));
+  try {
+    writeFileSync(join(dir, 'bad.json'), '{ not json');
+    assert.throws(() => loadConfig(join(dir, 'bad.json')), (e: unknown) => e instanceof InvalidOptionError && /bad\.json/.test(e.message));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('command-line overrides: --size moves the crop and resize too; the input is not changed', () => {
+  const base = loadConfig('configs/tiny.json');
+  const c = applyOverrides(base, { size: 64, batch: 4, lr: 0.01, steps: 7, seed: 3, checkpointEvery: 2, width: 0.25 });
+  assert.deepEqual([c.model.inputSize, c.augment.crop, c.augment.resize], [64, 64, 73]);
+  assert.deepEqual([c.train.batch, c.train.lr, c.train.steps, c.train.seed, c.train.checkpointEvery, c.model.width], [4, 0.01, 7, 3, 2, 0.25]);
+  assert.equal(base.model.inputSize, 32);
+});

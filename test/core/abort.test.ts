@@ -1,0 +1,58 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { AbortError } from '../../src/core/errors.js';
+import { abortErrorOf, onAbort, sleep, throwIfAborted } from '../../src/core/abort.js';
+
+test('abortErrorOf keeps the reason: an Error as it is, the platform default as AbortError, anything else as text', () => {
+  const boom = new Error('boom');
+  const a = new AbortController();
+  a.abort(boom);
+  assert.equal(abortErrorOf(a.signal), boom);
+  const b = new AbortController();
+  b.abort();
+  const e = abortErrorOf(b.signal);
+  assert.ok(e instanceof AbortError);
+  assert.equal((e as AbortError).code, 'ABORT_ERR');
+  const c = new AbortController();
+  c.abort('Ctrl-C');
+  assert.ok(abortErrorOf(c.signal) instanceof AbortError);
+  assert.match(abortErrorOf(c.signal).message, /Ctrl-C/);
+});
+
+test('throwIfAborted throws the reason only once aborted', () => {
+  const a = new AbortController();
+  throwIfAborted(a.signal);
+  throwIfAborted(undefined);
+  a.abort(new RangeError('why'));
+  assert.throws(() => throwIfAborted(a.signal), RangeError);
+});
+
+test('onAbort calls once, at once when already aborted, and its dispose removes the listener', () => {
+  const a = new AbortController();
+  let n = 0;
+  const dispose = onAbort(a.signal, () => n++);
+  a.abort();
+  a.abort();
+  assert.equal(n, 1);
+  let m = 0;
+  onAbort(a.signal, () => m++);
+  assert.equal(m, 1, 'already aborted: called at once');
+  const b = new AbortController();
+  let k = 0;
+  onAbort(b.signal, () => k++)();
+  b.abort();
+  assert.equal(k, 0, 'disposed before the abort');
+  dispose();
+});
+
+test('sleep rejects with the reason when aborted and leaves no timer behind', async () => {
+  const a = new AbortController();
+  const p = sleep(60_000, a.signal);
+  a.abort(new Error('stop'));
+  await assert.rejects(p, /stop/);
+  await sleep(1);
+  const b = new AbortController();
+  b.abort();
+  await assert.rejects(sleep(10, b.signal), AbortError);
+  // No timer keeps the process alive: the 60 s sleep above was cleared (the test would not end otherwise).
+});
