@@ -29,7 +29,8 @@ export interface TrainConfig {
   alpha: number;
   checkpointEvery: number;
   logEvery: number;
-  /** Validation (loss, PSNR) every N steps when --val-shards is given; 0 = at checkpoints only. */
+  /** Validation (loss, PSNR, a sample grid) every N steps, besides every checkpoint; 0 = at checkpoints only. The
+   *  validation set is --val-shards, else a few samples of the training shards. */
   valEvery: number;
   /** Validation images in each report grid. */
   valImages: number;
