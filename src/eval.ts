@@ -16,13 +16,14 @@
 import { Reporter, type OnError } from './core/errors.js';
 import { pipeline } from './core/pipeline.js';
 import { rgbToLab } from './color/lab.js';
-import { composeRgb } from './colorize/write.js';
+import { composeRgb } from './color/compose.js';
 import { decodeSample, decodeSettings } from './stages/decode.js';
 import { listImageFiles } from './stages/files.js';
 import { promises as fsp } from 'node:fs';
-import { lightness, type Resolution } from './colorize/prepare.js';
+import { lightness } from './color/lightness.js';
+import type { Resolution } from './colorize/image.js';
 import type { BackendChoice, Engine } from './model/engine.js';
-import type { ColorizeModel } from './colorize/graph.js';
+import type { ColorizeModel } from './colorize/options.js';
 import { colorizeStream } from './colorize/graph.js';
 import { colourfulness, psnr } from './color/metrics.js';
 

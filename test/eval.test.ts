@@ -8,8 +8,8 @@ import { evaluateFolder, formatEvalTable } from '../src/eval.js';
 import { psnr, colourfulness, PSNR_CAP } from '../src/color/metrics.js';
 import { setupEngine } from '../src/model/engine.js';
 import { buildColorizer } from '../src/model/network.js';
-import { lightness } from '../src/colorize/prepare.js';
-import { composeRgb } from '../src/colorize/write.js';
+import { lightness } from '../src/color/lightness.js';
+import { composeRgb } from '../src/color/compose.js';
 import { jpeg } from './helpers/images.js';
 
 const close = (a: number, b: number, eps = 1e-3) => assert.ok(Math.abs(a - b) < eps, `${a} vs ${b}`);

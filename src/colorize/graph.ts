@@ -1,7 +1,8 @@
 /**
  * colorizeGraph(): the batch inference pipeline of `pipe colorize`, composed from the stage library:
  *
- *   files (sorted, rank/world split, existing outputs skipped before anything is read)
+ *   files (plan.ts: sorted, rank/world split, collisions and existing outputs left out before anything is
+ *          read; then the files stage's reader)
  *     -> prepare (worker pool: decode, L at the original size, local input, global 224 input)
  *     -> groupByShape (same processing shape, up to --batch and a pixel cap; eager: also the prefetch)
  *     -> predict (engine) -> prefetch
@@ -9,8 +10,11 @@
  *     -> progress
  *
  * While the engine predicts one batch, the pool decodes the next ones and encodes the previous ones (eager
- * grouping before the engine and a prefetch after it decouple the engine from both sides). colorizeBuffers() is the same graph over buffers in
- * and buffers out; evaluateFolder (src/eval.ts) uses it with composing only.
+ * grouping before the engine and a prefetch after it decouple the engine from both sides). colorizeBuffers()
+ * is the same graph over buffers in and buffers out; evaluateFolder (src/eval.ts) uses colorizeStream, with
+ * composing only. The room: options.ts (options, results, checks), plan.ts (paths), formats.ts, image.ts (the
+ * per-image work), pool.ts and worker.ts (the threads), the prepare, predict and write stages, and this file
+ * on top, which alone loads the engine and the model.
  *
  * Safety (issue 4): --out may not be --in or inside it (real paths); no output resolves inside --in; an
  * existing output is skipped unless `overwrite` (checked before decoding, and again, race-free, at the write
@@ -25,141 +29,29 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Piscina } from 'piscina';
-import { AbortError, BadInputError, InvalidOptionError, Reporter, reasonOf, type OnError } from '../core/errors.js';
+import { AbortError, BadInputError, InvalidOptionError, Reporter, reasonOf } from '../core/errors.js';
 import { pipeline, type StageContext } from '../core/pipeline.js';
 import { throwIfAborted } from '../core/abort.js';
+import { string } from '../core/validate.js';
 import type { Sample } from '../types.js';
-import { listImageFiles, type ImageFile } from '../stages/files.js';
+import { listImageFiles, readImageFiles } from '../stages/files.js';
+import { rankAndWorld } from '../core/validate.js';
 import { prefetch } from '../stages/prefetch.js';
 import { progress } from '../stages/progress.js';
 import { groupByShape } from '../stages/group-by-shape.js';
+import type { OutputFormat } from './formats.js';
+import { prepareImage, prepareSettings, type PreparedImage } from './image.js';
 import {
-  checkResolution, createColorizePool, extFormat, prepare, prepareImage, prepareSettings,
-  type OutputFormat, type PreparedImage, type Resolution,
-} from './prepare.js';
+  DEFAULT_BATCH, DEFAULT_BATCH_PIXELS, emptyTimings, validateCommon,
+  type ColorizeCommonOptions, type ColorizeModel, type ColorizeOptions, type ColorizeSummary, type ColorizeTimings,
+} from './options.js';
+import { checkPaths, planFiles } from './plan.js';
+import { createColorizePool } from './pool.js';
+import { prepare } from './prepare.js';
 import { globalSizeOf, predict, type InferenceModel, type PredictedImage, type SplitColorizer } from './predict.js';
-import { FORMATS, isInside, outputFor, realPathOf, write, type ColorizedImage, type FormatChoice } from './write.js';
-import { setupEngine, type BackendChoice, type Engine } from '../model/engine.js';
+import { write, type ColorizedImage } from './write.js';
+import { setupEngine, type Engine } from '../model/engine.js';
 import { disposeColorizer, loadColorizer, type Colorizer } from '../model/network.js';
-
-/** A model: a run directory (runs/NAME), a model directory, a model.json, or a loaded Colorizer / LayersModel. */
-export type ColorizeModel = string | Colorizer | SplitColorizer | InferenceModel;
-
-/** Default images per batch. */
-export const DEFAULT_BATCH = 8;
-/**
- * Default cap on the pixels of one batch (local path input): a batch of large images is split so that the
- * engine's activations fit (wasm32 has 4 GiB): 2048 x 2048 photos run one at a time, 256 x 256 ones 8 at once.
- */
-export const DEFAULT_BATCH_PIXELS = 4 * 1024 * 1024;
-
-export interface ColorizeCommonOptions {
-  model: ColorizeModel;
-  /** Style transfer: a reference image (path or bytes) whose global features replace every image's. */
-  style?: string | Buffer;
-  /** Images per batch, at most (default 8). */
-  batch?: number;
-  /** Pixels per batch at most (default 4 Mi); a single image over it runs alone. */
-  batchPixels?: number;
-  /** Processing size of the local path (default 'full'). */
-  resolution?: Resolution;
-  /** Output format (default 'same'). */
-  format?: FormatChoice;
-  /** Quality 1..100 of lossy formats (default 90). */
-  quality?: number;
-  backend?: BackendChoice;
-  /** An engine already set up (its `tf` must be the one the model was built on). */
-  engine?: Engine;
-  /** Worker threads for decode and encode (default: cores). */
-  threads?: number;
-  /** Batches of prepared images held ahead of the engine (default 2). */
-  prefetch?: number;
-  /** sharp's decompression-bomb guard (default config.loader.limitInputPixels). */
-  limitInputPixels?: number;
-  onError?: OnError;
-  signal?: AbortSignal;
-  /** Where bad-input lines go (default stderr; null: nowhere). Ignored when `reporter` is given. */
-  log?: ((line: string) => void) | null;
-  reporter?: Reporter;
-}
-
-export interface ColorizeOptions extends ColorizeCommonOptions {
-  /** A directory (searched recursively) or one image file. */
-  input: string;
-  /** Output directory (created); may not be `input` or inside it. */
-  out: string;
-  /** Replace existing outputs (default false: they are skipped). */
-  overwrite?: boolean;
-  /** Process the files whose index in the sorted list % world === rank (default 0 of 1). */
-  rank?: number;
-  world?: number;
-  /** No progress bar. */
-  quiet?: boolean;
-  /** Called per finished image. */
-  onImage?: (r: ColorizedImage) => void;
-}
-
-/** Time spent per stage (ms, summed over images; worker times are per image, on their threads). */
-export interface ColorizeTimings {
-  /** Decode + prepare, in the workers. */
-  prepareMs: number;
-  /** Engine: upload, predict, download. */
-  predictMs: number;
-  /** The predict stage waiting for a batch (data stall), the first batch included. */
-  predictWaitMs: number;
-  /** The wait for the first batch (pipeline start-up: workers, first decodes). */
-  firstBatchWaitMs: number;
-  /** From the end of the last engine call to the end of the run (the last encodes and writes). */
-  tailMs: number;
-  /** Upsample + Lab -> sRGB + encode, in the workers. */
-  composeMs: number;
-  /** File writes (temp, fsync, rename). */
-  writeMs: number;
-  batches: number;
-  /** Files written and found existing at write time (counted when done, also while a run stops). */
-  written: number;
-  existing: number;
-}
-
-export interface ColorizeSummary {
-  /** Inputs considered (this rank's part). */
-  total: number;
-  written: number;
-  skipped: number;
-  failed: number;
-  failures: { path: string; stage: string; reason: string }[];
-  /** Set when the run stopped early: the reason (the first bad input with onError 'fail', or an abort). */
-  stopped?: string;
-  seconds: number;
-  /** Written images per second of wall time. */
-  imagesPerSecond: number;
-  backend: string;
-  timings: ColorizeTimings;
-}
-
-function positiveInt(v: unknown, name: string): number {
-  if (!Number.isInteger(v) || (v as number) < 1) {
-    throw new InvalidOptionError(`Expected positive integer for ${name} but received ${String(v)}`);
-  }
-  return v as number;
-}
-
-function validateCommon(o: ColorizeCommonOptions): void {
-  if (o === null || typeof o !== 'object') throw new InvalidOptionError(`Expected object for options but received ${String(o)}`);
-  if (o.model === undefined || o.model === null || o.model === '') {
-    throw new InvalidOptionError(`Expected a model path or a loaded model for options.model but received ${String(o.model)}`);
-  }
-  positiveInt(o.batch ?? DEFAULT_BATCH, 'options.batch');
-  positiveInt(o.batchPixels ?? DEFAULT_BATCH_PIXELS, 'options.batchPixels');
-  positiveInt(o.prefetch ?? 2, 'options.prefetch');
-  if (o.threads !== undefined) positiveInt(o.threads, 'options.threads');
-  checkResolution(o.resolution ?? 'full', 'options.resolution');
-  if (!FORMATS.includes(o.format ?? 'same')) {
-    throw new InvalidOptionError(`Expected one of ${FORMATS.join('|')} for options.format but received ${String(o.format)}`);
-  }
-  const q = o.quality ?? 90;
-  if (!Number.isInteger(q) || q < 1 || q > 100) throw new InvalidOptionError(`Expected integer in [1, 100] for options.quality but received ${String(q)}`);
-}
 
 /**
  * The model.json a model argument names: a file; a directory holding model.json; a run directory holding
@@ -228,13 +120,6 @@ interface StreamOptions extends ColorizeCommonOptions {
   timings: ColorizeTimings;
   progressTotal?: number;
   quiet?: boolean;
-}
-
-export function emptyTimings(): ColorizeTimings {
-  return {
-    prepareMs: 0, predictMs: 0, predictWaitMs: 0, firstBatchWaitMs: 0, tailMs: 0, composeMs: 0, writeMs: 0, batches: 0,
-    written: 0, existing: 0,
-  };
 }
 
 /**
@@ -328,48 +213,6 @@ async function openStream(o: StreamOptions): Promise<{ results: AsyncIterable<Co
   return { results: results(), backend: engine.describe };
 }
 
-/** Reads files lazily (one per pull); an unreadable file is reported and skipped. */
-function readFiles(list: (ImageFile & { index: number })[]): (ctx: StageContext) => AsyncIterable<IndexedSample> {
-  return async function* readFilesSource(ctx) {
-    for (const f of list) {
-      throwIfAborted(ctx.signal);
-      let image: Buffer;
-      try {
-        image = await fsp.readFile(f.abs, { signal: ctx.signal });
-      } catch (err) {
-        if (ctx.signal.aborted) throw new AbortError();
-        ctx.reporter.report('files', f.abs, `cannot read file: ${reasonOf(err)}`, err);
-        continue;
-      }
-      const ext = f.relPath.includes('.') ? f.relPath.slice(f.relPath.lastIndexOf('.') + 1).toLowerCase() : '';
-      const key = ext ? f.relPath.slice(0, f.relPath.length - ext.length - 1) : f.relPath;
-      yield { key, url: f.abs, relPath: f.relPath, image, imageExt: ext, fields: {}, index: f.index };
-    }
-  };
-}
-
-/**
- * Checks --in and --out: the input exists, --out is not a file, not --in and not inside it (real paths).
- * @throws InvalidOptionError.
- */
-export async function checkPaths(input: string, out: string): Promise<{ inputReal: string; inputIsFile: boolean; outReal: string }> {
-  const st = await fsp.stat(input).catch(() => null);
-  if (!st) throw new InvalidOptionError(`Expected an existing directory or image file for --in but ${input} does not exist`);
-  const inputReal = await fsp.realpath(input);
-  const outReal = await realPathOf(out);
-  const outSt = await fsp.stat(out).catch(() => null);
-  if (outSt && !outSt.isDirectory()) throw new InvalidOptionError(`Expected a directory for --out but ${out} is a file`);
-  if (st.isDirectory() && isInside(outReal, inputReal)) {
-    throw new InvalidOptionError(
-      outReal === inputReal
-        ? `Refusing to write into the input: --out ${out} is --in ${input}`
-        : `Refusing to write into the input: --out ${out} is inside --in ${input}`,
-    );
-  }
-  if (st.isFile() && outReal === inputReal) throw new InvalidOptionError(`Refusing to write over the input ${input}`);
-  return { inputReal, inputIsFile: st.isFile(), outReal };
-}
-
 /**
  * Colorizes a directory (or one file) into `out`; see the module comment. Resolves with the summary once every
  * file is done (or the run stopped: `stopped` says why).
@@ -380,27 +223,15 @@ export async function checkPaths(input: string, out: string): Promise<{ inputRea
  */
 export async function colorizeGraph(o: ColorizeOptions): Promise<ColorizeSummary> {
   validateCommon(o);
-  if (typeof o.input !== 'string' || o.input === '') throw new InvalidOptionError(`Expected non-empty string for options.input but received ${String(o.input)}`);
-  if (typeof o.out !== 'string' || o.out === '') throw new InvalidOptionError(`Expected non-empty string for options.out but received ${String(o.out)}`);
-  const world = positiveInt(o.world ?? 1, 'options.world');
-  const rank = o.rank ?? 0;
-  if (!Number.isInteger(rank) || rank < 0 || rank >= world) {
-    throw new InvalidOptionError(`Expected integer in [0, ${world - 1}] for options.rank but received ${String(rank)}`);
-  }
+  string(o.input, 'options.input');
+  string(o.out, 'options.out');
+  rankAndWorld(o);
   const t0 = performance.now();
   await checkPaths(o.input, o.out);
   const outRoot = path.resolve(o.out);
-  const format = o.format ?? 'same';
   const overwrite = o.overwrite ?? false;
   const reporter = o.reporter ?? new Reporter({ onError: o.onError ?? 'skip', log: o.log });
 
-  // The stable, disjoint part of this rank, then the outputs already there (skipped before any read).
-  const all = await listImageFiles(o.input);
-  const mine = all.map((f, index) => ({ ...f, index })).filter((f) => f.index % world === rank);
-  const todo: (ImageFile & { index: number })[] = [];
-  const targets = new Map<string, string>();
-  let skipped = 0;
-  let written = 0;
   let stopped: string | undefined;
   const timings = emptyTimings();
   const failStop = (err: unknown) => {
@@ -408,37 +239,25 @@ export async function colorizeGraph(o: ColorizeOptions): Promise<ColorizeSummary
       stopped = `${err.key}: ${err.reason}`;
       return true;
     }
-    if (err instanceof AbortError || (o.signal?.aborted && (err as Error)?.name === 'AbortError')) {
+    if (err instanceof AbortError || (o.signal?.aborted && (err === o.signal.reason || (err as Error)?.name === 'AbortError'))) {
       stopped = 'interrupted';
       return true;
     }
     return false;
   };
-  try {
-    for (const f of mine) {
-      const target = path.join(outRoot, ...outputFor(f.relPath, format, extFormat(path.extname(f.relPath))).relPath.split('/'));
-      const first = targets.get(target);
-      if (first !== undefined) {
-        reporter.report('files', f.abs, `its output ${target} is also the output of ${first}; rename one of them or choose another --format`);
-        continue;
-      }
-      targets.set(target, f.abs);
-      if (!overwrite && (await fsp.lstat(target).then(() => true, () => false))) {
-        skipped++;
-        continue;
-      }
-      todo.push(f);
-    }
-  } catch (err) {
-    if (!failStop(err)) throw err;
-  }
+  // The stable, disjoint part of this rank, then the outputs already there (skipped before any read).
+  const plan = await planFiles({ input: o.input, out: o.out, format: o.format ?? 'same', overwrite, rank: o.rank, world: o.world, reporter });
+  const { todo } = plan;
+  let skipped = plan.skipped;
+  let written = 0;
+  if (plan.error !== undefined && !failStop(plan.error)) throw plan.error;
 
   let backend = o.engine?.describe ?? '';
   if (!stopped && todo.length > 0) {
     await fsp.mkdir(outRoot, { recursive: true });
     const stream = await openStream({
       ...o,
-      source: readFiles(todo),
+      source: readImageFiles(todo, { reportAs: 'abs' }),
       reporter,
       out: o.out,
       input: o.input,
@@ -467,7 +286,7 @@ export async function colorizeGraph(o: ColorizeOptions): Promise<ColorizeSummary
   }
   const seconds = (performance.now() - t0) / 1000;
   const summary: ColorizeSummary = {
-    total: mine.length,
+    total: plan.total,
     written,
     skipped,
     failed,
@@ -561,7 +380,7 @@ export interface ColorizeStreamOptions extends ColorizeCommonOptions {
 export async function colorizeStream(o: ColorizeStreamOptions): Promise<{ results: AsyncIterable<ColorizedImage>; backend: string; total: number }> {
   validateCommon(o);
   const list = (await listImageFiles(o.input)).map((f, index) => ({ ...f, index }));
-  const stream = await openStream({ ...o, source: readFiles(list), out: null, timings: emptyTimings(), quiet: true });
+  const stream = await openStream({ ...o, source: readImageFiles(list, { reportAs: 'abs' }), out: null, timings: emptyTimings(), quiet: true });
   return { ...stream, total: list.length };
 }
 

@@ -24,8 +24,10 @@
  */
 import type { Tensor } from '@tensorflow/tfjs-core';
 import type { Stage, StageContext } from '../core/pipeline.js';
-import { AbortError, InvalidOptionError, OutOfMemoryError } from '../core/errors.js';
-import type { PreparedImage } from './prepare.js';
+import { InvalidOptionError, OutOfMemoryError } from '../core/errors.js';
+import { abortErrorOf } from '../core/abort.js';
+import { invalidOption, object } from '../core/validate.js';
+import type { PreparedImage } from './image.js';
 
 /** A prepared image with the network's prediction: ab / normalized, at (localWidth / 2) x (localHeight / 2). */
 export interface PredictedImage extends PreparedImage {
@@ -129,22 +131,20 @@ const first = (y: Tensor | Tensor[]): Tensor => (Array.isArray(y) ? y[0]! : y);
  * @example pipeline(source, prepare({}), groupByShape({ size: 8, shapeOf }), prefetch(2), predict({ tf, model }))
  */
 export function predict(options: PredictOptions): Stage<PreparedImage[], PredictedImage> {
-  if (options === null || typeof options !== 'object') {
-    throw new InvalidOptionError(`Expected object for options but received ${String(options)}`);
-  }
+  object(options, 'options');
   const { tf, model, style, onBatch } = options;
   if (!tf || typeof tf.tensor4d !== 'function' || typeof tf.tidy !== 'function') {
-    throw new InvalidOptionError(`Expected tfjs-core for options.tf but received ${String(tf)}`);
+    throw invalidOption('options.tf', 'tfjs-core', tf);
   }
   const split = model !== null && typeof model === 'object' && isSplit(model) ? model : null;
   const infer = split ? null : (model as InferenceModel);
   if (!split && (!infer || typeof infer.predict !== 'function')) {
-    throw new InvalidOptionError(`Expected a Colorizer or a tfjs LayersModel for options.model but received ${String(model)}`);
+    throw invalidOption('options.model', 'a Colorizer or a tfjs LayersModel', model);
   }
   const io = infer ? modelInputs(infer) : null;
   const S = globalSizeOf(model);
   if (style !== undefined && (!(style instanceof Float32Array) || style.length !== S * S)) {
-    throw new InvalidOptionError(`Expected Float32Array of ${S}x${S} values for options.style but received ${style instanceof Float32Array ? style.length : String(style)}`);
+    throw invalidOption('options.style', `Float32Array of ${S}x${S} values`, style instanceof Float32Array ? style.length : style);
   }
   return async function* predictStage(source: AsyncIterable<PreparedImage[]>, ctx: StageContext): AsyncGenerator<PredictedImage> {
     const it = source[Symbol.asyncIterator]();
@@ -158,7 +158,7 @@ export function predict(options: PredictOptions): Stage<PreparedImage[], Predict
         const t0 = performance.now();
         const r = await it.next();
         if (r.done) return;
-        if (ctx.signal.aborted) throw new AbortError();
+        if (ctx.signal.aborted) throw abortErrorOf(ctx.signal);
         const group = r.value;
         if (group.length === 0) continue;
         const t1 = performance.now();

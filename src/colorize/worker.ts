@@ -1,6 +1,7 @@
 /**
- * The piscina worker of colorize's prepare and write stages: the per-pixel work (decode, lightness, rescales;
- * upsampling, Lab -> sRGB, encoding) off the main thread, which only drives the engine. Two named tasks:
+ * The piscina worker of colorize's prepare and write stages (pool.ts names it by URL; nothing imports it): the
+ * per-pixel work of image.ts (decode, lightness, rescales; upsampling, Lab -> sRGB, encoding) off the main
+ * thread, which only drives the engine. Two named tasks:
  * - prepareTask: encoded bytes -> PreparedImage; its planes go back by transfer. Bad input comes back as
  *   `{ bad: { key, reason } }` (an Error's own fields do not survive the thread boundary).
  * - composeTask: L, ab (and alpha) arrive by transfer -> the encoded file (or the RGB when format is null).
@@ -8,8 +9,7 @@
 import os from 'node:os';
 import { Piscina } from 'piscina';
 import { BadInputError, reasonOf } from '../core/errors.js';
-import { prepareImage, preparedBuffers, type PrepareTask, type PreparedImage } from './prepare.js';
-import { composeImage, type ComposeTask } from './write.js';
+import { composeImage, prepareImage, preparedBuffers, type ComposeTask, type PrepareTask, type PrepareTaskResult } from './image.js';
 
 // On a machine where the engine computes on the CPU (wasm, cpu), it and these workers share the cores, and
 // the engine is the pipeline's bottleneck: a lower priority for this thread (Linux nice values are per
@@ -19,12 +19,6 @@ try {
   os.setPriority(os.constants.priority.PRIORITY_LOW);
 } catch {
   // Not permitted or not supported: run at normal priority.
-}
-
-export interface PrepareTaskResult {
-  image?: PreparedImage;
-  bad?: { key: string; reason: string };
-  ms: number;
 }
 
 function movable<T extends object>(value: T, buffers: ArrayBuffer[]): T {

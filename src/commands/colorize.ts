@@ -6,10 +6,11 @@
  */
 import { parse, num, required, oneOf, interruptible } from './args.js';
 import { BACKENDS, type BackendChoice } from '../model/engine.js';
-import { colorizeGraph, type ColorizeSummary } from '../colorize/graph.js';
-import { FORMATS, type FormatChoice } from '../colorize/write.js';
+import { colorizeGraph } from '../colorize/graph.js';
+import type { ColorizeSummary } from '../colorize/options.js';
+import { FORMATS, type FormatChoice } from '../colorize/formats.js';
 import { InvalidOptionError } from '../core/errors.js';
-import type { Resolution } from '../colorize/prepare.js';
+import type { Resolution } from '../colorize/image.js';
 
 const USAGE = `Usage: pipe colorize --in DIR|FILE --out DIR --model runs/NAME|path/to/model.json [options]
   --in DIR|FILE        images to colorize (directories are searched recursively; colour inputs are

@@ -2,7 +2,7 @@
 import { parse, num, required, oneOf } from './args.js';
 import { BACKENDS, type BackendChoice } from '../model/engine.js';
 import { evaluateFolder, formatEvalTable } from '../eval.js';
-import type { Resolution } from '../colorize/prepare.js';
+import type { Resolution } from '../colorize/image.js';
 
 const USAGE = `Usage: pipe eval --in DIR --model runs/NAME|model.json [options]
   Colorizes every image of DIR from its own L (in memory) and reports, against the originals, mean PSNR

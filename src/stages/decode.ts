@@ -41,6 +41,7 @@ import { BadInputError, InvalidOptionError, reasonOf } from '../core/errors.js';
 import { DEFAULT_CONFIG } from '../config.js';
 import { Rng } from '../rng.js';
 import { mapOrdered } from '../core/map-concurrent.js';
+import { bool, finiteNumber, invalidOption, nonNegativeInt, object, positiveInt } from '../core/validate.js';
 import { quantizeLab, type QuantizedLab } from '../color/lab.js';
 
 export interface DecodeOptions {
@@ -84,12 +85,10 @@ export interface DecodeSettings {
  * @throws InvalidOptionError for a wrong value.
  */
 export function decodeSettings(options: DecodeOptions): DecodeSettings & { concurrency: number } {
-  if (options === null || typeof options !== 'object') {
-    throw new InvalidOptionError(`Expected object for options but received ${String(options)}`);
-  }
+  object(options, 'options');
   const mode = options.mode;
   if (mode !== 'train' && mode !== 'infer') {
-    throw new InvalidOptionError(`Expected 'train' or 'infer' for options.mode but received ${String(mode)}`);
+    throw invalidOption('options.mode', "'train' or 'infer'", mode);
   }
   const s = {
     mode,
@@ -113,10 +112,10 @@ export function decodeSettings(options: DecodeOptions): DecodeSettings & { concu
     throw new InvalidOptionError(`Expected options.crop <= options.resize but received ${s.crop} > ${s.resize}`);
   }
   if (s.failOn !== 'truncated' && s.failOn !== 'error' && s.failOn !== 'warning') {
-    throw new InvalidOptionError(`Expected 'truncated', 'error' or 'warning' for options.failOn but received ${String(s.failOn)}`);
+    throw invalidOption('options.failOn', "'truncated', 'error' or 'warning'", s.failOn);
   }
-  if (typeof s.flip !== 'boolean') throw new InvalidOptionError(`Expected boolean for options.flip but received ${String(s.flip)}`);
-  if (!Number.isFinite(s.seed)) throw new InvalidOptionError(`Expected finite number for options.seed but received ${String(s.seed)}`);
+  bool(s.flip, 'options.flip');
+  finiteNumber(s.seed, 'options.seed');
   return s;
 }
 
@@ -319,16 +318,4 @@ export function decode(options: DecodeOptions): Stage<Sample, DecodedImage> {
       else yield r;
     }
   };
-}
-
-function positiveInt(v: unknown, name: string): void {
-  if (!Number.isInteger(v) || (v as number) < 1) {
-    throw new InvalidOptionError(`Expected positive integer for ${name} but received ${String(v)}`);
-  }
-}
-
-function nonNegativeInt(v: unknown, name: string): void {
-  if (!Number.isInteger(v) || (v as number) < 0) {
-    throw new InvalidOptionError(`Expected non-negative integer for ${name} but received ${String(v)}`);
-  }
 }

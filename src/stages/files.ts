@@ -15,9 +15,10 @@ import path from 'node:path';
 import fg from 'fast-glob';
 import type { StageContext } from '../core/pipeline.js';
 import type { Sample } from '../types.js';
-import { AbortError, InvalidOptionError, reasonOf } from '../core/errors.js';
+import { InvalidOptionError, reasonOf } from '../core/errors.js';
+import { abortErrorOf, throwIfAborted } from '../core/abort.js';
+import { invalidOption, object, rankAndWorld, string } from '../core/validate.js';
 import { IMAGE_EXTENSIONS } from '../webdataset/tar.js';
-import { rankAndWorld } from '../core/validate.js';
 
 export interface ImageFile {
   /** Absolute path. */
@@ -32,7 +33,7 @@ export const DEFAULT_IMAGE_EXTENSIONS: readonly string[] = IMAGE_EXTENSIONS;
 function normalizeExtensions(extensions: readonly string[] | undefined): Set<string> {
   const list = extensions ?? DEFAULT_IMAGE_EXTENSIONS;
   if (!Array.isArray(list) || list.length === 0 || list.some((e) => typeof e !== 'string' || e.replace(/^\./, '') === '')) {
-    throw new InvalidOptionError(`Expected non-empty array of extensions for options.extensions but received ${JSON.stringify(extensions)}`);
+    throw invalidOption('options.extensions', 'non-empty array of extensions', extensions);
   }
   return new Set(list.map((e) => e.replace(/^\./, '').toLowerCase()));
 }
@@ -57,9 +58,7 @@ function compareCodePoints(a: string, b: string): number {
  * @throws InvalidOptionError when the input does not exist or a glob matches nothing.
  */
 export async function listImageFiles(input: string, extensions?: readonly string[]): Promise<ImageFile[]> {
-  if (typeof input !== 'string' || input === '') {
-    throw new InvalidOptionError(`Expected non-empty string for options.input but received ${String(input)}`);
-  }
+  string(input, 'options.input');
   const exts = normalizeExtensions(extensions);
   const stat = await fsp.stat(input).catch(() => null);
   if (stat?.isFile()) {
@@ -102,8 +101,8 @@ export interface FilesOptions {
   world?: number;
 }
 
-/** A file sample: relPath is always set. */
-export type FileSample = Sample & { relPath: string };
+/** A file sample: relPath is always set; index is the file's position in the sorted listing. */
+export type FileSample = Sample & { relPath: string; index: number };
 
 /**
  * A Source of image files as Samples: key = relPath without its extension, url = absolute path, image = the
@@ -111,31 +110,44 @@ export type FileSample = Sample & { relPath: string };
  * @throws InvalidOptionError at once for bad options; at the first `next()` for a missing input.
  */
 export function files(options: FilesOptions): (ctx: StageContext) => AsyncIterable<FileSample> {
-  if (options === null || typeof options !== 'object') {
-    throw new InvalidOptionError(`Expected object for options but received ${String(options)}`);
-  }
-  if (typeof options.input !== 'string' || options.input === '') {
-    throw new InvalidOptionError(`Expected non-empty string for options.input but received ${String(options.input)}`);
-  }
+  object(options, 'options');
+  string(options.input, 'options.input');
   normalizeExtensions(options.extensions);
   const { rank, world } = rankAndWorld(options);
   return async function* filesSource(ctx: StageContext): AsyncGenerator<FileSample> {
     const list = await listImageFiles(options.input, options.extensions);
-    for (let i = rank; i < list.length; i += world) {
-      if (ctx.signal.aborted) throw new AbortError();
-      const f = list[i]!;
+    const mine: (ImageFile & { index: number })[] = [];
+    for (let i = rank; i < list.length; i += world) mine.push({ ...list[i]!, index: i });
+    yield* readImageFiles(mine)(ctx);
+  };
+}
+
+/**
+ * A Source that reads files already listed (and chosen: colorize's plan drops the outputs that exist), one
+ * per pull, as files() yields them; `index` is passed on. An unreadable file is reported to ctx.reporter (by
+ * its relative path, or its absolute one with `reportAs: 'abs'`) and the stream goes on. AbortError (the
+ * signal's reason) when the pipeline aborts.
+ */
+export function readImageFiles(
+  list: readonly (ImageFile & { index: number })[],
+  options: { reportAs?: 'relPath' | 'abs' } = {},
+): (ctx: StageContext) => AsyncIterable<FileSample> {
+  const reportAs = options.reportAs ?? 'relPath';
+  return async function* readFilesSource(ctx: StageContext): AsyncGenerator<FileSample> {
+    for (const f of list) {
+      throwIfAborted(ctx.signal);
       let image: Buffer;
       try {
         image = await fsp.readFile(f.abs, { signal: ctx.signal });
       } catch (err) {
-        if (ctx.signal.aborted) throw new AbortError();
-        ctx.reporter.report('files', f.relPath, `cannot read file: ${reasonOf(err)}`, err);
+        if (ctx.signal.aborted) throw abortErrorOf(ctx.signal);
+        ctx.reporter.report('files', reportAs === 'abs' ? f.abs : f.relPath, `cannot read file: ${reasonOf(err)}`, err);
         continue;
       }
       const imageExt = extOf(f.relPath);
       const dot = f.relPath.lastIndexOf('.');
       const key = imageExt === '' ? f.relPath : f.relPath.slice(0, dot);
-      yield { key, url: f.abs, relPath: f.relPath, image, imageExt, fields: { [imageExt]: image } };
+      yield { key, url: f.abs, relPath: f.relPath, image, imageExt, fields: { [imageExt]: image }, index: f.index };
     }
   };
 }

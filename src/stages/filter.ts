@@ -13,9 +13,9 @@ import type { Stage, StageContext } from '../core/pipeline.js';
 import type { LabSample } from '../types.js';
 import type { FilterConfig } from '../config.js';
 import type { Reporter } from '../core/errors.js';
-import { InvalidOptionError } from '../core/errors.js';
+import { invalidOption } from '../core/validate.js';
 import { DEFAULT_CONFIG } from '../config.js';
-import type { ColourStats } from '../color/lab.js';
+import { labSampleStats, type ColourStats } from '../color/stats.js';
 
 export type FilterReason = 'grayscale' | 'low colour variance';
 
@@ -33,9 +33,7 @@ export function colourFilter(options: Partial<ColourFilter> | false | null | und
     minAbStd: options?.minAbStd ?? DEFAULT_CONFIG.filter.minAbStd,
   };
   for (const [k, v] of Object.entries(f)) {
-    if (typeof v !== 'number' || !(v >= 0) || !Number.isFinite(v)) {
-      throw new InvalidOptionError(`Expected non-negative number for options.filter.${k} but received ${String(v)}`);
-    }
+    if (typeof v !== 'number' || !(v >= 0) || !Number.isFinite(v)) throw invalidOption(`options.filter.${k}`, 'non-negative number', v);
   }
   return f;
 }
@@ -75,33 +73,6 @@ export function filteredSummary(reporter: Reporter): FilteredSummary {
   return t === undefined
     ? { total: 0, byReason: {}, examples: [] }
     : { total: t.total, byReason: { ...t.byReason }, examples: t.examples.slice() };
-}
-
-/** Colour statistics of a LabSample's normalized ab plane, in Lab units. */
-export function labSampleStats(ab: Float32Array): ColourStats {
-  const n = ab.length / 2;
-  let sa = 0;
-  let sb = 0;
-  let saa = 0;
-  let sbb = 0;
-  let sc = 0;
-  for (let i = 0; i < ab.length; i += 2) {
-    const a = ab[i]! * 255 - 128;
-    const b = ab[i + 1]! * 255 - 128;
-    sa += a;
-    sb += b;
-    saa += a * a;
-    sbb += b * b;
-    sc += Math.sqrt(a * a + b * b);
-  }
-  if (n === 0) return { meanChroma: 0, stdA: 0, stdB: 0 };
-  const ma = sa / n;
-  const mb = sb / n;
-  return {
-    meanChroma: sc / n,
-    stdA: Math.sqrt(Math.max(0, saa / n - ma * ma)),
-    stdB: Math.sqrt(Math.max(0, sbb / n - mb * mb)),
-  };
 }
 
 /**

@@ -1,5 +1,5 @@
 /**
- * The `lab` stage: DecodedImage (sRGB bytes) -> LabSample (L / 100 and (ab + 128) / 255, see src/color.ts),
+ * The `lab` stage: DecodedImage (sRGB bytes) -> LabSample (L / 100 and (ab + 128) / 255, see src/color/lab.ts),
  * with the paper's colourfulness filter applied on the way (src/stages/filter.ts).
  *
  * Where the work runs (`pool`):
@@ -23,7 +23,7 @@ import { Piscina } from 'piscina';
 import type { Stage, StageContext } from '../core/pipeline.js';
 import type { DecodedImage, LabSample } from '../types.js';
 import type { FilterConfig } from '../config.js';
-import { InvalidOptionError } from '../core/errors.js';
+import { object, oneOf, positiveInt } from '../core/validate.js';
 import { splitLab } from '../color/lab.js';
 import { mapOrdered } from '../core/map-concurrent.js';
 import { colourFilter, filterReason, recordFiltered, type ColourFilter } from './filter.js';
@@ -47,18 +47,10 @@ const WORKER = new URL('./lab-worker.js', import.meta.url).href;
  * @example pipeline(shards({ urls }), decode({ mode: 'train' }), lab({ filter: config.filter }), batch({ size: 32 }))
  */
 export function lab(options: LabOptions = {}): Stage<DecodedImage, LabSample> {
-  if (options === null || typeof options !== 'object') {
-    throw new InvalidOptionError(`Expected object for options but received ${String(options)}`);
-  }
+  object(options, 'options');
   const thresholds = colourFilter(options.filter === false ? false : options.filter);
-  const mode = options.pool ?? 'piscina';
-  if (mode !== 'piscina' && mode !== 'inline') {
-    throw new InvalidOptionError(`Expected 'piscina' or 'inline' for options.pool but received ${String(mode)}`);
-  }
-  const threads = options.threads ?? os.availableParallelism();
-  if (!Number.isInteger(threads) || threads < 1) {
-    throw new InvalidOptionError(`Expected positive integer for options.threads but received ${String(threads)}`);
-  }
+  const mode = oneOf(options.pool ?? 'piscina', 'options.pool', ['piscina', 'inline'] as const);
+  const threads = positiveInt(options.threads ?? os.availableParallelism(), 'options.threads');
   return mode === 'inline' ? inlineStage(thresholds) : poolStage(thresholds, threads);
 }
 

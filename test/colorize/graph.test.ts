@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { colorizeGraph, colorizeBuffers, resolveModelPath } from '../../src/colorize/graph.js';
-import { lightness } from '../../src/colorize/prepare.js';
+import { lightness } from '../../src/color/lightness.js';
 import { decodeSample, decodeSettings } from '../../src/stages/decode.js';
 import { InvalidOptionError, Reporter } from '../../src/core/errors.js';
 import { setupEngine, type Engine } from '../../src/model/engine.js';

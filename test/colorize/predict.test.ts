@@ -1,7 +1,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { predict, modelInputs, globalSizeOf, type PredictedImage, type BatchTiming } from '../../src/colorize/predict.js';
-import type { PreparedImage } from '../../src/colorize/prepare.js';
+import type { PreparedImage } from '../../src/colorize/image.js';
 import { pipeline, collect } from '../../src/core/pipeline.js';
 import { InvalidOptionError } from '../../src/core/errors.js';
 import { setupEngine, type Engine } from '../../src/model/engine.js';

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { filter, filterReason, colourFilter, filteredSummary, recordFiltered, labSampleStats } from '../../src/stages/filter.js';
+import { filter, filterReason, colourFilter, filteredSummary, recordFiltered } from '../../src/stages/filter.js';
+import { labSampleStats } from '../../src/color/stats.js';
 import { pipeline, collect } from '../../src/core/pipeline.js';
 import { Reporter, InvalidOptionError } from '../../src/core/errors.js';
 import { splitLab } from '../../src/color/lab.js';

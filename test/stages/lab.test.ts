@@ -54,13 +54,23 @@ test('the filter drops a grayscale image and keeps a colourful one; drops are co
   assert.equal(all.length, 1);
 });
 
-test('at most threads * 2 images in flight; an early break cancels the work and ends the pool threads', async () => {
+test('at most threads * 2 images in flight; an early break cancels the work and ends the pool threads', { timeout: 20_000 }, async () => {
+  const threads = 2;
+  const bound = threads * 2;
   let pulled = 0;
+  let consumed = 0;
+  // The most images pulled but not yet consumed, seen at each pull: the stage's in-flight work plus the one
+  // the consumer holds (and at most one more being pulled).
+  let maxAhead = 0;
   let returned = false;
+  let filled: () => void = () => undefined;
+  const full = new Promise<void>((resolve) => (filled = resolve));
   async function* source() {
     try {
       for (let i = 0; i < 200; i++) {
         pulled++;
+        maxAhead = Math.max(maxAhead, pulled - consumed);
+        if (pulled >= 1 + bound) filled();
         yield image(`i${i}`, 64, 64, i);
       }
     } finally {
@@ -68,21 +78,23 @@ test('at most threads * 2 images in flight; an early break cancels the work and 
     }
   }
   const before = linux ? threadCount() : 0;
-  let n = 0;
   let during = 0;
-  for await (const _ of pipeline(source(), lab({ threads: 2 }))) {
-    n++;
-    if (n === 1) {
-      // Give the pool time to pull all it may.
-      await new Promise((r) => setTimeout(r, 50));
-      assert.ok(pulled <= 1 + 2 * 2 + 1, `pulled ${pulled}`);
+  for await (const _ of pipeline(source(), lab({ threads }))) {
+    consumed++;
+    if (consumed === 1) {
+      // Holding the first result, the stage fills its window and then must stop pulling: wait for the
+      // window to fill (this hangs, and the test times out, if the stage does no work ahead), then go on.
+      await full;
       if (linux) during = threadCount();
     }
-    if (n === 3) break;
+    if (consumed === 3) break;
   }
+  assert.ok(maxAhead >= bound, `the stage worked ahead: at most ${maxAhead} images at once`);
+  assert.ok(maxAhead <= bound + 2, `at most ${maxAhead} pulled ahead of the consumer, bound ${bound} + 2`);
+  assert.ok(pulled < 200, `pulled ${pulled}`);
   assert.ok(returned);
   if (linux) {
-    assert.ok(during >= before + 2, `threads before ${before}, during ${during}`);
+    assert.ok(during >= before + threads, `threads before ${before}, during ${during}`);
     assert.ok(threadCount() <= before, `threads before ${before}, after ${threadCount()}`);
   }
 });

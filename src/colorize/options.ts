@@ -1,0 +1,132 @@
+/**
+ * The options and results of the colorize graph (graph.ts), and the checks its entry points make on the
+ * options they share, when called: InvalidOptionError, `Expected X for NAME but received Y`.
+ */
+import type { OnError, Reporter } from '../core/errors.js';
+import { invalidOption, object, oneOf, positiveInt } from '../core/validate.js';
+import type { BackendChoice, Engine } from '../model/engine.js';
+import type { Colorizer } from '../model/network.js';
+import { FORMATS, checkQuality, type FormatChoice } from './formats.js';
+import { checkResolution, type Resolution } from './image.js';
+import type { InferenceModel, SplitColorizer } from './predict.js';
+import type { ColorizedImage } from './write.js';
+
+/** A model: a run directory (runs/NAME), a model directory, a model.json, or a loaded Colorizer / LayersModel. */
+export type ColorizeModel = string | Colorizer | SplitColorizer | InferenceModel;
+
+/** Default images per batch. */
+export const DEFAULT_BATCH = 8;
+/**
+ * Default cap on the pixels of one batch (local path input): a batch of large images is split so that the
+ * engine's activations fit (wasm32 has 4 GiB): 2048 x 2048 photos run one at a time, 256 x 256 ones 8 at once.
+ */
+export const DEFAULT_BATCH_PIXELS = 4 * 1024 * 1024;
+
+export interface ColorizeCommonOptions {
+  model: ColorizeModel;
+  /** Style transfer: a reference image (path or bytes) whose global features replace every image's. */
+  style?: string | Buffer;
+  /** Images per batch, at most (default 8). */
+  batch?: number;
+  /** Pixels per batch at most (default 4 Mi); a single image over it runs alone. */
+  batchPixels?: number;
+  /** Processing size of the local path (default 'full'). */
+  resolution?: Resolution;
+  /** Output format (default 'same'). */
+  format?: FormatChoice;
+  /** Quality 1..100 of lossy formats (default 90). */
+  quality?: number;
+  backend?: BackendChoice;
+  /** An engine already set up (its `tf` must be the one the model was built on). */
+  engine?: Engine;
+  /** Worker threads for decode and encode (default: cores). */
+  threads?: number;
+  /** Batches of prepared images held ahead of the engine (default 2). */
+  prefetch?: number;
+  /** sharp's decompression-bomb guard (default config.loader.limitInputPixels). */
+  limitInputPixels?: number;
+  onError?: OnError;
+  signal?: AbortSignal;
+  /** Where bad-input lines go (default stderr; null: nowhere). Ignored when `reporter` is given. */
+  log?: ((line: string) => void) | null;
+  reporter?: Reporter;
+}
+
+export interface ColorizeOptions extends ColorizeCommonOptions {
+  /** A directory (searched recursively) or one image file. */
+  input: string;
+  /** Output directory (created); may not be `input` or inside it. */
+  out: string;
+  /** Replace existing outputs (default false: they are skipped). */
+  overwrite?: boolean;
+  /** Process the files whose index in the sorted list % world === rank (default 0 of 1). */
+  rank?: number;
+  world?: number;
+  /** No progress bar. */
+  quiet?: boolean;
+  /** Called per finished image. */
+  onImage?: (r: ColorizedImage) => void;
+}
+
+/** Time spent per stage (ms, summed over images; worker times are per image, on their threads). */
+export interface ColorizeTimings {
+  /** Decode + prepare, in the workers. */
+  prepareMs: number;
+  /** Engine: upload, predict, download. */
+  predictMs: number;
+  /** The predict stage waiting for a batch (data stall), the first batch included. */
+  predictWaitMs: number;
+  /** The wait for the first batch (pipeline start-up: workers, first decodes). */
+  firstBatchWaitMs: number;
+  /** From the end of the last engine call to the end of the run (the last encodes and writes). */
+  tailMs: number;
+  /** Upsample + Lab -> sRGB + encode, in the workers. */
+  composeMs: number;
+  /** File writes (temp, fsync, rename). */
+  writeMs: number;
+  batches: number;
+  /** Files written and found existing at write time (counted when done, also while a run stops). */
+  written: number;
+  existing: number;
+}
+
+export interface ColorizeSummary {
+  /** Inputs considered (this rank's part). */
+  total: number;
+  written: number;
+  skipped: number;
+  failed: number;
+  failures: { path: string; stage: string; reason: string }[];
+  /** Set when the run stopped early: the reason (the first bad input with onError 'fail', or an abort). */
+  stopped?: string;
+  seconds: number;
+  /** Written images per second of wall time. */
+  imagesPerSecond: number;
+  backend: string;
+  timings: ColorizeTimings;
+}
+
+/**
+ * Checks the options every colorize entry point shares.
+ * @throws InvalidOptionError for a wrong value.
+ */
+export function validateCommon(o: ColorizeCommonOptions): void {
+  object(o, 'options');
+  if (o.model === undefined || o.model === null || o.model === '') {
+    throw invalidOption('options.model', 'a model path or a loaded model', o.model);
+  }
+  positiveInt(o.batch ?? DEFAULT_BATCH, 'options.batch');
+  positiveInt(o.batchPixels ?? DEFAULT_BATCH_PIXELS, 'options.batchPixels');
+  positiveInt(o.prefetch ?? 2, 'options.prefetch');
+  if (o.threads !== undefined) positiveInt(o.threads, 'options.threads');
+  checkResolution(o.resolution ?? 'full', 'options.resolution');
+  oneOf(o.format ?? 'same', 'options.format', FORMATS);
+  checkQuality(o.quality ?? 90, 'options.quality');
+}
+
+export function emptyTimings(): ColorizeTimings {
+  return {
+    prepareMs: 0, predictMs: 0, predictWaitMs: 0, firstBatchWaitMs: 0, tailMs: 0, composeMs: 0, writeMs: 0, batches: 0,
+    written: 0, existing: 0,
+  };
+}
