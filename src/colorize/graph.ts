@@ -239,7 +239,7 @@ export async function colorizeGraph(o: ColorizeOptions): Promise<ColorizeSummary
       stopped = `${err.key}: ${err.reason}`;
       return true;
     }
-    if (err instanceof AbortError || (o.signal?.aborted && (err === o.signal.reason || (err as Error)?.name === 'AbortError'))) {
+    if (err instanceof AbortError || (o.stop?.aborted && (err === o.stop.reason || (err as Error)?.name === 'AbortError'))) {
       stopped = 'interrupted';
       return true;
     }
@@ -257,6 +257,7 @@ export async function colorizeGraph(o: ColorizeOptions): Promise<ColorizeSummary
     await fsp.mkdir(outRoot, { recursive: true });
     const stream = await openStream({
       ...o,
+      signal: o.stop,
       source: readImageFiles(todo, { reportAs: 'abs' }),
       reporter,
       out: o.out,

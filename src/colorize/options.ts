@@ -46,13 +46,19 @@ export interface ColorizeCommonOptions {
   /** sharp's decompression-bomb guard (default config.loader.limitInputPixels). */
   limitInputPixels?: number;
   onError?: OnError;
+  /** Aborts the stream (the iterators of colorizeBuffers and colorizeStream throw AbortError). */
   signal?: AbortSignal;
   /** Where bad-input lines go (default stderr; null: nowhere). Ignored when `reporter` is given. */
   log?: ((line: string) => void) | null;
   reporter?: Reporter;
 }
 
-export interface ColorizeOptions extends ColorizeCommonOptions {
+export interface ColorizeOptions extends Omit<ColorizeCommonOptions, 'signal'> {
+  /**
+   * Graceful stop (the same name as trainGraph's; `pipe colorize` aborts it on Ctrl-C): no new file is started,
+   * the files being written are finished whole, and the summary says `stopped: 'interrupted'`.
+   */
+  stop?: AbortSignal;
   /** A directory (searched recursively) or one image file. */
   input: string;
   /** Output directory (created); may not be `input` or inside it. */

@@ -72,7 +72,7 @@ export async function run(argv: string[]): Promise<number> {
       threads: num(v.threads, 'threads', { int: true, min: 1 }),
       overwrite: Boolean(v.overwrite),
       quiet,
-      signal: stop.signal,
+      stop: stop.signal,
     });
     process.stderr.write(formatSummary(s) + '\n');
     if (v.json) {

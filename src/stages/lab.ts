@@ -15,8 +15,8 @@
  * Errors that surface at the consumer's await: AbortError when the pipeline aborts; a worker failure (which
  * would be a bug, not bad input) as itself. InvalidOptionError is thrown by the factory.
  *
- * Cleanup: on an early stop, an error or an abort, queued and running tasks are cancelled through their
- * AbortSignal and the pool is destroyed before the stage's iterator returns: no thread outlives it.
+ * Cleanup: on an early stop, an error or an abort, no new task starts, the (at most threads * 2) tasks in
+ * flight are awaited, and the pool is destroyed before the stage's iterator returns: no thread outlives it.
  */
 import os from 'node:os';
 import { Piscina } from 'piscina';
@@ -82,9 +82,10 @@ function poolStage(f: ColourFilter, threads: number): Stage<DecodedImage, LabSam
       maxQueue: threads * 2,
       workerData: { filter: f },
     });
-    const cancel = new AbortController();
-    const onAbort = () => cancel.abort(ctx.signal.reason);
-    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    // Tasks are not given an abort signal: piscina ends a worker to abort its task, and an abortable task can
+    // share its worker with others (piscina issue #934), whose late replies then throw "Unexpected message from
+    // Worker" outside any await. A task is one image's Lab conversion (milliseconds) and at most threads * 2 are
+    // in flight, so on an early stop mapOrdered just waits for them before the pool is destroyed.
     try {
       const results = mapOrdered(
         source,
@@ -92,7 +93,7 @@ function poolStage(f: ColourFilter, threads: number): Stage<DecodedImage, LabSam
           // decode hands over a fresh, whole buffer; anything else is copied once so the transfer cannot
           // detach memory that someone else still uses.
           const rgb = img.rgb.byteOffset === 0 && img.rgb.byteLength === img.rgb.buffer.byteLength ? img.rgb : img.rgb.slice();
-          const r: LabWorkerResult = await pool.run(Piscina.move(rgb), { signal: cancel.signal });
+          const r: LabWorkerResult = await pool.run(Piscina.move(rgb));
           return { img, r };
         },
         { concurrency: threads * 2, signal: ctx.signal },
@@ -102,8 +103,6 @@ function poolStage(f: ColourFilter, threads: number): Stage<DecodedImage, LabSam
         else recordFiltered(ctx.reporter, img.key, r.reason);
       }
     } finally {
-      ctx.signal.removeEventListener('abort', onAbort);
-      cancel.abort();
       await pool.destroy();
     }
   };

@@ -315,7 +315,7 @@ test('an abort (Ctrl-C) stops the run: whole files only, the summary says interr
   const out = path.join(root, 't7', 'out');
   const stop = new AbortController();
   const s = await colorizeGraph({
-    input, out, model: net, engine, batch: 1, resolution: 16, signal: stop.signal, ...quiet,
+    input, out, model: net, engine, batch: 1, resolution: 16, stop: stop.signal, ...quiet,
     onImage: () => stop.abort(),
   });
   assert.equal(s.stopped, 'interrupted');

@@ -54,7 +54,7 @@ test('the filter drops a grayscale image and keeps a colourful one; drops are co
   assert.equal(all.length, 1);
 });
 
-test('at most threads * 2 images in flight; an early break cancels the work and ends the pool threads', { timeout: 20_000 }, async () => {
+test('at most threads * 2 images in flight; an early break stops the work and ends the pool threads', { timeout: 20_000 }, async () => {
   const threads = 2;
   const bound = threads * 2;
   let pulled = 0;
