@@ -141,6 +141,14 @@ export async function* readShard(url: string, ctx: StageContext, options: ReadSh
   ctx.signal.addEventListener('abort', onAbort, { once: true });
   let current: Pending | null = null;
   let completed = 0;
+  /** Ends the sample being read (its members are all in): the finished sample, or null (skipped or bad). */
+  const closeCurrent = (): IndexedSample | null => {
+    if (current === null) return null;
+    const done: Pending = current;
+    current = null;
+    completed++;
+    return done.decode ? finishSample(done, url, ctx) : null;
+  };
   let index = -1;
   try {
     for await (const entry of extract) {
@@ -151,15 +159,8 @@ export async function* readShard(url: string, ctx: StageContext, options: ReadSh
         continue;
       }
       if (current === null || parts.key !== current.key) {
-        if (current !== null) {
-          const done: Pending = current;
-          current = null;
-          completed++;
-          if (done.decode) {
-            const s = finishSample(done, url, ctx);
-            if (s !== null) yield s;
-          }
-        }
+        const s = closeCurrent();
+        if (s !== null) yield s;
         index++;
         if (index > last) return;
         current = { key: parts.key, index, decode: include === undefined || include(index), fields: {} };
@@ -176,15 +177,8 @@ export async function* readShard(url: string, ctx: StageContext, options: ReadSh
       }
       current.fields[parts.ext] = await readMember(entry, h.size ?? 0);
     }
-    if (current !== null) {
-      const done: Pending = current;
-      current = null;
-      completed++;
-      if (done.decode) {
-        const s = finishSample(done, url, ctx);
-        if (s !== null) yield s;
-      }
-    }
+    const s = closeCurrent();
+    if (s !== null) yield s;
   } catch (err) {
     if (ctx.signal.aborted) throw abortErrorOf(ctx.signal);
     if (err instanceof BadInputError || err instanceof AbortError) throw err;
