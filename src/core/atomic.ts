@@ -3,7 +3,7 @@
  * to a temporary name in the same directory and is renamed into place, so a killed run leaves only whole
  * files. rename(2) is atomic within one file system; that is why the temp name lives beside the target.
  */
-import { promises as fsp, writeFileSync, renameSync, rmSync } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 
 let counter = 0;
@@ -28,18 +28,6 @@ export async function writeFileAtomic(target: string, data: string | Uint8Array)
     await fsp.rename(tmp, target);
   } catch (err) {
     await fsp.rm(tmp, { force: true }).catch(() => undefined);
-    throw err;
-  }
-}
-
-/** Synchronous variant, for exit paths (SIGINT) where the event loop may not run again. */
-export function writeFileAtomicSync(target: string, data: string | Uint8Array): void {
-  const tmp = tempPathFor(target);
-  try {
-    writeFileSync(tmp, data);
-    renameSync(tmp, target);
-  } catch (err) {
-    rmSync(tmp, { force: true });
     throw err;
   }
 }

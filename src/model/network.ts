@@ -227,11 +227,6 @@ export async function loadColorizer(pathOrUrl: string): Promise<Colorizer> {
   return colorizerFromInfer(model);
 }
 
-/** file:// URL of a saved model's model.json (for tf.loadLayersModel in other tools). */
-export function modelUrl(dir: string): string {
-  return pathToFileURL(join(resolve(dir), 'model.json')).href;
-}
-
 /**
  * Disposes every weight of a colorizer (all four models share them). The models are unusable afterwards.
  * (LayersModel.dispose() would leave them: tfjs-layers counts one reference per call of a layer, and the

@@ -106,15 +106,3 @@ export function registerWasmKernels(): void {
     registerKernel({ kernelName: name, backendName: BACKEND, kernelFunc: fn, colorpipe: true } as KernelConfig);
   }
 }
-
-/** Puts the backend's own kernels back (tests compare against them). */
-export function unregisterWasmKernels(): void {
-  for (const name of [Conv2DBackpropFilter, Conv2DBackpropInput, BatchMatMul, Identity]) {
-    const cur = getKernel(name, BACKEND) as (KernelConfig & { colorpipe?: boolean }) | undefined;
-    if (cur?.colorpipe) {
-      unregisterKernel(name, BACKEND);
-      const o = originals.get(name);
-      if (o) registerKernel(o);
-    }
-  }
-}
