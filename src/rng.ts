@@ -10,7 +10,7 @@
  *
  * Nothing here is cryptographic.
  */
-import { InvalidOptionError } from './core/errors.js';
+import { invalidOption } from './core/validate.js';
 
 const TWO_POW_32 = 4294967296;
 
@@ -41,11 +41,11 @@ export function hash128(str: string): [number, number, number, number] {
 /** Encodes a label with its type, so that fork(1) and fork('1') give different streams. */
 function labelText(label: string | number): string {
   if (typeof label === 'number') {
-    if (Number.isNaN(label)) throw new InvalidOptionError('Expected a number or string for an rng label but received NaN');
+    if (Number.isNaN(label)) throw invalidOption('an rng label', 'a number or string', label);
     return `n${label}`;
   }
   if (typeof label === 'string') return `s${label.length}:${label}`;
-  throw new InvalidOptionError(`Expected a number or string for an rng label but received ${typeof label}`);
+  throw invalidOption('an rng label', 'a number or string', label);
 }
 
 export class Rng {
@@ -61,12 +61,12 @@ export class Rng {
   constructor(seed: number | string) {
     let text: string;
     if (typeof seed === 'number') {
-      if (!Number.isFinite(seed)) throw new InvalidOptionError(`Expected a finite number or a string for seed but received ${seed}`);
+      if (!Number.isFinite(seed)) throw invalidOption('seed', 'a finite number or a string', seed);
       text = labelText(seed);
     } else if (typeof seed === 'string') {
       text = labelText(seed);
     } else {
-      throw new InvalidOptionError(`Expected a finite number or a string for seed but received ${typeof seed}`);
+      throw invalidOption('seed', 'a finite number or a string', seed);
     }
     [this.a, this.b, this.c, this.d] = hash128(text);
     // sfc32's author recommends discarding the first outputs so nearby seeds decorrelate.
@@ -95,7 +95,7 @@ export class Rng {
    */
   int(n: number): number {
     if (!Number.isInteger(n) || n < 1 || n > TWO_POW_32) {
-      throw new InvalidOptionError(`Expected integer in [1, 2^32] for n but received ${n}`);
+      throw invalidOption('n', 'integer in [1, 2^32]', n);
     }
     if (n === 1) return 0;
     // Largest multiple of n that fits in 2^32: draws at or above it are rejected.
@@ -116,7 +116,7 @@ export class Rng {
    */
   static fromState(s: number[]): Rng {
     if (!Array.isArray(s) || s.length !== 4 || !s.every((x) => Number.isInteger(x) && x >= 0 && x < TWO_POW_32)) {
-      throw new InvalidOptionError(`Expected four unsigned 32-bit integers for rng state but received ${JSON.stringify(s)}`);
+      throw invalidOption('rng state', 'four unsigned 32-bit integers', s);
     }
     const r = Object.create(Rng.prototype) as Rng;
     r.a = s[0]! | 0;
