@@ -3,6 +3,7 @@
 layer table colorpipe prints (src/model/network.ts layerTable), trained and run the same way, fp32 on CPU.
 
 Usage: python3 bench/torch_model.py TABLE.json --batch 8 --steps 20 --warmup 3 [--predict-steps 20] [--threads N]
+       [--device cpu|cuda|auto] (auto: cuda when torch sees one; bench/gpu-host.sh uses it on the GPU host)
 Prints one JSON object: {"train_img_s", "predict_img_s", "threads", "torch", "params", ...}.
 
 Not part of the tests (CI has no torch): on Debian, `apt-get install python3-torch` provides it.
@@ -130,18 +131,21 @@ def main():
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--alpha", type=float, default=1 / 300)
+    p.add_argument("--device", default="cpu")
     a = p.parse_args()
+    dev = ("cuda" if torch.cuda.is_available() else "cpu") if a.device == "auto" else a.device
+    sync = torch.cuda.synchronize if dev.startswith("cuda") else (lambda: None)
     with open(a.table) as f:
         t = json.load(f)
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     S, B = t["inputSize"], a.batch
-    model = Colorizer(t)
+    model = Colorizer(t).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
-    L = torch.rand(B, 1, S, S)
-    ab = torch.rand(B, 2, S // 2, S // 2)
+    L = torch.rand(B, 1, S, S, device=dev)
+    ab = torch.rand(B, 2, S // 2, S // 2, device=dev)
     ncls = t["numClasses"]
-    cls = torch.randint(0, max(ncls, 1), (B,))
+    cls = torch.randint(0, max(ncls, 1), (B,), device=dev)
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -167,13 +171,16 @@ def main():
         for _ in range(a.warmup):
             model(L)
         t0 = time.perf_counter()
+        sync()
         for _ in range(ps):
             model(L)
+        sync()
         pred_s = time.perf_counter() - t0
 
     print(json.dumps({
         "framework": "pytorch",
         "torch": torch.__version__,
+        "device": dev,
         "threads": torch.get_num_threads(),
         "batch": B,
         "size": S,

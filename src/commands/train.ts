@@ -13,6 +13,8 @@ const USAGE = `Usage: pipe train --shards 'data/*.tar' --out runs/NAME [options]
   --steps N  --batch B  --size S  --width W  --lr LR  --seed S     override the config
   --checkpoint-every N checkpoint interval in steps (a checkpoint is also written at the end and on Ctrl-C)
   --backend B          auto|tensorflow|webgpu|wasm|cpu (default auto)
+  --software-gpu       with --backend webgpu: accept a software adapter (Mesa's lavapipe), for correctness
+                       checks only (slower than wasm); the same as COLORPIPE_SOFTWARE_GPU=1
   --val-shards GLOB    validation shards: loss and PSNR at each checkpoint, sample grids in report.html
   --resume             continue from the run's last checkpoint (exactly: same data order, no step lost)
   --processes P        decode processes (default: config.loader.processes; 0 there = one per core)
@@ -26,7 +28,7 @@ export async function run(argv: string[]): Promise<number> {
     steps: { type: 'string' }, batch: { type: 'string' }, size: { type: 'string' }, width: { type: 'string' },
     lr: { type: 'string' }, seed: { type: 'string' }, backend: { type: 'string' }, 'val-shards': { type: 'string' },
     resume: { type: 'boolean' }, 'checkpoint-every': { type: 'string' }, processes: { type: 'string' }, 'on-error': { type: 'string' },
-    'log-keys': { type: 'boolean' }, quiet: { type: 'boolean' },
+    'log-keys': { type: 'boolean' }, quiet: { type: 'boolean' }, 'software-gpu': { type: 'boolean' },
   }, USAGE);
   const shards = required(str(v.shards), 'shards', USAGE);
   const out = required(str(v.out), 'out', USAGE);
@@ -55,10 +57,11 @@ export async function run(argv: string[]): Promise<number> {
       stop: stop.signal,
       quiet: Boolean(v.quiet),
       logKeys: Boolean(v['log-keys']),
+      ...(v['software-gpu'] ? { softwareGpu: true } : {}),
     });
     const bad = r.badInputs.total ? `, ${r.badInputs.total} inputs skipped (${Object.entries(r.badInputs.byStage).map(([k, n]) => `${k}: ${n}`).join(', ')})` : '';
     process.stderr.write(
-      `colorpipe: ${r.stopped ? 'stopped' : 'done'} at step ${r.steps} on ${r.backend}: loss ${r.lastLoss.toFixed(5)}, ` +
+      `colorpipe: ${r.stopped ? 'stopped' : 'done'} at step ${r.steps} on ${r.engine}: loss ${r.lastLoss.toFixed(5)}, ` +
       `${r.meanImgPerS.toFixed(1)} img/s, data stall ${(r.meanDataStall * 100).toFixed(1)}%${bad}\n` +
       `  model:  ${resolve(out, 'model', 'model.json')}\n  report: ${resolve(out, 'report.html')}\n`,
     );

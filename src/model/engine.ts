@@ -8,10 +8,13 @@
  *   (they are not dependencies: their install downloads libtensorflow). Missing: an EngineUnavailableError that
  *   names `npm i @tensorflow/tfjs-node`.
  * - `webgpu`: @tensorflow/tfjs-backend-webgpu on Dawn (the `webgpu` npm package). Only a real (hardware) adapter
- *   counts: a software adapter (SwiftShader, llvmpipe) would be slower than wasm.
+ *   counts: a software adapter (lavapipe/llvmpipe, SwiftShader) would be slower than wasm, and is used only when
+ *   the user opts in (`softwareGpu`, default $COLORPIPE_SOFTWARE_GPU=1), as the webgpu tests do; `describe` then
+ *   says so (see webgpu-adapter.ts).
  * - `wasm`: @tensorflow/tfjs-backend-wasm (XNNPACK, SIMD) plus colorpipe's gradient kernels (kernels/wasm.ts).
  * - `cpu`: the pure-JS backend, a last resort.
- * - `auto`: tensorflow, then webgpu with a real GPU, then wasm.
+ * - `auto`: tensorflow, then webgpu with a real GPU, then wasm. It asks Dawn for an adapter in a child process
+ *   first (Dawn's native warnings stay out of the user's terminal) and never picks a software adapter.
  *
  * Errors surface when `setupEngine` is awaited (never later, inside a training step).
  */
@@ -26,6 +29,9 @@ import { registerKernels } from './kernels/index.js';
 import { registerAllGradients } from './gradients.js';
 import { guardWasmMalloc } from './memory.js';
 import { enableNodeWasmThreads } from './kernels/wasm-threads.js';
+import { adapterText, isSoftwareAdapter, probeWebgpuAdapter, softwareGpuFromEnv, SOFTWARE_GPU_HINT, type AdapterLike } from './webgpu-adapter.js';
+
+export { isSoftwareAdapter } from './webgpu-adapter.js';
 
 export type BackendChoice = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 export const BACKENDS: readonly BackendChoice[] = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
@@ -41,6 +47,11 @@ export interface EngineOptions {
    * is why it is not the default.
    */
   threads?: number;
+  /**
+   * webgpu only: accept a software adapter (Mesa's lavapipe), for correctness runs on machines without a GPU.
+   * Default: $COLORPIPE_SOFTWARE_GPU=1. `auto` ignores it: it never picks a software adapter.
+   */
+  softwareGpu?: boolean;
 }
 
 export interface Engine {
@@ -98,26 +109,9 @@ async function setupTensorflow(): Promise<Engine> {
   return { name: 'tensorflow', tf, describe: `tensorflow (${loaded})` };
 }
 
-interface AdapterLike {
-  info?: { vendor?: string; architecture?: string; device?: string; description?: string; isFallbackAdapter?: boolean };
-  isFallbackAdapter?: boolean;
-}
+let dawnInstance: { requestAdapter: (o?: object) => Promise<AdapterLike | null> } | null = null;
 
-/** A software adapter (CPU rasterizer) is no better than wasm for this work. */
-export function isSoftwareAdapter(adapter: AdapterLike): boolean {
-  if (adapter.isFallbackAdapter === true || adapter.info?.isFallbackAdapter === true) return true;
-  const text = [adapter.info?.vendor, adapter.info?.architecture, adapter.info?.device, adapter.info?.description]
-    .filter(Boolean)
-    .join(' ');
-  return /swiftshader|llvmpipe|lavapipe|softpipe|software|basic render/i.test(text);
-}
-
-function adapterText(adapter: AdapterLike): string {
-  const i = adapter.info ?? {};
-  return [i.vendor, i.architecture, i.device, i.description].filter((s) => s && String(s).length).join(' ') || 'unknown adapter';
-}
-
-async function setupWebgpu(): Promise<Engine> {
+async function setupWebgpu(allowSoftware: boolean): Promise<Engine> {
   let webgpu: { create: (flags: string[]) => { requestAdapter: (o?: object) => Promise<AdapterLike | null> }; globals: object };
   try {
     webgpu = (await importOptional('webgpu')) as typeof webgpu;
@@ -129,8 +123,9 @@ async function setupWebgpu(): Promise<Engine> {
     );
   }
   Object.assign(globalThis, webgpu.globals);
-  const gpu = webgpu.create([]);
-  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  // Dawn's instance must outlive every adapter and device made from it (freed first, Dawn aborts the process).
+  dawnInstance ??= webgpu.create([]);
+  const adapter = await dawnInstance.requestAdapter({ powerPreference: 'high-performance' });
   if (adapter == null) {
     throw new EngineUnavailableError(
       'The webgpu engine found no GPU adapter (Dawn needs a Vulkan, Metal or D3D12 driver: on Linux, libvulkan.so.1 ' +
@@ -138,14 +133,17 @@ async function setupWebgpu(): Promise<Engine> {
       { short: 'webgpu: no GPU adapter' },
     );
   }
-  if (isSoftwareAdapter(adapter)) {
+  const software = isSoftwareAdapter(adapter);
+  if (software && !allowSoftware) {
     throw new EngineUnavailableError(
       `The webgpu engine found only a software adapter (${adapterText(adapter)}), which is slower than wasm; ` +
-        'choose --backend wasm',
+        `choose --backend wasm (to run webgpu on it anyway, for correctness checks: ${SOFTWARE_GPU_HINT})`,
       { short: 'webgpu: software adapter only' },
     );
   }
-  // tfjs-backend-webgpu registers itself at import time only if navigator.gpu exists.
+  // tfjs-backend-webgpu registers itself at import time only if navigator.gpu exists. It asks navigator.gpu for
+  // an adapter again: hand it the one checked above (each new enumeration repeats Dawn's native warnings).
+  const gpu = { requestAdapter: async () => adapter, getPreferredCanvasFormat: () => 'rgba8unorm' };
   const nav = (globalThis as unknown as { navigator?: Record<string, unknown> }).navigator;
   if (nav && typeof nav === 'object') {
     try {
@@ -172,7 +170,8 @@ async function setupWebgpu(): Promise<Engine> {
   }
   await tf.ready();
   registerKernels('webgpu');
-  return { name: 'webgpu', tf, describe: `webgpu (${adapterText(adapter)}, colorpipe kernels)` };
+  const what = software ? `software adapter ${adapterText(adapter)}, opted in, correctness only: slower than wasm` : adapterText(adapter);
+  return { name: 'webgpu', tf, describe: `webgpu (${what}, colorpipe kernels)` };
 }
 
 /** Directory holding the tfjs-backend-wasm .wasm binaries (its dist/), with a trailing slash. */
@@ -257,22 +256,29 @@ export async function setupEngine(options: EngineOptions = {}): Promise<Engine> 
     case 'tensorflow':
       return setupTensorflow();
     case 'webgpu':
-      return setupWebgpu();
+      return setupWebgpu(options.softwareGpu ?? softwareGpuFromEnv());
     case 'wasm':
       return setupWasm(options.threads);
     case 'cpu':
       return setupCpu();
     case 'auto': {
       const skipped: string[] = [];
-      for (const attempt of [setupTensorflow, setupWebgpu]) {
-        if (attempt === setupWebgpu && !hasVulkanLoader()) {
-          // Without a Vulkan loader Dawn finds no GPU on Linux, after printing a warning: skip it quietly.
-          skipped.push('webgpu: no Vulkan loader (libvulkan.so.1)');
-          continue;
+      for (const attempt of ['tensorflow', 'webgpu'] as const) {
+        if (attempt === 'webgpu') {
+          // Without a Vulkan loader Dawn finds no GPU on Linux, after printing a warning: skip it quietly. With
+          // one, ask Dawn in a child process: only a hardware adapter is worth loading Dawn here for.
+          if (!hasVulkanLoader()) {
+            skipped.push('webgpu: no Vulkan loader (libvulkan.so.1)');
+            continue;
+          }
+          const probe = await probeWebgpuAdapter();
+          if (!probe.found || probe.software) {
+            skipped.push(probe.found ? 'webgpu: software adapter only' : probe.reason);
+            continue;
+          }
         }
         try {
-          const e = await attempt();
-          return e;
+          return attempt === 'tensorflow' ? await setupTensorflow() : await setupWebgpu(false);
         } catch (err) {
           if (!(err instanceof EngineUnavailableError)) throw err;
           skipped.push(err.short);

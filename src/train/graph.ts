@@ -40,6 +40,8 @@ export interface TrainGraphOptions {
   config: Config;
   out: string;
   backend?: BackendChoice;
+  /** webgpu: accept a software adapter (EngineOptions.softwareGpu; default $COLORPIPE_SOFTWARE_GPU=1). */
+  softwareGpu?: boolean;
   valShards?: string | string[];
   resume?: boolean;
   /** Total steps; default the config's (the checkpoint's on resume). */
@@ -70,6 +72,8 @@ export interface TrainResult {
   meanDataStall: number;
   badInputs: ReturnType<Reporter['summary']>;
   backend: string;
+  /** The engine's one-line description (Engine.describe), e.g. naming an opted-in software adapter. */
+  engine: string;
   stopped: boolean;
 }
 
@@ -97,7 +101,7 @@ export async function trainGraph(o: TrainGraphOptions): Promise<TrainResult> {
   const world = data ? data.world : Math.max(1, Math.min(urls.length, processes));
   const startStep = ck?.state.step ?? 0;
 
-  const engine = o.engine ?? (await setupEngine({ backend: o.backend ?? 'auto' }));
+  const engine = o.engine ?? (await setupEngine({ backend: o.backend ?? 'auto', ...(o.softwareGpu ? { softwareGpu: true } : {}) }));
   const tf = engine.tf;
   const model: Colorizer = buildColorizer(config.model, { seed: config.train.seed });
   const trainer = createTrainer(model.train, config, tf);
@@ -201,6 +205,7 @@ export async function trainGraph(o: TrainGraphOptions): Promise<TrainResult> {
     meanDataStall: totals.meanDataStall,
     badInputs: reporter.summary(),
     backend: engine.name,
+    engine: engine.describe,
     stopped,
   };
 }

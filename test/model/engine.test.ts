@@ -79,3 +79,14 @@ test('software adapters do not count as a GPU', () => {
   assert.ok(isSoftwareAdapter({ isFallbackAdapter: true }));
   assert.ok(!isSoftwareAdapter({ info: { vendor: 'nvidia', architecture: 'hopper', description: 'NVIDIA H100 80GB HBM3' } }));
 });
+
+test('auto keeps Dawn quiet: its native warnings never reach stderr, and it never picks a software adapter', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const url = new URL('../../src/model/engine.js', import.meta.url).href;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e',
+    `const { setupEngine } = await import(${JSON.stringify(url)}); const e = await setupEngine({ backend: 'auto' }); console.log(e.describe);`],
+    { encoding: 'utf8', env: { ...process.env, COLORPIPE_SOFTWARE_GPU: '1' } });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stderr, '', 'nothing on stderr');
+  assert.doesNotMatch(r.stdout, /software adapter .*opted in/);
+});

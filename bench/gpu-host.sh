@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Issue 10's one call on the GPU host: every measurement in one run, each part under `timeout`, ONE JSON
+# document on stdout (progress on stderr). Works from the repository root or the unpacked app directory.
+#
+# Here, first (builds, packs; see ../shared/device/README.md):
+#   npm run build && mkdir -p scratch && cp -r ../shared/photos/images scratch/photos   # optional: real photos
+#   ../shared/device/pack.sh dist package.json node_modules bench/gpu-host.sh bench/torch_model.py configs fixtures scratch/photos
+# On the host (carry [".device"], timeout_s 540):
+#   bash .device/unpack.sh && export PATH=/tmp/nodebin:$PATH VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json \
+#     && cd /tmp/app && bash bench/gpu-host.sh --photos scratch/photos > $OUT/gpu-host.json
+# Rehearsal on a machine without a GPU (lavapipe, bash scripts/setup-software-gpu.sh):
+#   COLORPIPE_SOFTWARE_GPU=1 bash bench/gpu-host.sh --quick > quick.json
+#
+# Options: --quick (small sizes, every part), --photos DIR (JPEGs for the loader and colorize parts; default
+# fixtures/images/renewable), --processes 1,2,4,8,16, --budget-s 450 (the whole run's target: 8 minutes less margin).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+command -v node >/dev/null || { echo "gpu-host: no node on PATH (on the host: bash .device/unpack.sh; export PATH=/tmp/nodebin:\$PATH)" >&2; exit 1; }
+command -v timeout >/dev/null || { echo "gpu-host: needs coreutils' timeout" >&2; exit 1; }
+[ -f dist/bench/gpu-host.js ] || { echo "gpu-host: dist/bench/gpu-host.js missing: run npm run build (and pack dist)" >&2; exit 1; }
+# A safety bound: the parts' own limits add up to 460 s (dist/bench/gpu-host.js), so the JSON comes before this.
+exec timeout --kill-after=15 480 node dist/bench/gpu-host.js "$@"
