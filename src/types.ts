@@ -80,3 +80,12 @@ export interface LabBatch {
   /** The position of the last sample in the batch (resume point once this batch is trained on). */
   positions: (ShardPosition | undefined)[];
 }
+
+/**
+ * How a model was trained: crops of `crop` pixels cut from images whose short side was scaled to `shortSide`
+ * (config.augment's resize and crop). Saved with the model; colorize's default resolution uses it.
+ */
+export interface TrainingScale {
+  shortSide: number;
+  crop: number;
+}

@@ -33,14 +33,14 @@ import { AbortError, BadInputError, InvalidOptionError, Reporter, reasonOf } fro
 import { pipeline, type StageContext } from '../core/pipeline.js';
 import { throwIfAborted } from '../core/abort.js';
 import { string } from '../core/validate.js';
-import type { Sample } from '../types.js';
+import type { Sample, TrainingScale } from '../types.js';
 import { listImageFiles, readImageFiles } from '../stages/files.js';
 import { rankAndWorld } from '../core/validate.js';
 import { prefetch } from '../stages/prefetch.js';
 import { progress } from '../stages/progress.js';
 import { groupByShape } from '../stages/group-by-shape.js';
 import type { OutputFormat } from './formats.js';
-import { prepareImage, prepareSettings, type PreparedImage } from './image.js';
+import { prepareImage, prepareSettings, resolveResolution, type PreparedImage } from './image.js';
 import {
   DEFAULT_BATCH, DEFAULT_BATCH_PIXELS, emptyTimings, validateCommon,
   type ColorizeCommonOptions, type ColorizeModel, type ColorizeOptions, type ColorizeSummary, type ColorizeTimings,
@@ -159,7 +159,8 @@ async function openStream(o: StreamOptions): Promise<{ results: AsyncIterable<Co
       const p = pipeline(
         o.source,
         prepare({
-          resolution: o.resolution ?? 'full', globalSize: S, limitInputPixels: o.limitInputPixels, keepRgb: o.keepRgb ?? false,
+          resolution: resolveResolution(o.resolution ?? 'auto', (model.model as { trainingScale?: TrainingScale }).trainingScale),
+          globalSize: S, limitInputPixels: o.limitInputPixels, keepRgb: o.keepRgb ?? false,
           pool, concurrency: prepareConcurrency, onImage: (ms) => (t.prepareMs += ms),
         }),
         // Eager grouping is also the prefetch before the engine: it holds prepared images (up to `prefetch`

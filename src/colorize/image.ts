@@ -28,7 +28,7 @@
  * checkResolution throw InvalidOptionError; encodeImage rejects with sharp's error.
  */
 import sharp, { type Sharp } from 'sharp';
-import type { Sample } from '../types.js';
+import type { Sample, TrainingScale } from '../types.js';
 import { BadInputError, reasonOf } from '../core/errors.js';
 import { bool, invalidOption, object } from '../core/validate.js';
 import { DEFAULT_CONFIG } from '../config.js';
@@ -40,8 +40,32 @@ import { extFormat, sniffFormat, type OutputFormat } from './formats.js';
 /** The global path's input size in the paper (Iizuka et al. 2016: the global features network takes 224 x 224). */
 export const PAPER_GLOBAL_SIZE = 224;
 
-/** `full`: the original size rounded to a multiple of 8; a number: the long side scaled to it. */
-export type Resolution = 'full' | number;
+/**
+ * The local path's resolution, as asked for: `auto` (the default) the scale the model trained at (the short
+ * side scaled to its training `shortSide`, as the training crops were cut) when the model records it, else the
+ * original size, with the long side at most MAX_AUTO_SIDE either way; `full` the original size rounded to a
+ * multiple of 8; a number: the long side scaled to it.
+ */
+export type Resolution = 'auto' | 'full' | number;
+
+/**
+ * A resolution made concrete for one model: `full`, N (long side N), or a rule: the short side scaled to
+ * `shortSide` (kept as is when absent), then the long side limited to `maxSide`.
+ */
+export type LocalScale = 'full' | number | { shortSide?: number; maxSide: number };
+
+/**
+ * The long side `auto` never exceeds (pixels of the local path; the output keeps the original size). The local
+ * path's activations grow with its pixels (about 6 KB a pixel at the paper's width): 2048 x 1536 stays within
+ * the wasm engine's memory at batch 1, where a 24-megapixel photo at full size does not.
+ */
+export const MAX_AUTO_SIDE = 2048;
+
+/** `auto` made concrete for a model that does (or does not) record its training scale. */
+export function resolveResolution(r: Resolution | LocalScale, scale?: TrainingScale | null): LocalScale {
+  if (r !== 'auto') return r;
+  return scale ? { shortSide: scale.shortSide, maxSide: MAX_AUTO_SIDE } : { maxSide: MAX_AUTO_SIDE };
+}
 
 /** An image ready for the network (all planes row-major; L values are L / 100). */
 export interface PreparedImage {
@@ -75,8 +99,8 @@ export interface PreparedImage {
 
 /** What prepareSettings reads (the prepare stage's options add the pool's). */
 export interface PrepareSettingsOptions {
-  /** Processing size of the local path (default 'full'). */
-  resolution?: Resolution;
+  /** Processing size of the local path (default 'auto', resolved without a model: the original size, capped). */
+  resolution?: Resolution | LocalScale;
   /** The global path's S (default 224, the paper; the model's second input decides in the graph). */
   globalSize?: number;
   /** Largest width * height accepted (default config.loader.limitInputPixels). */
@@ -87,7 +111,7 @@ export interface PrepareSettingsOptions {
 
 /** Plain-data settings: what prepareImage needs (they cross into the workers). */
 export interface PrepareSettings {
-  resolution: Resolution;
+  resolution: LocalScale;
   globalSize: number;
   keepRgb: boolean;
   decode: DecodeSettings;
@@ -99,8 +123,12 @@ export interface PrepareSettings {
  */
 export function prepareSettings(options: PrepareSettingsOptions = {}): PrepareSettings {
   object(options, 'options');
-  const resolution = options.resolution ?? 'full';
-  checkResolution(resolution, 'options.resolution');
+  const asked = options.resolution ?? 'auto';
+  if (typeof asked !== 'object') checkResolution(asked, 'options.resolution');
+  else if (!(asked.maxSide >= 8) || (asked.shortSide !== undefined && !(asked.shortSide >= 1))) {
+    throw invalidOption('options.resolution', '{ shortSide?: number >= 1, maxSide: number >= 8 }', asked);
+  }
+  const resolution = resolveResolution(asked);
   const globalSize = options.globalSize ?? PAPER_GLOBAL_SIZE;
   if (!Number.isInteger(globalSize) || globalSize < 8 || globalSize % 8 !== 0) {
     throw invalidOption('options.globalSize', 'positive multiple of 8', globalSize);
@@ -117,9 +145,9 @@ export function prepareSettings(options: PrepareSettingsOptions = {}): PrepareSe
 }
 
 export function checkResolution(resolution: unknown, name: string): asserts resolution is Resolution {
-  if (resolution === 'full') return;
+  if (resolution === 'full' || resolution === 'auto') return;
   if (!Number.isInteger(resolution) || (resolution as number) < 8) {
-    throw invalidOption(name, "'full' or an integer >= 8", resolution);
+    throw invalidOption(name, "'auto', 'full' or an integer >= 8", resolution);
   }
 }
 
@@ -131,11 +159,17 @@ function round8(v: number): number {
 /**
  * The local path's processing size for an image of (oriented) size width x height: `full` rounds each side
  * to the nearest multiple of 8 (the three stride-2 layers need it); N scales the long side to N, keeping the
- * aspect ratio, then rounds both sides to multiples of 8. At least 8 x 8.
+ * aspect ratio; a rule scales the short side to `shortSide` (the training scale), then limits the long side to
+ * `maxSide`. Both sides are then rounded to multiples of 8, at least 8 x 8.
  */
-export function processingSize(width: number, height: number, resolution: Resolution): { width: number; height: number } {
+export function processingSize(width: number, height: number, resolution: LocalScale): { width: number; height: number } {
   if (resolution === 'full') return { width: round8(width), height: round8(height) };
-  const scale = resolution / Math.max(width, height);
+  let scale: number;
+  if (typeof resolution === 'number') scale = resolution / Math.max(width, height);
+  else {
+    scale = resolution.shortSide === undefined ? 1 : resolution.shortSide / Math.min(width, height);
+    scale = Math.min(scale, resolution.maxSide / Math.max(width, height));
+  }
   return { width: round8(width * scale), height: round8(height * scale) };
 }
 

@@ -30,7 +30,10 @@ export interface ColorizeCommonOptions {
   batch?: number;
   /** Pixels per batch at most (default 4 Mi); a single image over it runs alone. */
   batchPixels?: number;
-  /** Processing size of the local path (default 'full'). */
+  /**
+   * Processing size of the local path (default 'auto': the scale the model trained at when it records one,
+   * else the original size; the long side at most MAX_AUTO_SIDE). 'full' and N override it.
+   */
   resolution?: Resolution;
   /** Output format (default 'same'). */
   format?: FormatChoice;
@@ -125,7 +128,7 @@ export function validateCommon(o: ColorizeCommonOptions): void {
   positiveInt(o.batchPixels ?? DEFAULT_BATCH_PIXELS, 'options.batchPixels');
   positiveInt(o.prefetch ?? 2, 'options.prefetch');
   if (o.threads !== undefined) positiveInt(o.threads, 'options.threads');
-  checkResolution(o.resolution ?? 'full', 'options.resolution');
+  checkResolution(o.resolution ?? 'auto', 'options.resolution');
   oneOf(o.format ?? 'same', 'options.format', FORMATS);
   checkQuality(o.quality ?? 90, 'options.quality');
 }

@@ -66,3 +66,9 @@ export function interruptible(message: string): { signal: AbortSignal; dispose: 
   process.on('SIGINT', onSigint);
   return { signal: stop.signal, dispose: () => process.off('SIGINT', onSigint) };
 }
+
+/** `--resolution auto|full|N` (colorize, eval): 'auto' when absent. */
+export function resolutionFlag(v: unknown): 'auto' | 'full' | number {
+  if (v === undefined || v === 'auto' || v === 'full') return v ?? 'auto';
+  return num(v, 'resolution', { int: true, min: 8 })!;
+}

@@ -4,13 +4,12 @@
  * goes to stderr, and with --json as one JSON line to stdout. Ctrl-C once stops after the files being
  * written (whole files only), twice exits at once.
  */
-import { parse, num, required, oneOf, interruptible } from './args.js';
+import { parse, num, required, oneOf, interruptible, resolutionFlag } from './args.js';
 import { BACKENDS, type BackendChoice } from '../model/engine.js';
 import { colorizeGraph } from '../colorize/graph.js';
 import type { ColorizeSummary } from '../colorize/options.js';
 import { FORMATS, type FormatChoice } from '../colorize/formats.js';
 import { InvalidOptionError } from '../core/errors.js';
-import type { Resolution } from '../colorize/image.js';
 
 const USAGE = `Usage: pipe colorize --in DIR|FILE --out DIR --model runs/NAME|path/to/model.json [options]
   --in DIR|FILE        images to colorize (directories are searched recursively; colour inputs are
@@ -20,7 +19,9 @@ const USAGE = `Usage: pipe colorize --in DIR|FILE --out DIR --model runs/NAME|pa
   --style REF          style transfer: global features from REF's L, local features from each image
   --batch B            images per batch (default 8; large images are batched fewer at a time)
   --backend B          auto|tensorflow|webgpu|wasm|cpu (default auto)
-  --resolution R       full (default: the original size, rounded to a multiple of 8) or N (long side N)
+  --resolution R       auto (default: the scale the model trained at, long side at most 2048), full (the
+                       original size, rounded to a multiple of 8) or N (long side N); the output keeps the
+                       input's size either way
   --format F           same (default)|jpg|png|webp|tiff|gif|avif; the extension follows the format
   --quality Q          1..100 for jpg, webp, avif, tiff (default 90)
   --overwrite          replace existing outputs (default: skip them, so a rerun finishes a killed run)
@@ -55,8 +56,7 @@ export async function run(argv: string[]): Promise<number> {
   const backend = oneOf<BackendChoice>(v.backend, 'backend', BACKENDS, 'auto');
   const format = oneOf<FormatChoice>(v.format, 'format', FORMATS, 'same');
   const onError = oneOf(v['on-error'], 'on-error', ['skip', 'fail'] as const, 'skip');
-  let resolution: Resolution = 'full';
-  if (v.resolution !== undefined && v.resolution !== 'full') resolution = num(v.resolution, 'resolution', { int: true, min: 8 })!;
+  const resolution = resolutionFlag(v.resolution);
   const world = num(v.world, 'world', { int: true, min: 1 });
   const rank = num(v.rank, 'rank', { int: true, min: 0 });
   if ((rank === undefined) !== (world === undefined)) throw new InvalidOptionError(`Expected --rank and --world together\n${USAGE}`);

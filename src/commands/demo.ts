@@ -79,19 +79,17 @@ export async function run(argv: string[]): Promise<number> {
   }
   log(`      step ${trained.steps}, loss ${trained.lastLoss.toFixed(5)}, ${trained.meanImgPerS.toFixed(1)} img/s on ${engine.describe}`);
 
-  // The paper colorizes at any resolution, but a network sees objects best at the scale it trained on: the demo
-  // trains on crops of the photos scaled to augment.resize on their short side, so it colorizes with the local
-  // path at that scale (the long side of a 4:3 photo), and the ab it predicts is upsampled onto the full-size L.
-  const resolution = Math.max(8, Math.round((config.augment.resize * 4) / 3 / 8) * 8);
-
-  // 3. Colorize the held-apart photos.
-  log(`[3/4] colorizing the held-apart photos (local path at ${resolution} px on the long side, output at full size)`);
+  // The paper colorizes at any resolution, but a network sees objects best at the scale it trained on: the model
+  // records that scale (crops of photos whose short side was scaled to augment.resize), and colorize's default
+  // resolution ('auto') uses it for the local path; the ab it predicts is upsampled onto the full-size L.
+  // 3. Colorize the held-apart photos, as `pipe colorize --model runs/demo` would: no resolution given.
+  log(`[3/4] colorizing the held-apart photos (local path at the training scale: short side ${config.augment.resize} px; output at full size)`);
   const colorized = join(out, 'colorized');
-  const summary = await colorizeGraph({ input: join(photos, 'heldout'), out: colorized, model: join(out, 'model'), engine, overwrite: true, quiet: true, resolution });
+  const summary = await colorizeGraph({ input: join(photos, 'heldout'), out: colorized, model: join(out, 'model'), engine, overwrite: true, quiet: true });
 
   // 4. Evaluate and report.
   log('[4/4] evaluating');
-  const ev = await evaluateFolder({ input: join(photos, 'heldout'), model: join(out, 'model'), engine, log: null, resolution });
+  const ev = await evaluateFolder({ input: join(photos, 'heldout'), model: join(out, 'model'), engine, log: null });
   const grid = await heldoutGrid(join(photos, 'heldout'), colorized, 12);
   await writeFileAtomic(join(out, 'heldout.png'), grid);
   await writeReport({ runDir: out, title: 'colorpipe demo', extraHtml: demoHtml(ev, summary.written) });

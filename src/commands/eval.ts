@@ -1,8 +1,7 @@
 /** `pipe eval`: see the usage text. Prints the table on stderr (stdout with no --json) and JSON with --json. */
-import { parse, num, required, oneOf } from './args.js';
+import { parse, num, required, oneOf, resolutionFlag } from './args.js';
 import { BACKENDS, type BackendChoice } from '../model/engine.js';
 import { evaluateFolder, formatEvalTable } from '../eval.js';
-import type { Resolution } from '../colorize/image.js';
 
 const USAGE = `Usage: pipe eval --in DIR --model runs/NAME|model.json [options]
   Colorizes every image of DIR from its own L (in memory) and reports, against the originals, mean PSNR
@@ -10,7 +9,7 @@ const USAGE = `Usage: pipe eval --in DIR --model runs/NAME|model.json [options]
   (ab = 0) and of a constant mean-ab image, and the originals' colourfulness.
   --in DIR             colour photos (searched recursively)
   --model PATH         a run directory (runs/NAME), a model directory, or a model.json
-  --resolution R       full (default) or N (long side N) for the local path
+  --resolution R       auto (default: the scale the model trained at), full or N (long side N) for the local path
   --batch B            images per batch (default 8)
   --backend B          auto|tensorflow|webgpu|wasm|cpu (default auto)
   --json               print the figures as JSON on stdout`;
@@ -23,8 +22,7 @@ export async function run(argv: string[]): Promise<number> {
   const input = required(v.in as string | undefined, 'in', USAGE);
   const model = required(v.model as string | undefined, 'model', USAGE);
   const backend = oneOf<BackendChoice>(v.backend, 'backend', BACKENDS, 'auto');
-  let resolution: Resolution = 'full';
-  if (v.resolution !== undefined && v.resolution !== 'full') resolution = num(v.resolution, 'resolution', { int: true, min: 8 })!;
+  const resolution = resolutionFlag(v.resolution);
   const s = await evaluateFolder({ input, model, backend, resolution, batch: num(v.batch, 'batch', { int: true, min: 1 }) });
   const table = formatEvalTable(s);
   if (v.json) {

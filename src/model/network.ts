@@ -3,14 +3,15 @@
  * rules are documented there): four tfjs-layers models sharing their weights (train, inference, global path,
  * local path), saved and loaded in the tfjs Layers format through model/io.ts.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { pathToFileURL, fileURLToPath } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { Tensor } from '@tensorflow/tfjs-core';
 import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs-layers';
 import type { ModelConfig } from '../config.js';
+import type { TrainingScale } from '../types.js';
 import { InvalidOptionError } from '../core/errors.js';
 import { BatchNormLayer, FusionLayer, registerLayers } from './layers.js';
 import { layerTable, sameOut, validateModelConfig, type Activation, type LayerSpec, type NetworkTable } from './table.js';
@@ -19,6 +20,8 @@ import { fileLoadHandler, fileSaveHandler } from './io.js';
 export interface Colorizer {
   config: ModelConfig;
   table: NetworkTable;
+  /** How it was trained (saved in model.json by pipe train): colorize's default resolution follows it. */
+  trainingScale?: TrainingScale;
   /**
    * Training model: input L [B, S, S, 1] (S = inputSize); outputs [ab [B, S/2, S/2, 2], logits [B, N]] (logits
    * only when numClasses > 0). The global path reuses the same low-level output (computed once).
@@ -202,7 +205,7 @@ export function colorizerFromInfer(model: LayersModel): Colorizer {
  * atomic checkpoint, save into a temporary directory and rename it.
  */
 export async function saveColorizer(colorizer: Colorizer, dir: string): Promise<void> {
-  await colorizer.infer.save(fileSaveHandler(dir, { colorpipe: { config: colorizer.config } }));
+  await colorizer.infer.save(fileSaveHandler(dir, modelMetadata(colorizer.config, colorizer.trainingScale)));
 }
 
 /**
@@ -214,17 +217,34 @@ export async function saveColorizer(colorizer: Colorizer, dir: string): Promise<
 export async function loadColorizer(pathOrUrl: string): Promise<Colorizer> {
   registerLayers();
   let model: LayersModel;
+  let json: unknown = null;
   if (/^https?:\/\//.test(pathOrUrl)) {
     model = await tfl.loadLayersModel(pathOrUrl);
   } else {
     let p = pathOrUrl.startsWith('file://') ? fileURLToPath(pathOrUrl) : pathOrUrl;
     if (!p.endsWith('.json')) p = join(p, 'model.json');
     model = await tfl.loadLayersModel(fileLoadHandler(resolve(p)));
+    json = JSON.parse(await readFile(resolve(p), 'utf8'));
   }
   if (model.inputs.length !== 2) {
     throw new InvalidOptionError(`${pathOrUrl} is not a colorpipe inference model (expected 2 inputs, found ${model.inputs.length})`);
   }
-  return colorizerFromInfer(model);
+  const c = colorizerFromInfer(model);
+  const scale = trainingScaleOf(json);
+  if (scale) c.trainingScale = scale;
+  return c;
+}
+
+/** What colorpipe adds to model.json (tfjs ignores it): the model config and, when known, the training scale. */
+export function modelMetadata(config: ModelConfig, trainingScale?: TrainingScale): { colorpipe: Record<string, unknown> } {
+  return { colorpipe: trainingScale ? { config, trainingScale } : { config } };
+}
+
+/** The training scale recorded in a parsed model.json, or undefined (older models, or a malformed entry). */
+export function trainingScaleOf(modelJson: unknown): TrainingScale | undefined {
+  const s = (modelJson as { colorpipe?: { trainingScale?: Partial<TrainingScale> } } | null)?.colorpipe?.trainingScale;
+  const ok = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 1;
+  return s && ok(s.shortSide) && ok(s.crop) ? { shortSide: s.shortSide, crop: s.crop } : undefined;
 }
 
 /**

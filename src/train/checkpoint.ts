@@ -45,6 +45,8 @@ export interface SaveCheckpointOptions {
   runDir: string;
   /** The model to save (the inference model: what colorize loads). */
   model: { save(handler: io.IOHandler): Promise<io.SaveResult> };
+  /** Top-level keys added to model.json (network.ts modelMetadata: the model config and training scale). */
+  modelMeta?: Record<string, unknown>;
   state: Omit<TrainState, 'checkpoint' | 'optimizer' | 'time'> & { optimizer: { type: string } };
   optimizerWeights: NamedTensor[];
   /** Complete checkpoints kept (older ones removed after the new one is committed). */
@@ -69,7 +71,7 @@ export async function saveCheckpoint(o: SaveCheckpointOptions): Promise<string> 
   };
   const stateJSON = JSON.stringify(state, null, 1);
   await writeDirAtomic(target, async (tmp) => {
-    await o.model.save(fileSaveHandler(tmp));
+    await o.model.save(fileSaveHandler(tmp, o.modelMeta));
     await fsp.writeFile(join(tmp, 'optimizer.bin'), new Uint8Array(io.CompositeArrayBuffer.join(encoded.data)));
     await fsp.writeFile(join(tmp, 'state.json'), stateJSON);
   });

@@ -25,7 +25,7 @@ import { train, type StepRecord } from './step.js';
 import { progress } from '../stages/progress.js';
 import { loader, loaderResumeFrom } from './loader/index.js';
 import { setupEngine, type BackendChoice, type Engine } from '../model/engine.js';
-import { buildColorizer, type Colorizer } from '../model/network.js';
+import { buildColorizer, modelMetadata, type Colorizer } from '../model/network.js';
 import { createTrainer } from '../model/trainer.js';
 import { latestCheckpoint, optimizerTensors, saveCheckpoint, type TrainState } from './checkpoint.js';
 import { fileLoadHandler } from '../model/io.js';
@@ -104,6 +104,8 @@ export async function trainGraph(o: TrainGraphOptions): Promise<TrainResult> {
   const engine = o.engine ?? (await setupEngine({ backend: o.backend ?? 'auto', ...(o.softwareGpu ? { softwareGpu: true } : {}) }));
   const tf = engine.tf;
   const model: Colorizer = buildColorizer(config.model, { seed: config.train.seed });
+  // Saved with every checkpoint: colorize's default resolution is the scale the crops were cut at.
+  const modelMeta = modelMetadata(config.model, { shortSide: config.augment.resize, crop: config.augment.crop });
   const trainer = createTrainer(model.train, config, tf);
   if (ck) {
     const { loadLayersModel } = await import('@tensorflow/tfjs-layers');
@@ -141,7 +143,7 @@ export async function trainGraph(o: TrainGraphOptions): Promise<TrainResult> {
       optimizer: { type: config.train.optimizer },
     };
     const optimizerWeights = await trainer.getOptimizerWeights();
-    await saveCheckpoint({ runDir, model: model.infer, state, optimizerWeights });
+    await saveCheckpoint({ runDir, model: model.infer, modelMeta, state, optimizerWeights });
     if (val.length) await validate(step);
     await writeReport({ runDir, title: `colorpipe training: ${config.name} (${runDir})` });
   };

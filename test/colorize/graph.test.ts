@@ -9,6 +9,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { colorizeGraph, colorizeBuffers, resolveModelPath } from '../../src/colorize/graph.js';
 import { lightness } from '../../src/color/lightness.js';
+import { processingSize, MAX_AUTO_SIDE } from '../../src/colorize/image.js';
 import { decodeSample, decodeSettings } from '../../src/stages/decode.js';
 import { InvalidOptionError, Reporter } from '../../src/core/errors.js';
 import { setupEngine, type Engine } from '../../src/model/engine.js';
@@ -286,6 +287,27 @@ test('colorizeBuffers: buffers in, colorized buffers out; a bad one is reported'
   assert.equal((await sharp(got[1]!.data).metadata()).channels, 4);
   assert.equal(reporter.total, 1);
   assert.equal(reporter.records[0]!.key, 'broken.jpg');
+});
+
+test("the default resolution is the model's training scale ('auto'); 'full' and N override it", async () => {
+  const photo = await GOOD['photo.jpg']!();
+  const { width, height } = await sharp(photo).metadata();
+  const scaled: Colorizer = { ...net, trainingScale: { shortSide: 16, crop: 16 } };
+  const run = async (model: Colorizer, resolution?: 'full' | number) => {
+    const out: Buffer[] = [];
+    for await (const r of colorizeBuffers([{ name: 'p.jpg', data: photo }], { model, engine, format: 'png', resolution, log: null })) out.push(r.data);
+    assert.equal(out.length, 1);
+    return out[0]!;
+  };
+  // The long side N that gives the same processing size as "short side 16".
+  const atScale = processingSize(width!, height!, { shortSide: 16, maxSide: MAX_AUTO_SIDE });
+  const N = Math.max(atScale.width, atScale.height);
+  assert.deepEqual(processingSize(width!, height!, N), atScale);
+  const auto = await run(scaled);
+  assert.deepEqual(auto, await run(net, N), 'auto = the training scale');
+  const full = await run(scaled, 'full');
+  assert.notDeepEqual(auto, full);
+  assert.deepEqual(full, await run(net), 'a model without a recorded scale runs at full size (small images)');
 });
 
 test('an early break in colorizeBuffers stops the source', async () => {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import sharp from 'sharp';
 import {
-  checkResolution, composeImage, encodeImage, prepareImage, prepareSettings, preparedBuffers, processingSize, resizePlane,
+  checkResolution, composeImage, encodeImage, prepareImage, prepareSettings, preparedBuffers, processingSize, resizePlane, resolveResolution, MAX_AUTO_SIDE,
 } from '../../src/colorize/image.js';
 import { lightness } from '../../src/color/lightness.js';
 import { InvalidOptionError } from '../../src/core/errors.js';
@@ -18,6 +18,27 @@ test('processingSize: full rounds each side to a multiple of 8; N scales the lon
   assert.deepEqual(processingSize(2000, 1000, 256), { width: 256, height: 128 });
   assert.deepEqual(processingSize(1000, 3000, 512), { width: 168, height: 512 });
   assert.deepEqual(processingSize(100, 50, 400), { width: 400, height: 200 });
+});
+
+test('processingSize at the training scale: the short side to shortSide, the long side capped', () => {
+  // A 4:3 photo whose short side becomes 80 (the demo's training scale).
+  assert.deepEqual(processingSize(171, 128, { shortSide: 80, maxSide: 2048 }), { width: 104, height: 80 });
+  // A small image is scaled up to the scale the network knows.
+  assert.deepEqual(processingSize(64, 48, { shortSide: 96, maxSide: 2048 }), { width: 128, height: 96 });
+  // A panorama: the long side cap wins.
+  assert.deepEqual(processingSize(10000, 1000, { shortSide: 256, maxSide: 2048 }), { width: 2048, height: 208 });
+  // No training scale: the original size, capped (a 24-megapixel photo is not run at full size by default).
+  assert.deepEqual(processingSize(6000, 4000, { maxSide: MAX_AUTO_SIDE }), { width: 2048, height: 1368 });
+  assert.deepEqual(processingSize(640, 480, { maxSide: MAX_AUTO_SIDE }), { width: 640, height: 480 });
+});
+
+test("resolveResolution: 'auto' follows the model's training scale; 'full' and N are kept", () => {
+  assert.deepEqual(resolveResolution('auto', { shortSide: 80, crop: 64 }), { shortSide: 80, maxSide: MAX_AUTO_SIDE });
+  assert.deepEqual(resolveResolution('auto', undefined), { maxSide: MAX_AUTO_SIDE });
+  assert.equal(resolveResolution('full', { shortSide: 80, crop: 64 }), 'full');
+  assert.equal(resolveResolution(104, { shortSide: 80, crop: 64 }), 104);
+  assert.doesNotThrow(() => checkResolution('auto', 'r'));
+  assert.throws(() => checkResolution('big', '--resolution'), /Expected 'auto', 'full' or an integer >= 8 for --resolution/);
 });
 
 test('resizePlane: bilinear with half-pixel centres', () => {
@@ -101,7 +122,7 @@ test('composeImage without a format returns the RGB', async () => {
 });
 
 test('prepareSettings and checkResolution validate at once; preparedBuffers lists each buffer once', async () => {
-  assert.throws(() => prepareSettings({ resolution: 0 }), /Expected 'full' or an integer >= 8 for options.resolution but received 0/);
+  assert.throws(() => prepareSettings({ resolution: 0 }), /Expected 'auto', 'full' or an integer >= 8 for options.resolution but received 0/);
   assert.throws(() => prepareSettings({ globalSize: 12 }), /Expected positive multiple of 8 for options.globalSize but received 12/);
   assert.throws(() => prepareSettings({ keepRgb: 'yes' as never }), InvalidOptionError);
   assert.throws(() => checkResolution('big', '--resolution'), /for --resolution but received "big"/);

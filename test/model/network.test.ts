@@ -13,6 +13,7 @@ import {
   loadColorizer,
   predictAb,
   saveColorizer,
+  trainingScaleOf,
 } from '../../src/model/network.js';
 import { registerLayers } from '../../src/model/layers.js';
 import { countParams } from '../../src/model/table.js';
@@ -83,10 +84,12 @@ test('save then load: identical predictions, tf.loadLayersModel opens it, train 
     const local = tf.tensor4d(rand(2 * 40 * 24, 6, 0.5).map((v) => v + 0.5), [2, 40, 24, 1]);
     const want = predictAb(c, local, L);
     const wantTrain = (c.train.predict(L) as tf.Tensor[])[0]!;
+    c.trainingScale = { shortSide: 36, crop: 32 };
     await saveColorizer(c, dir);
 
     const loaded = await loadColorizer(dir);
     assert.deepEqual(loaded.config, TINY);
+    assert.deepEqual(loaded.trainingScale, { shortSide: 36, crop: 32 }, 'the training scale travels with the model');
     const got = predictAb(loaded, local, L);
     assert.deepEqual(Array.from(await got.ab.data()), Array.from(await want.ab.data()));
     assert.deepEqual(Array.from(await got.logits!.data()), Array.from(await want.logits!.data()));
@@ -124,4 +127,11 @@ test('save then load: identical predictions, tf.loadLayersModel opens it, train 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('trainingScaleOf: read from model.json when well formed, else absent', () => {
+  assert.deepEqual(trainingScaleOf({ colorpipe: { trainingScale: { shortSide: 256, crop: 224 } } }), { shortSide: 256, crop: 224 });
+  assert.equal(trainingScaleOf({ colorpipe: { config: {} } }), undefined, 'older models have none');
+  assert.equal(trainingScaleOf({ colorpipe: { trainingScale: { shortSide: -1, crop: 224 } } }), undefined);
+  assert.equal(trainingScaleOf(null), undefined);
 });

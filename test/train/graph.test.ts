@@ -91,6 +91,8 @@ test('a tiny run trains: loss falls, checkpoint complete, model loads, report wr
     assert.equal(ck?.state.step, 30);
     const loaded = await loadColorizer(join(dir, 'model'));
     assert.ok(loaded.infer.inputs.length === 2);
+    // The model knows how it was trained: colorize's default resolution reads this.
+    assert.deepEqual(loaded.trainingScale, { shortSide: config.augment.resize, crop: config.augment.crop });
     assert.ok(existsSync(join(dir, 'report.html')));
     const html = readFileSync(join(dir, 'report.html'), 'utf8');
     assert.match(html, /<svg/);
