@@ -99,7 +99,14 @@ class Colorizer(nn.Module):
 
     def forward(self, x):
         low = self.low(x)
-        g = self.gconv(low)
+        return self.heads(low, low)
+
+    def infer(self, local, glob):
+        """The inference graph colorize runs (and the ONNX export): low-level features of each input."""
+        return self.heads(self.low(local), self.low(glob))
+
+    def heads(self, low, low_global):
+        g = self.gconv(low_global)
         # tfjs flattens NHWC; flatten NHWC-ordered here too (same parameter count and cost either way).
         g = g.permute(0, 2, 3, 1).reshape(g.shape[0], -1)
         fc2 = None
@@ -132,6 +139,8 @@ def main():
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--alpha", type=float, default=1 / 300)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--predict-only", action="store_true",
+                   help="skip training; predict with the inference graph (local and global inputs, as colorize)")
     a = p.parse_args()
     dev = ("cuda" if torch.cuda.is_available() else "cpu") if a.device == "auto" else a.device
     sync = torch.cuda.synchronize if dev.startswith("cuda") else (lambda: None)
@@ -156,6 +165,20 @@ def main():
         loss.backward()
         opt.step()
         return loss.item()
+
+    if a.predict_only:
+        model.eval()
+        ps = a.predict_steps or a.steps
+        with torch.no_grad():
+            for _ in range(a.warmup):
+                model.infer(L, L)
+            t0 = time.perf_counter()
+            for _ in range(ps):
+                model.infer(L, L)
+            pred_s = time.perf_counter() - t0
+        print(json.dumps({"framework": "pytorch", "torch": torch.__version__, "threads": torch.get_num_threads(),
+                          "batch": B, "size": S, "predict_steps": ps, "predict_img_s": B * ps / pred_s}))
+        return 0
 
     model.train()
     for _ in range(a.warmup):

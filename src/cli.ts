@@ -16,7 +16,8 @@ Usage:
                 [--overwrite] [--on-error skip|fail] [--rank R --world W] [--quiet] [--json]
   pipe shard    --in DIR --out DIR [--maxcount 1000] [--prefix data] [--labels dirs|none] [--filter]
   pipe eval     --in DIR --model runs/NAME [--backend B] [--json]
-  pipe bench    loader|train|colorize [options]   (prints JSON; see BENCHMARKS.md)
+  pipe export   --model runs/NAME [--out runs/NAME/model.onnx] [--opset 17]
+  pipe bench    loader|train|colorize|predict [options]   (prints JSON; see BENCHMARKS.md)
   pipe demo     [--minutes M] [--out runs/demo]
 
 Run 'pipe COMMAND --help' for a command's options.`;
@@ -27,6 +28,7 @@ const COMMANDS: Record<string, () => Promise<{ run(argv: string[]): Promise<numb
   shard: () => import('./commands/shard.js'),
   eval: () => import('./commands/eval.js'),
   bench: () => import('./commands/bench.js'),
+  export: () => import('./commands/export.js'),
   demo: () => import('./commands/demo.js'),
 };
 

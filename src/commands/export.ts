@@ -1,0 +1,76 @@
+/** `pipe export`: a trained model (tfjs Layers format) -> its inference graph as one .onnx file, written atomically. */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { parse, num, required, str, oneOf } from './args.js';
+import { InvalidOptionError } from '../core/errors.js';
+import { setupEngine } from '../model/engine.js';
+import { disposeColorizer, loadColorizer, type Colorizer } from '../model/network.js';
+import { writeOnnx, type ExportOptions } from '../model/onnx/export.js';
+import { DEFAULT_OPSET, MAX_OPSET, MIN_OPSET } from '../model/onnx/proto.js';
+
+const USAGE = `Usage: pipe export --model runs/NAME|DIR|model.json [--out FILE] [--opset N]
+  Writes the model's inference graph as ONNX: inputs L_local [N, 1, H, W] (L / 100; H, W multiples of 8) and
+  L_global [N or 1, 1, S, S]; outputs ab [N, 2, H/2, W/2] ((ab + 128) / 255) and logits with a class head.
+  Batch norm is folded into the convolutions; the file runs in ONNX Runtime and other ONNX runtimes.
+  --model PATH         a run directory (runs/NAME), a model directory, or a model.json
+  --out FILE           the .onnx file (default: runs/NAME/model.onnx; beside model.json otherwise)
+  --opset N            ONNX opset, ${MIN_OPSET} to ${MAX_OPSET} (default ${DEFAULT_OPSET})
+  --fusion MODE        split (default: the fusion layer's global half as one Gemm per image) or concat
+  --quiet              no summary line`;
+
+/** The model.json, the default output and the run directory (for state.json) a --model argument names. */
+async function locate(p: string): Promise<{ modelJson: string; out: string; runDir: string | null }> {
+  const st = await fsp.stat(p).catch(() => null);
+  if (!st) throw new InvalidOptionError(`Expected a run directory, model directory or model.json for --model but ${p} does not exist`);
+  const isFile = (f: string) => fsp.stat(f).then((s) => s.isFile(), () => false);
+  if (st.isFile()) return { modelJson: p, out: path.join(path.dirname(p), 'model.onnx'), runDir: null };
+  if (await isFile(path.join(p, 'model', 'model.json'))) return { modelJson: path.join(p, 'model', 'model.json'), out: path.join(p, 'model.onnx'), runDir: p };
+  if (await isFile(path.join(p, 'model.json'))) return { modelJson: path.join(p, 'model.json'), out: path.join(p, 'model.onnx'), runDir: null };
+  throw new InvalidOptionError(`Expected a model for --model: no model.json in ${p} or ${path.join(p, 'model')}`);
+}
+
+/** The training scale a run's state.json records (config.augment), if any: the export's metadata hook. */
+async function trainingScale(runDir: string | null): Promise<ExportOptions['trainingScale']> {
+  if (!runDir) return undefined;
+  try {
+    const state = JSON.parse(await fsp.readFile(path.join(runDir, 'state.json'), 'utf8')) as { config?: { augment?: { resize?: unknown; crop?: unknown } } };
+    const a = state.config?.augment;
+    if (typeof a?.resize === 'number' && typeof a.crop === 'number') return { resize: a.resize, crop: a.crop };
+  } catch {
+    // No state.json (a model copied out of its run): no training scale to record.
+  }
+  return undefined;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values: v } = parse(argv, {
+    model: { type: 'string' }, out: { type: 'string' }, opset: { type: 'string' }, fusion: { type: 'string' }, quiet: { type: 'boolean' },
+  }, USAGE);
+  const model = required(str(v.model), 'model', USAGE);
+  const opset = num(v.opset, 'opset', { int: true, min: MIN_OPSET }) ?? DEFAULT_OPSET;
+  if (opset > MAX_OPSET) throw new InvalidOptionError(`Expected integer in [${MIN_OPSET}, ${MAX_OPSET}] for --opset but received ${opset}`);
+  const fusion = oneOf(v.fusion, 'fusion', ['split', 'concat'] as const, 'split');
+  const where = await locate(model);
+  const out = str(v.out) ?? where.out;
+  // Reading weights needs a tfjs backend; the pure-JS one starts at once and is enough for a copy.
+  await setupEngine({ backend: 'cpu' });
+  let c: Colorizer;
+  try {
+    c = await loadColorizer(where.modelJson);
+  } catch (err) {
+    if (err instanceof InvalidOptionError) throw err;
+    throw new InvalidOptionError(`Cannot load the model ${where.modelJson}: ${(err as Error).message.split('\n')[0]}`);
+  }
+  try {
+    const bytes = await writeOnnx(c, out, { opset, fusion, trainingScale: await trainingScale(where.runDir) }).catch((err: unknown) => {
+      throw new InvalidOptionError(`Cannot write ${out}: ${(err as Error).message.split('\n')[0]}`);
+    });
+    if (!v.quiet) {
+      const { inputSize, width, numClasses } = c.config;
+      process.stderr.write(`colorpipe: wrote ${out} (${(bytes / 1e6).toFixed(1)} MB, opset ${opset}; inputSize ${inputSize}, width ${width}, ${numClasses} classes)\n`);
+    }
+  } finally {
+    disposeColorizer(c);
+  }
+  return 0;
+}

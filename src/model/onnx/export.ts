@@ -1,0 +1,131 @@
+/**
+ * ONNX export of a trained Colorizer: its inference graph (graph.ts) with the weights as initializers and
+ * colorpipe's conventions in metadata_props, encoded with onnx-proto (proto.ts). The file runs in ONNX
+ * Runtime (engine.ts) and any other ONNX runtime; `python3 bench/onnx_check.py model.onnx` runs onnx's
+ * checker on it.
+ *
+ * The graph (see graph.ts): inputs L_local [N, 1, H, W] (L / 100; H, W multiples of 8) and L_global
+ * [G, 1, S, S] (S = the model's inputSize; G = N, or 1 for one global image shared by the batch: the paper's
+ * style transfer); outputs ab [N, 2, H/2, W/2] ((ab + 128) / 255: the network's own half resolution) and,
+ * with a class head, logits [G, numClasses]. Batch and spatial dimensions are symbolic.
+ */
+import { readFileSync } from 'node:fs';
+import type { LayerVariable } from '@tensorflow/tfjs-layers';
+import { writeFileAtomic } from '../../core/atomic.js';
+import { InvalidOptionError } from '../../core/errors.js';
+import { object, oneOf, optional } from '../../core/validate.js';
+import type { Colorizer } from '../network.js';
+import { buildGraph, type FusionMode } from './graph.js';
+import { DEFAULT_OPSET, encodeModel, irVersionFor, type ModelMessage } from './proto.js';
+
+export interface ExportOptions {
+  /** Default-domain opset, 13 to 21 (default 17, which onnx 1.12's checker and every current runtime know). */
+  opset?: number;
+  /** How the fusion layer is written (graph.ts): 'split' (default, cheaper) or 'concat' (the paper's form). */
+  fusion?: FusionMode;
+  /**
+   * The training scale, when the run records one (state.json's config.augment): written to metadata as
+   * `colorpipe.training_scale`, e.g. "short side 256, crop 224". A hook: nothing else reads it yet.
+   */
+  trainingScale?: { resize: number; crop: number };
+  /** More metadata_props (string values), written after colorpipe's own. */
+  metadata?: Record<string, string>;
+}
+
+/** colorpipe's version, from its package.json (two levels above dist/src/ or src/). */
+export function colorpipeVersion(): string {
+  for (const rel of ['../../../../package.json', '../../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'colorpipe' && pkg.version) return pkg.version;
+    } catch {
+      // Not this level: try the next.
+    }
+  }
+  return 'unknown';
+}
+
+/** The metadata_props keys the export writes (engine.ts reads them back). */
+export const META = {
+  version: 'colorpipe.version',
+  config: 'colorpipe.model_config',
+  inputSize: 'colorpipe.input_size',
+  numClasses: 'colorpipe.num_classes',
+  normL: 'colorpipe.normalization.L',
+  normAb: 'colorpipe.normalization.ab',
+  abScale: 'colorpipe.ab_resolution',
+  layout: 'colorpipe.layout',
+  trainingScale: 'colorpipe.training_scale',
+} as const;
+
+/** The weights of one layer of the inference model as float32 arrays, in tfjs's order. */
+function weightReader(c: Colorizer): (layer: string) => Float32Array[] {
+  return (name) => {
+    let layer;
+    try {
+      layer = c.infer.getLayer(name);
+    } catch {
+      throw new InvalidOptionError(`The model has no layer ${name}: it does not match colorpipe's layer table`);
+    }
+    const vars = layer.weights as LayerVariable[];
+    return vars.map((v) => v.read().dataSync() as Float32Array);
+  };
+}
+
+/**
+ * The ONNX ModelProto (as a plain message) of a colorizer's inference graph. Reads every weight once
+ * (dataSync on the current tfjs backend).
+ * @throws InvalidOptionError for a bad option or a model that does not match the layer table.
+ */
+export function onnxModel(colorizer: Colorizer, options: ExportOptions = {}): ModelMessage {
+  object(options, 'options');
+  const opset = optional(options.opset, 'options.opset', (v) => v as number, DEFAULT_OPSET);
+  const irVersion = irVersionFor(opset);
+  const fusion = optional(options.fusion, 'options.fusion', (v, n) => oneOf(v, n, ['split', 'concat'] as const), 'split');
+  const t = colorizer.table;
+  const graph = buildGraph(t, weightReader(colorizer), { fusion });
+  const meta: Record<string, string> = {
+    [META.version]: colorpipeVersion(),
+    [META.config]: JSON.stringify({ inputSize: t.inputSize, width: t.width, numClasses: t.numClasses }),
+    [META.inputSize]: String(t.inputSize),
+    [META.numClasses]: String(t.numClasses),
+    // src/color/lab.ts normL / normAb.
+    [META.normL]: 'L_local and L_global hold L / 100 (CIE L* in [0, 100] -> [0, 1])',
+    [META.normAb]: 'ab holds (ab + 128) / 255 (CIE a*, b* in [-128, 127] -> [0, 1]); invert with ab = 255 * v - 128',
+    [META.abScale]: 'half: ab is [N, 2, H/2, W/2] for L_local [N, 1, H, W]; upsample it x2 to join the full-size L',
+    [META.layout]: 'NCHW; H and W multiples of 8; L_global batch N or 1',
+  };
+  if (options.trainingScale) {
+    const { resize, crop } = options.trainingScale;
+    meta[META.trainingScale] = `short side ${resize}, crop ${crop}`;
+  }
+  Object.assign(meta, options.metadata ?? {});
+  return {
+    irVersion,
+    opsetImport: [{ domain: '', version: opset }],
+    producerName: 'colorpipe',
+    producerVersion: colorpipeVersion(),
+    domain: 'colorpipe',
+    modelVersion: 1,
+    docString:
+      'Iizuka, Simo-Serra and Ishikawa 2016, "Let there be Color!": automatic colorization (inference graph, ' +
+      'batch norm folded into the convolutions)',
+    graph,
+    metadataProps: Object.entries(meta).map(([key, value]) => ({ key, value })),
+  };
+}
+
+/**
+ * The bytes of a .onnx file for a colorizer.
+ * @example const bytes = exportOnnx(await loadColorizer('runs/demo'), { opset: 17 });
+ */
+export function exportOnnx(colorizer: Colorizer, options: ExportOptions = {}): Uint8Array {
+  return encodeModel(onnxModel(colorizer, options));
+}
+
+/** Writes a colorizer's ONNX file to `path` atomically (temp file + fsync + rename). */
+export async function writeOnnx(colorizer: Colorizer, path: string, options: ExportOptions = {}): Promise<number> {
+  const bytes = exportOnnx(colorizer, options);
+  await writeFileAtomic(path, bytes);
+  return bytes.byteLength;
+}
