@@ -3,7 +3,7 @@
 from colorpipe's initial weights on colorpipe's batches with the same optimizer and learning rates, and prints
 its per-step losses.
 
-Usage: python3 bench/torch_fidelity.py DIR [--threads N] [--tag torch] [--dtype float64|float32]
+Usage: python3 bench/torch_fidelity.py DIR [--threads N] [--tag torch] [--dtype float64|float32] [--steps N]
 float64 (the default) is the reference: the network's exact mathematics, up to rounding far below float32's.
 PyTorch 1.13's own float32 CPU gradients are the less exact ones here (batch-norm backward sums in float32:
 0.9-3.6% relative L2 off the float64 gradient at the demo's first step, where colorpipe's kernels, which sum
@@ -92,6 +92,7 @@ def main():
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--tag", default="torch")
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    p.add_argument("--steps", type=int, default=None, help="stop after this many steps (default: run.json's)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     with open(os.path.join(a.dir, "run.json")) as f:
@@ -106,7 +107,7 @@ def main():
     with open(os.path.join(bdir, "batches.json")) as f:
         bi = json.load(f)
     B, S = bi["batch"], bi["size"]
-    steps = min(run["steps"], bi["steps"])
+    steps = min(run["steps"], bi["steps"], a.steps or run["steps"])
     L_all = np.memmap(os.path.join(bdir, "L.bin"), dtype="<f4", mode="r", shape=(bi["steps"], B, S, S, 1))
     ab_all = np.memmap(os.path.join(bdir, "ab.bin"), dtype="<f4", mode="r", shape=(bi["steps"], B, S, S, 2))
     cls_all = np.fromfile(os.path.join(bdir, "cls.bin"), dtype="<i4").reshape(bi["steps"], B)
