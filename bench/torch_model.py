@@ -8,7 +8,9 @@ Prints one JSON object: {"train_img_s", "predict_img_s", "threads", "torch", "pa
 
 Not part of the tests (CI has no torch): on Debian, `apt-get install python3-torch` provides it.
 Padding: TensorFlow's 'same' (stride 2 on an even size pads 0 before, 1 after), reproduced with an explicit
-asymmetric pad, so both frameworks compute exactly the same network.
+asymmetric pad, so both frameworks compute exactly the same network. The global path flattens NCHW, as PyTorch
+code does; colorpipe's weights carry over with gl_fc1's inputs reordered (src/model/torch-layout.ts).
+`Colorizer.by_name` maps colorpipe's layer names to the modules (bench/torch_fidelity.py loads weights by name).
 """
 import argparse
 import json
@@ -66,11 +68,14 @@ class Colorizer(nn.Module):
             for s in specs:
                 if s["kind"] == "conv":
                     mods.append(Conv(s, c, eps, mom))
+                    self.by_name[s["name"]] = mods[-1]
                     c = s["out"]
                 elif s["kind"] == "upsample":
                     mods.append(nn.Upsample(scale_factor=2, mode="nearest"))
             return nn.Sequential(*mods), c
 
+        # colorpipe layer name -> Conv or nn.Linear (a plain dict: the modules are registered below).
+        self.by_name = {}
         self.low, c = convs(t["low"], 1)
         low_c = c
         self.mid, mid_c = convs(t["mid"], low_c)
@@ -86,15 +91,18 @@ class Colorizer(nn.Module):
         n = size * size * gc
         for s in dense:
             self.fc.append(nn.Linear(n, s["out"]))
+            self.by_name[s["name"]] = self.fc[-1]
             n = s["out"]
         fu = t["fusion"][1]
         self.fusion = Conv(fu, mid_c + n, eps, mom)
+        self.by_name[fu["name"]] = self.fusion
         self.color, _ = convs(t["color"], fu["out"])
         self.cls = nn.ModuleList()
         n = dense[1]["out"]
         self.cls_act = [s["activation"] for s in t["classifier"]]
         for s in t["classifier"]:
             self.cls.append(nn.Linear(n, s["out"]))
+            self.by_name[s["name"]] = self.cls[-1]
             n = s["out"]
 
     def forward(self, x):
@@ -107,8 +115,8 @@ class Colorizer(nn.Module):
 
     def heads(self, low, low_global):
         g = self.gconv(low_global)
-        # tfjs flattens NHWC; flatten NHWC-ordered here too (same parameter count and cost either way).
-        g = g.permute(0, 2, 3, 1).reshape(g.shape[0], -1)
+        # NCHW flatten (PyTorch's own order; tfjs flattens NHWC: torch-layout.ts reorders gl_fc1's inputs).
+        g = g.reshape(g.shape[0], -1)
         fc2 = None
         for i, fc in enumerate(self.fc):
             g = F.relu(fc(g))

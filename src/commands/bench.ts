@@ -1,5 +1,5 @@
 /**
- * `pipe bench loader|train|colorize|predict [options]`: runs one of the benchmarks in bench/ (compiled to dist/bench/),
+ * `pipe bench loader|train|colorize|predict|fidelity [options]`: runs one of the benchmarks in bench/ (compiled to dist/bench/),
  * each in its own Node process so engines and worker pools start fresh. Each prints JSON on stdout.
  */
 import { spawnSync } from 'node:child_process';
@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 import { InvalidOptionError } from '../core/errors.js';
 
-const BENCHES = ['loader', 'train', 'colorize', 'predict'] as const;
+const BENCHES = ['loader', 'train', 'colorize', 'predict', 'fidelity'] as const;
 
 export async function run(argv: string[]): Promise<number> {
   const [which, ...rest] = argv;

@@ -72,6 +72,13 @@ abstract class FusedOptimizer extends tf.Optimizer {
   }
 }
 
+/**
+ * Adam's epsilon: 1e-7, Keras's default and what tfjs's AdamOptimizer took from a float32 backend, stated here
+ * rather than read from the backend (tfjs's default is backend-dependent: 1e-4 on a float16 WebGL backend).
+ * PyTorch's default is 1e-8; bench/fidelity.ts gives PyTorch this value (issue 12).
+ */
+export const ADAM_EPSILON = 1e-7;
+
 export class ColorpipeAdam extends FusedOptimizer {
   static get className(): string {
     return 'ColorpipeAdam';
@@ -82,7 +89,7 @@ export class ColorpipeAdam extends FusedOptimizer {
     readonly learningRate: number,
     readonly beta1 = 0.9,
     readonly beta2 = 0.999,
-    readonly epsilon: number = tf.backend().epsilon(),
+    readonly epsilon: number = ADAM_EPSILON,
   ) {
     super();
   }

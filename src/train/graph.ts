@@ -58,6 +58,8 @@ export interface TrainGraphOptions {
   logKeys?: boolean;
   /** Called after every step. */
   onStep?: (r: StepRecord) => void;
+  /** Called after every step with the batch it trained on (bench/fidelity.ts dumps them for PyTorch). */
+  onBatch?: (b: LabBatch, step: number) => void;
   /** Engine already set up (benchmarks, demo). */
   engine?: Engine;
   /** Progress bar label. */
@@ -175,6 +177,7 @@ export async function trainGraph(o: TrainGraphOptions): Promise<TrainResult> {
         samplesSeen += b.size;
         // Synchronously, before the checkpoint of this step can be written: the key log never lags a checkpoint.
         if (o.logKeys) appendFileSync(keysPath, JSON.stringify({ step: r.step, keys: b.keys }) + '\n');
+        o.onBatch?.(b, r.step);
       },
     }),
     // Between steps, while the train stage waits at its yield: validation and the metrics line of the step.
