@@ -23,7 +23,8 @@ import { promises as fsp } from 'node:fs';
 import { lightness } from './color/lightness.js';
 import type { Resolution } from './colorize/image.js';
 import type { BackendChoice, Engine } from './model/engine.js';
-import type { ColorizeModel } from './colorize/options.js';
+import type { ColorizeModel, Runtime } from './colorize/model.js';
+import type { OnnxDevice } from './model/onnx/engine.js';
 import { colorizeStream } from './colorize/graph.js';
 import { colourfulness, psnr } from './color/metrics.js';
 
@@ -52,6 +53,9 @@ export interface EvaluateFolderOptions {
   model: ColorizeModel;
   resolution?: Resolution;
   batch?: number;
+  /** As colorize's: 'auto' (ONNX Runtime when it loads), 'onnx' or 'tfjs'; `device` for ONNX Runtime. */
+  runtime?: Runtime;
+  device?: OnnxDevice;
   backend?: BackendChoice;
   engine?: Engine;
   onError?: OnError;
@@ -81,6 +85,8 @@ export async function evaluateFolder(o: EvaluateFolderOptions): Promise<EvalSumm
     batch: o.batch,
     backend: o.backend,
     engine: o.engine,
+    runtime: o.runtime,
+    device: o.device,
     reporter,
     signal: o.signal,
     keepRgb: true,

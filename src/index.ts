@@ -52,6 +52,8 @@ export type { TrainGraphOptions, TrainResult } from './train/graph.js';
 export { colorizeGraph, colorizeBuffers, colorizeStream } from './colorize/graph.js';
 export type { ColorizeBuffersOptions, BufferInput, ColorizedBuffer } from './colorize/graph.js';
 export type { ColorizeOptions, ColorizeSummary } from './colorize/options.js';
+export { loadModel, RUNTIMES } from './colorize/model.js';
+export type { ColorizeModel, Runtime, LoadedModel } from './colorize/model.js';
 export { evaluateFolder } from './eval.js';
 export { psnr, colourfulness, PSNR_CAP } from './color/metrics.js';
 export { writeShards } from './shard-writer.js';
@@ -60,6 +62,9 @@ export { writeShards } from './shard-writer.js';
 export { buildColorizer, loadColorizer, saveColorizer, predictAb } from './model/network.js';
 export { countParams, layerTable } from './model/table.js';
 export type { Colorizer } from './model/network.js';
+export type { TrainingScale } from './types.js';
+// tfjs custom layers: register them before tf.loadLayersModel opens a model.json saved by pipe train (browser too).
+export { registerLayers } from './model/layers.js';
 export { setupEngine, BACKENDS } from './model/engine.js';
 export type { Engine, BackendChoice } from './model/engine.js';
 export { exportOnnx, writeOnnx } from './model/onnx/export.js';

@@ -33,7 +33,7 @@ import { AbortError, BadInputError, InvalidOptionError, Reporter, reasonOf } fro
 import { pipeline, type StageContext } from '../core/pipeline.js';
 import { throwIfAborted } from '../core/abort.js';
 import { string } from '../core/validate.js';
-import type { Sample, TrainingScale } from '../types.js';
+import type { Sample } from '../types.js';
 import { listImageFiles, readImageFiles } from '../stages/files.js';
 import { rankAndWorld } from '../core/validate.js';
 import { prefetch } from '../stages/prefetch.js';
@@ -43,51 +43,14 @@ import type { OutputFormat } from './formats.js';
 import { prepareImage, prepareSettings, resolveResolution, type PreparedImage } from './image.js';
 import {
   DEFAULT_BATCH, DEFAULT_BATCH_PIXELS, emptyTimings, validateCommon,
-  type ColorizeCommonOptions, type ColorizeModel, type ColorizeOptions, type ColorizeSummary, type ColorizeTimings,
+  type ColorizeCommonOptions, type ColorizeOptions, type ColorizeSummary, type ColorizeTimings,
 } from './options.js';
 import { checkPaths, planFiles } from './plan.js';
 import { createColorizePool } from './pool.js';
 import { prepare } from './prepare.js';
-import { globalSizeOf, predict, type InferenceModel, type PredictedImage, type SplitColorizer } from './predict.js';
+import { globalSizeOf, predict, type PredictedImage } from './predict.js';
+import { loadModel, type LoadedModel, type LoadModelOptions } from './model.js';
 import { write, type ColorizedImage } from './write.js';
-import { setupEngine, type Engine } from '../model/engine.js';
-import { disposeColorizer, loadColorizer, type Colorizer } from '../model/network.js';
-
-/**
- * The model.json a model argument names: a file; a directory holding model.json; a run directory holding
- * model/model.json (what `pipe train` writes).
- * @throws InvalidOptionError when there is none.
- */
-export async function resolveModelPath(p: string): Promise<string> {
-  const st = await fsp.stat(p).catch(() => null);
-  if (st?.isFile()) return path.resolve(p);
-  if (st?.isDirectory()) {
-    for (const c of [path.join(p, 'model.json'), path.join(p, 'model', 'model.json')]) {
-      if (await fsp.stat(c).then((s) => s.isFile(), () => false)) return path.resolve(c);
-    }
-    throw new InvalidOptionError(`Expected a model: no model.json in ${p} or ${path.join(p, 'model')}`);
-  }
-  throw new InvalidOptionError(`Expected a model directory or model.json for --model but ${p} does not exist`);
-}
-
-interface LoadedModel {
-  model: SplitColorizer | InferenceModel;
-  /** Disposes the model when this graph loaded it. */
-  release(): void;
-}
-
-async function loadModel(m: ColorizeModel): Promise<LoadedModel> {
-  if (typeof m !== 'string') return { model: m, release: () => undefined };
-  const file = await resolveModelPath(m);
-  let c: Colorizer;
-  try {
-    c = await loadColorizer(file);
-  } catch (err) {
-    if (err instanceof InvalidOptionError) throw err;
-    throw new InvalidOptionError(`Cannot load the model ${file}: ${reasonOf(err)}`);
-  }
-  return { model: c, release: () => disposeColorizer(c) };
-}
 
 /** The style reference's global input (L / 100 at S x S). */
 async function styleInput(style: string | Buffer, S: number, limitInputPixels: number | undefined): Promise<Float32Array> {
@@ -137,16 +100,17 @@ async function openStream(o: StreamOptions): Promise<{ results: AsyncIterable<Co
   // The workers start (and load sharp) while the engine and the model load.
   const pool: Piscina = createColorizePool(threads, Math.ceil((prepareConcurrency + writeConcurrency) / threads));
   let loaded: LoadedModel | null = null;
-  let engine: Engine;
   let S: number;
   let style: Float32Array | undefined;
   try {
-    engine = o.engine ?? (await setupEngine({ backend: o.backend ?? 'auto' }));
-    loaded = await loadModel(o.model);
+    const lo: LoadModelOptions = { runtime: o.runtime ?? 'auto', device: o.device ?? 'auto', backend: o.backend ?? 'auto' };
+    if (o.engine) lo.engine = o.engine;
+    if (o.threads !== undefined) lo.threads = o.threads;
+    loaded = await loadModel(o.model, lo);
     S = globalSizeOf(loaded.model);
     if (o.style !== undefined) style = await styleInput(o.style, S, o.limitInputPixels);
   } catch (err) {
-    loaded?.release();
+    await loaded?.release();
     await pool.destroy();
     throw err;
   }
@@ -159,7 +123,7 @@ async function openStream(o: StreamOptions): Promise<{ results: AsyncIterable<Co
       const p = pipeline(
         o.source,
         prepare({
-          resolution: resolveResolution(o.resolution ?? 'auto', (model.model as { trainingScale?: TrainingScale }).trainingScale),
+          resolution: resolveResolution(o.resolution ?? 'auto', model.trainingScale),
           globalSize: S, limitInputPixels: o.limitInputPixels, keepRgb: o.keepRgb ?? false,
           pool, concurrency: prepareConcurrency, onImage: (ms) => (t.prepareMs += ms),
         }),
@@ -175,7 +139,7 @@ async function openStream(o: StreamOptions): Promise<{ results: AsyncIterable<Co
           maxPending: (o.prefetch ?? 2) * batchPixels * 2,
         }),
         predict({
-          tf: engine.tf, model: model.model, style,
+          tf: model.tf, model: model.model, style,
           onBatch: (b) => {
             if (t.batches === 0) t.firstBatchWaitMs = b.waitMs;
             t.predictMs += b.computeMs;
@@ -208,10 +172,10 @@ async function openStream(o: StreamOptions): Promise<{ results: AsyncIterable<Co
     } finally {
       if (lastPredictEnd > 0) t.tailMs = performance.now() - lastPredictEnd;
       await pool.destroy();
-      model.release();
+      await model.release();
     }
   }
-  return { results: results(), backend: engine.describe };
+  return { results: results(), backend: model.describe };
 }
 
 /**

@@ -5,14 +5,14 @@
 import type { OnError, Reporter } from '../core/errors.js';
 import { invalidOption, object, oneOf, positiveInt } from '../core/validate.js';
 import type { BackendChoice, Engine } from '../model/engine.js';
-import type { Colorizer } from '../model/network.js';
 import { FORMATS, checkQuality, type FormatChoice } from './formats.js';
 import { checkResolution, type Resolution } from './image.js';
-import type { InferenceModel, SplitColorizer } from './predict.js';
+import type { ColorizeModel, Runtime } from './model.js';
+import { RUNTIMES } from './model.js';
+import { ONNX_DEVICES, type OnnxDevice } from '../model/onnx/engine.js';
 import type { ColorizedImage } from './write.js';
 
-/** A model: a run directory (runs/NAME), a model directory, a model.json, or a loaded Colorizer / LayersModel. */
-export type ColorizeModel = string | Colorizer | SplitColorizer | InferenceModel;
+export type { ColorizeModel } from './model.js';
 
 /** Default images per batch. */
 export const DEFAULT_BATCH = 8;
@@ -39,10 +39,18 @@ export interface ColorizeCommonOptions {
   format?: FormatChoice;
   /** Quality 1..100 of lossy formats (default 90). */
   quality?: number;
+  /**
+   * The runtime (`--engine`): 'auto' (default: ONNX Runtime when onnxruntime-node loads, else tfjs; a model
+   * passed in memory runs on tfjs), 'onnx' or 'tfjs'. See model.ts.
+   */
+  runtime?: Runtime;
+  /** ONNX Runtime's device (`--device`): auto (cuda, then a real GPU through webgpu, then cpu), cpu, webgpu, cuda. */
+  device?: OnnxDevice;
+  /** The tfjs backend (`--backend`), when the runtime is tfjs. */
   backend?: BackendChoice;
-  /** An engine already set up (its `tf` must be the one the model was built on). */
+  /** A tfjs engine already set up (its `tf` must be the one the model was built on). */
   engine?: Engine;
-  /** Worker threads for decode and encode (default: cores). */
+  /** Worker threads for decode and encode, and ONNX Runtime's CPU threads (default: cores). */
   threads?: number;
   /** Batches of prepared images held ahead of the engine (default 2). */
   prefetch?: number;
@@ -129,6 +137,8 @@ export function validateCommon(o: ColorizeCommonOptions): void {
   positiveInt(o.prefetch ?? 2, 'options.prefetch');
   if (o.threads !== undefined) positiveInt(o.threads, 'options.threads');
   checkResolution(o.resolution ?? 'auto', 'options.resolution');
+  oneOf(o.runtime ?? 'auto', 'options.runtime', RUNTIMES);
+  oneOf(o.device ?? 'auto', 'options.device', ONNX_DEVICES);
   oneOf(o.format ?? 'same', 'options.format', FORMATS);
   checkQuality(o.quality ?? 90, 'options.quality');
 }

@@ -12,8 +12,10 @@
  * [B, S, S, 1] -> features [B, C]; `local`: [local L [B, H, W, 1], features] -> ab [B, H/2, W/2, 2] as
  * (ab + 128) / 255), so a style reference's features are computed once for the whole run; or a bare
  * inference model (tfjs Layers, two inputs local L and global L; further outputs such as class logits are
- * ignored), whose inputs are told apart by shape (the global one has fixed spatial dimensions). L is L / 100
- * throughout; H and W are multiples of 8.
+ * ignored), whose inputs are told apart by shape (the global one has fixed spatial dimensions); or an ONNX
+ * Runtime colorizer (src/model/onnx/engine.ts: plain arrays in and out, no tfjs; a style reference goes in as
+ * a global input of batch 1, which the exported graph broadcasts). L is L / 100 throughout; H and W are
+ * multiples of 8.
  *
  * Timing: `onBatch` receives, per batch, the time the stage waited for its input and the engine's time
  * (tensor upload, predict, download): the data-stall figure of the colorize benchmark.
@@ -28,6 +30,7 @@ import { InvalidOptionError, OutOfMemoryError } from '../core/errors.js';
 import { abortErrorOf } from '../core/abort.js';
 import { invalidOption, object } from '../core/validate.js';
 import type { PreparedImage } from './image.js';
+import type { OnnxColorizer } from '../model/onnx/engine.js';
 
 /** A prepared image with the network's prediction: ab / normalized, at (localWidth / 2) x (localHeight / 2). */
 export interface PredictedImage extends PreparedImage {
@@ -71,10 +74,10 @@ export interface BatchTiming {
 }
 
 export interface PredictOptions {
-  /** The engine's tfjs-core (Engine.tf). */
-  tf: PredictTf;
-  /** The network: a Colorizer (global and local paths) or a bare inference model (two inputs). */
-  model: SplitColorizer | InferenceModel;
+  /** The engine's tfjs-core (Engine.tf); not needed for an ONNX model. */
+  tf?: PredictTf;
+  /** The network: a Colorizer (global and local paths), a bare inference model (two inputs), or ONNX Runtime's. */
+  model: SplitColorizer | InferenceModel | OnnxColorizer;
   /** Style transfer: the reference image's global input, L / 100 at S x S (PreparedImage.global). */
   style?: Float32Array;
   /** Called after each batch with its timing. */
@@ -106,8 +109,9 @@ export function modelInputs(model: InferenceModel): { localIndex: number; global
   return { localIndex, globalIndex, globalSize: shapes[globalIndex]![1] as number };
 }
 
-/** S, the global input's size, of a model (split or not). */
-export function globalSizeOf(model: SplitColorizer | InferenceModel): number {
+/** S, the global input's size, of a model (split, bare or ONNX). */
+export function globalSizeOf(model: SplitColorizer | InferenceModel | OnnxColorizer): number {
+  if (isOnnx(model)) return model.inputSize;
   if (isSplit(model)) {
     const shape = model.global.inputs[0]?.shape;
     if (!shape || shape.length !== 4 || !Number.isInteger(shape[1])) {
@@ -118,7 +122,12 @@ export function globalSizeOf(model: SplitColorizer | InferenceModel): number {
   return modelInputs(model).globalSize;
 }
 
-function isSplit(m: SplitColorizer | InferenceModel): m is SplitColorizer {
+export function isOnnx(m: unknown): m is OnnxColorizer {
+  const o = m as OnnxColorizer;
+  return typeof o?.inputSize === 'number' && typeof o.predict === 'function' && typeof o.release === 'function';
+}
+
+function isSplit(m: SplitColorizer | InferenceModel | OnnxColorizer): m is SplitColorizer {
   const s = m as SplitColorizer;
   return typeof s.global?.predict === 'function' && typeof s.local?.predict === 'function';
 }
@@ -132,14 +141,16 @@ const first = (y: Tensor | Tensor[]): Tensor => (Array.isArray(y) ? y[0]! : y);
  */
 export function predict(options: PredictOptions): Stage<PreparedImage[], PredictedImage> {
   object(options, 'options');
-  const { tf, model, style, onBatch } = options;
-  if (!tf || typeof tf.tensor4d !== 'function' || typeof tf.tidy !== 'function') {
+  const { model, style, onBatch } = options;
+  const onnx = isOnnx(model) ? model : null;
+  const tf = options.tf as PredictTf;
+  if (!onnx && (!tf || typeof tf.tensor4d !== 'function' || typeof tf.tidy !== 'function')) {
     throw invalidOption('options.tf', 'tfjs-core', tf);
   }
-  const split = model !== null && typeof model === 'object' && isSplit(model) ? model : null;
-  const infer = split ? null : (model as InferenceModel);
-  if (!split && (!infer || typeof infer.predict !== 'function')) {
-    throw invalidOption('options.model', 'a Colorizer or a tfjs LayersModel', model);
+  const split = !onnx && model !== null && typeof model === 'object' && isSplit(model) ? model : null;
+  const infer = split || onnx ? null : (model as InferenceModel);
+  if (!onnx && !split && (!infer || typeof infer.predict !== 'function')) {
+    throw invalidOption('options.model', 'a Colorizer, a tfjs LayersModel or an ONNX colorizer', model);
   }
   const io = infer ? modelInputs(infer) : null;
   const S = globalSizeOf(model);
@@ -178,8 +189,9 @@ export function predict(options: PredictOptions): Stage<PreparedImage[], Predict
     const { localWidth: w, localHeight: h } = group[0]!;
     const px = w * h;
     const local = new Float32Array(B * px);
-    // With split style features the global inputs are not needed at all.
-    const global = styleFeatures ? null : new Float32Array(B * S * S);
+    // With split style features, or a style image for ONNX (one global input for the batch), the per-image
+    // global inputs are not needed at all.
+    const global = styleFeatures || (onnx && style) ? null : new Float32Array(B * S * S);
     group.forEach((p, i) => {
       if (p.localWidth !== w || p.localHeight !== h || p.local.length !== px) {
         throw new InvalidOptionError(`Expected one processing shape per batch (${w}x${h}) but received ${p.localWidth}x${p.localHeight} for ${p.key}`);
@@ -193,6 +205,15 @@ export function predict(options: PredictOptions): Stage<PreparedImage[], Predict
         global.set(g, i * S * S);
       }
     });
+    if (onnx) {
+      let r;
+      try {
+        r = await onnx.predict({ local, global: global ?? style!, batch: B, height: h, width: w });
+      } catch (err) {
+        throw outOfMemory(err, B, w, h) ?? err;
+      }
+      return withAb(group, r.ab, r.abHeight, r.abWidth);
+    }
     let ab: Tensor;
     try {
       ab = tf.tidy(() => {
@@ -220,15 +241,20 @@ export function predict(options: PredictOptions): Stage<PreparedImage[], Predict
     } finally {
       ab.dispose();
     }
-    const per = abH * abW * 2;
-    return group.map((p, i) => {
-      const q: PredictedImage = { ...p, ab: data.slice(i * per, (i + 1) * per), abWidth: abW, abHeight: abH };
-      // The network's inputs are no longer needed: let them go (the write stage keeps L and alpha).
-      q.local = q.local === p.L ? p.L : new Float32Array(0);
-      q.global = new Float32Array(0);
-      return q;
-    });
+    return withAb(group, data, abH, abW);
   }
+}
+
+/** The group's images with their slice of the batch's ab (NHWC, interleaved a, b). */
+function withAb(group: PreparedImage[], data: Float32Array, abH: number, abW: number): PredictedImage[] {
+  const per = abH * abW * 2;
+  return group.map((p, i) => {
+    const q: PredictedImage = { ...p, ab: data.slice(i * per, (i + 1) * per), abWidth: abW, abHeight: abH };
+    // The network's inputs are no longer needed: let them go (the write stage keeps L and alpha).
+    q.local = q.local === p.L ? p.L : new Float32Array(0);
+    q.global = new Float32Array(0);
+    return q;
+  });
 }
 
 function outOfMemory(err: unknown, B: number, w: number, h: number): OutOfMemoryError | null {

@@ -10,15 +10,19 @@ import { colorizeGraph } from '../colorize/graph.js';
 import type { ColorizeSummary } from '../colorize/options.js';
 import { FORMATS, type FormatChoice } from '../colorize/formats.js';
 import { InvalidOptionError } from '../core/errors.js';
+import { RUNTIMES, type Runtime } from '../colorize/model.js';
+import { ONNX_DEVICES, type OnnxDevice } from '../model/onnx/engine.js';
 
 const USAGE = `Usage: pipe colorize --in DIR|FILE --out DIR --model runs/NAME|path/to/model.json [options]
   --in DIR|FILE        images to colorize (directories are searched recursively; colour inputs are
                        converted to L first, so a colour photo can be re-colorized)
   --out DIR            where the results go, at the same relative paths (never inside --in)
-  --model PATH         a run directory (runs/NAME), a model directory, or a model.json
+  --model PATH         a run directory (runs/NAME), a model directory, a model.json or a model.onnx
   --style REF          style transfer: global features from REF's L, local features from each image
   --batch B            images per batch (default 8; large images are batched fewer at a time)
-  --backend B          auto|tensorflow|webgpu|wasm|cpu (default auto)
+  --engine E           auto (default: ONNX Runtime when it loads, else tfjs)|onnx|tfjs
+  --device D           ONNX Runtime's device: auto (default: cuda, then a real GPU via webgpu, then cpu)|cpu|webgpu|cuda
+  --backend B          tfjs's backend (--engine tfjs): auto|tensorflow|webgpu|wasm|cpu (default auto)
   --resolution R       auto (default: the scale the model trained at, long side at most 2048), full (the
                        original size, rounded to a multiple of 8) or N (long side N); the output keeps the
                        input's size either way
@@ -45,7 +49,7 @@ export function formatSummary(s: ColorizeSummary): string {
 export async function run(argv: string[]): Promise<number> {
   const v = parse(argv, {
     in: { type: 'string' }, out: { type: 'string' }, model: { type: 'string' }, style: { type: 'string' },
-    batch: { type: 'string' }, backend: { type: 'string' }, resolution: { type: 'string' }, format: { type: 'string' },
+    batch: { type: 'string' }, backend: { type: 'string' }, engine: { type: 'string' }, device: { type: 'string' }, resolution: { type: 'string' }, format: { type: 'string' },
     quality: { type: 'string' }, overwrite: { type: 'boolean' }, 'on-error': { type: 'string' },
     rank: { type: 'string' }, world: { type: 'string' }, threads: { type: 'string' },
     quiet: { type: 'boolean' }, json: { type: 'boolean' },
@@ -54,6 +58,8 @@ export async function run(argv: string[]): Promise<number> {
   const out = required(v.out as string | undefined, 'out', USAGE);
   const model = required(v.model as string | undefined, 'model', USAGE);
   const backend = oneOf<BackendChoice>(v.backend, 'backend', BACKENDS, 'auto');
+  const runtime = oneOf<Runtime>(v.engine, 'engine', RUNTIMES, 'auto');
+  const device = oneOf<OnnxDevice>(v.device, 'device', ONNX_DEVICES, 'auto');
   const format = oneOf<FormatChoice>(v.format, 'format', FORMATS, 'same');
   const onError = oneOf(v['on-error'], 'on-error', ['skip', 'fail'] as const, 'skip');
   const resolution = resolutionFlag(v.resolution);
@@ -65,7 +71,7 @@ export async function run(argv: string[]): Promise<number> {
   const stop = interruptible('finishing the files being written');
   try {
     const s = await colorizeGraph({
-      input, out, model, backend, format, onError, resolution, rank, world,
+      input, out, model, backend, runtime, device, format, onError, resolution, rank, world,
       style: v.style as string | undefined,
       batch: num(v.batch, 'batch', { int: true, min: 1 }),
       quality: num(v.quality, 'quality', { int: true, min: 1 }),

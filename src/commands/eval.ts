@@ -2,28 +2,34 @@
 import { parse, num, required, oneOf, resolutionFlag } from './args.js';
 import { BACKENDS, type BackendChoice } from '../model/engine.js';
 import { evaluateFolder, formatEvalTable } from '../eval.js';
+import { RUNTIMES, type Runtime } from '../colorize/model.js';
+import { ONNX_DEVICES, type OnnxDevice } from '../model/onnx/engine.js';
 
 const USAGE = `Usage: pipe eval --in DIR --model runs/NAME|model.json [options]
   Colorizes every image of DIR from its own L (in memory) and reports, against the originals, mean PSNR
   (RGB) and mean colourfulness (Hasler and Suesstrunk 2003) of the model's outputs, of the grayscale image
   (ab = 0) and of a constant mean-ab image, and the originals' colourfulness.
   --in DIR             colour photos (searched recursively)
-  --model PATH         a run directory (runs/NAME), a model directory, or a model.json
+  --model PATH         a run directory (runs/NAME), a model directory, a model.json or a model.onnx
   --resolution R       auto (default: the scale the model trained at), full or N (long side N) for the local path
   --batch B            images per batch (default 8)
-  --backend B          auto|tensorflow|webgpu|wasm|cpu (default auto)
+  --engine E           auto (default: ONNX Runtime when it loads, else tfjs)|onnx|tfjs
+  --device D           ONNX Runtime's device: auto (default: cuda, then a real GPU via webgpu, then cpu)|cpu|webgpu|cuda
+  --backend B          tfjs's backend (--engine tfjs): auto|tensorflow|webgpu|wasm|cpu (default auto)
   --json               print the figures as JSON on stdout`;
 
 export async function run(argv: string[]): Promise<number> {
   const v = parse(argv, {
     in: { type: 'string' }, model: { type: 'string' }, resolution: { type: 'string' }, batch: { type: 'string' },
-    backend: { type: 'string' }, json: { type: 'boolean' },
+    backend: { type: 'string' }, engine: { type: 'string' }, device: { type: 'string' }, json: { type: 'boolean' },
   }, USAGE).values as Record<string, string | boolean | undefined>;
   const input = required(v.in as string | undefined, 'in', USAGE);
   const model = required(v.model as string | undefined, 'model', USAGE);
   const backend = oneOf<BackendChoice>(v.backend, 'backend', BACKENDS, 'auto');
+  const runtime = oneOf<Runtime>(v.engine, 'engine', RUNTIMES, 'auto');
+  const device = oneOf<OnnxDevice>(v.device, 'device', ONNX_DEVICES, 'auto');
   const resolution = resolutionFlag(v.resolution);
-  const s = await evaluateFolder({ input, model, backend, resolution, batch: num(v.batch, 'batch', { int: true, min: 1 }) });
+  const s = await evaluateFolder({ input, model, backend, runtime, device, resolution, batch: num(v.batch, 'batch', { int: true, min: 1 }) });
   const table = formatEvalTable(s);
   if (v.json) {
     process.stderr.write(table + '\n');

@@ -35,7 +35,7 @@ async function trainingScale(runDir: string | null): Promise<ExportOptions['trai
   try {
     const state = JSON.parse(await fsp.readFile(path.join(runDir, 'state.json'), 'utf8')) as { config?: { augment?: { resize?: unknown; crop?: unknown } } };
     const a = state.config?.augment;
-    if (typeof a?.resize === 'number' && typeof a.crop === 'number') return { resize: a.resize, crop: a.crop };
+    if (typeof a?.resize === 'number' && typeof a.crop === 'number') return { shortSide: a.resize, crop: a.crop };
   } catch {
     // No state.json (a model copied out of its run): no training scale to record.
   }
@@ -62,7 +62,7 @@ export async function run(argv: string[]): Promise<number> {
     throw new InvalidOptionError(`Cannot load the model ${where.modelJson}: ${(err as Error).message.split('\n')[0]}`);
   }
   try {
-    const bytes = await writeOnnx(c, out, { opset, fusion, trainingScale: await trainingScale(where.runDir) }).catch((err: unknown) => {
+    const bytes = await writeOnnx(c, out, { opset, fusion, trainingScale: c.trainingScale ?? (await trainingScale(where.runDir)) }).catch((err: unknown) => {
       throw new InvalidOptionError(`Cannot write ${out}: ${(err as Error).message.split('\n')[0]}`);
     });
     if (!v.quiet) {

@@ -31,7 +31,7 @@ test('pipe export writes runs/NAME/model.onnx that ONNX Runtime runs to the tfjs
     assert.match(r.stderr, /wrote .*model\.onnx .*opset 17/);
     const file = join(run, 'model.onnx');
     const meta = Object.fromEntries(decodeModel(readFileSync(file)).metadataProps.map((p) => [p.key, p.value]));
-    assert.equal(meta['colorpipe.training_scale'], 'short side 40, crop 32');
+    assert.equal(meta['colorpipe.training_scale'], '{"shortSide":40,"crop":32}');
 
     const m = await loadOnnxColorizer(file, { device: 'cpu', threads: 1 });
     const local = pattern(2 * 24 * 40, 3);

@@ -15,6 +15,7 @@ import { writeFileAtomic } from '../../core/atomic.js';
 import { InvalidOptionError } from '../../core/errors.js';
 import { object, oneOf, optional } from '../../core/validate.js';
 import type { Colorizer } from '../network.js';
+import type { TrainingScale } from '../../types.js';
 import { buildGraph, type FusionMode } from './graph.js';
 import { DEFAULT_OPSET, encodeModel, irVersionFor, type ModelMessage } from './proto.js';
 
@@ -24,10 +25,11 @@ export interface ExportOptions {
   /** How the fusion layer is written (graph.ts): 'split' (default, cheaper) or 'concat' (the paper's form). */
   fusion?: FusionMode;
   /**
-   * The training scale, when the run records one (state.json's config.augment): written to metadata as
-   * `colorpipe.training_scale`, e.g. "short side 256, crop 224". A hook: nothing else reads it yet.
+   * The training scale, when the model records one (model.json, or an older run's state.json): written to
+   * metadata as `colorpipe.training_scale`, JSON `{"shortSide":256,"crop":224}`: crops of `crop` pixels of
+   * images whose short side was scaled to `shortSide`. Colorize's default resolution reads it back.
    */
-  trainingScale?: { resize: number; crop: number };
+  trainingScale?: TrainingScale;
   /** More metadata_props (string values), written after colorpipe's own. */
   metadata?: Record<string, string>;
 }
@@ -96,8 +98,8 @@ export function onnxModel(colorizer: Colorizer, options: ExportOptions = {}): Mo
     [META.layout]: 'NCHW; H and W multiples of 8; L_global batch N or 1',
   };
   if (options.trainingScale) {
-    const { resize, crop } = options.trainingScale;
-    meta[META.trainingScale] = `short side ${resize}, crop ${crop}`;
+    const { shortSide, crop } = options.trainingScale;
+    meta[META.trainingScale] = JSON.stringify({ shortSide, crop });
   }
   Object.assign(meta, options.metadata ?? {});
   return {

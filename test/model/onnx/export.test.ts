@@ -24,7 +24,7 @@ test('round trip: the file decodes with its metadata, opset, symbolic dims and n
   const dir = mkdtempSync(join(tmpdir(), 'onnx-export-'));
   try {
     const file = join(dir, 'sub', 'model.onnx');
-    const bytes = await writeOnnx(c, file, { trainingScale: { resize: 40, crop: 32 }, metadata: { 'user.note': 'hello' } });
+    const bytes = await writeOnnx(c, file, { trainingScale: { shortSide: 40, crop: 32 }, metadata: { 'user.note': 'hello' } });
     assert.deepEqual(readdirSync(join(dir, 'sub')), ['model.onnx'], 'no temp file left');
     const m = decodeModel(readFileSync(file));
     assert.equal(readFileSync(file).byteLength, bytes);
@@ -40,7 +40,7 @@ test('round trip: the file decodes with its metadata, opset, symbolic dims and n
     assert.match(meta[META.normL]!, /L \/ 100/);
     assert.match(meta[META.normAb]!, /\(ab \+ 128\) \/ 255/);
     assert.match(meta[META.abScale]!, /H\/2, W\/2/);
-    assert.equal(meta[META.trainingScale], 'short side 40, crop 32');
+    assert.equal(meta[META.trainingScale], '{"shortSide":40,"crop":32}');
     assert.equal(meta['user.note'], 'hello');
 
     const g: GraphMessage = m.graph!;
