@@ -33,8 +33,14 @@ import { prepareImage, prepareSettings, type PreparedImage, type Resolution } fr
 import { groupByShape } from '../src/stages/group-by-shape.js';
 import { predict } from '../src/colorize/predict.js';
 import { pipeline, collect, drain } from '../src/core/pipeline.js';
+import { exportOnnx } from '../src/model/onnx/export.js';
+import { loadOnnxColorizer, type OnnxColorizer, type OnnxDevice } from '../src/model/onnx/engine.js';
 
 export interface BenchColorizeOptions {
+  /** The runtime measured (default tfjs): 'onnx' runs ONNX Runtime on `device`, both end to end and predict only. */
+  engine?: 'tfjs' | 'onnx';
+  /** ONNX Runtime's device (default cpu). */
+  device?: OnnxDevice;
   backend?: BackendChoice;
   /** Width multiplier of the network (default 0.25); ignored with `paper`. */
   width?: number;
@@ -117,9 +123,16 @@ export async function benchColorize(o: BenchColorizeOptions = {}): Promise<Bench
     ? loadConfig(fileURLToPath(new URL('../../configs/iizuka2016.json', import.meta.url))).model
     : { inputSize: 224, width: o.width ?? 0.25, numClasses: 0 };
   const net = buildColorizer(modelConfig, { seed: 1 });
+  // ONNX: the same weights exported once and loaded once; both measurements then use that session.
+  const onnx: OnnxColorizer | null = o.engine === 'onnx'
+    ? await loadOnnxColorizer(exportOnnx(net), { device: o.device ?? 'cpu', ...(o.engineThreads ? { threads: o.engineThreads } : {}) })
+    : null;
+  const model = onnx ?? net;
+  const predictStage = () => (onnx ? predict({ model: onnx }) : predict({ tf: engine.tf, model: net }));
   const sizes = o.sizes ?? [256, 2048];
   const batch = o.batch ?? DEFAULT_BATCH;
   const resolution = o.resolution ?? 'full';
+  // ('full' by default: the benchmark measures the sizes it names, not a model's training scale.)
   const threads = o.threads ?? os.availableParallelism();
   const photos = o.photos ?? DEFAULT_PHOTOS;
   const results: SizeResult[] = [];
@@ -157,7 +170,7 @@ export async function benchColorize(o: BenchColorizeOptions = {}): Promise<Bench
         seen.add(key);
         return true;
       });
-      await drain(pipeline(warm, predict({ tf: engine.tf, model: net })));
+      await drain(pipeline(warm, predictStage()));
 
       const repeat = o.repeat ?? 2;
       const rounds: [number, number][] = [];
@@ -166,11 +179,11 @@ export async function benchColorize(o: BenchColorizeOptions = {}): Promise<Bench
       for (let rep = 0; rep < repeat; rep++) {
         // Predict only.
         const t0 = performance.now();
-        await drain(pipeline(groups, predict({ tf: engine.tf, model: net })));
+        await drain(pipeline(groups, predictStage()));
         const po = n / ((performance.now() - t0) / 1000);
         predictOnly = Math.max(predictOnly, po);
         // End to end.
-        const s = await colorizeGraph({ input, out, model: net, engine, batch, resolution, threads, overwrite: true, quiet: true, log: null });
+        const s = await colorizeGraph({ input, out, model, engine, batch, resolution, threads, overwrite: true, quiet: true, log: null });
         if (s.written !== n) throw new Error(`end to end wrote ${s.written} of ${n} (${JSON.stringify(s.failures.slice(0, 3))})`);
         rounds.push([round2(po), round2(s.imagesPerSecond)]);
         if (!best || s.imagesPerSecond > best.e2e) best = { e2e: s.imagesPerSecond, s };
@@ -211,10 +224,11 @@ export async function benchColorize(o: BenchColorizeOptions = {}): Promise<Bench
   } finally {
     await rm(root, { recursive: true, force: true });
     disposeColorizer(net);
+    await onnx?.release();
   }
   return {
     model: { ...modelConfig, params: countParams(modelConfig).total },
-    engine: { backend: engine.name, describe: engine.describe },
+    engine: onnx ? { backend: `onnx-${onnx.device}`, describe: onnx.describe } : { backend: engine.name, describe: engine.describe },
     batch,
     resolution,
     threads,
@@ -243,6 +257,8 @@ function parseArgs(argv: string[]): BenchColorizeOptions {
     };
     switch (a) {
       case '--backend': o.backend = v() as BackendChoice; break;
+      case '--engine': o.engine = v() as 'tfjs' | 'onnx'; break;
+      case '--device': o.device = v() as OnnxDevice; break;
       case '--width': o.width = Number(v()); break;
       case '--paper': o.paper = true; break;
       case '--sizes': o.sizes = list(v()); break;
@@ -255,7 +271,7 @@ function parseArgs(argv: string[]): BenchColorizeOptions {
       case '--quality': o.quality = Number(v()); break;
       case '--repeat': o.repeat = Number(v()); break;
       case '--help': case '-h':
-        process.stdout.write('Usage: node dist/bench/colorize.js [--backend B] [--width W | --paper] [--sizes 256,2048] [--images 48,6] [--batch B] [--resolution full|N] [--threads T] [--engine-threads T] [--photos DIR] [--repeat N]\n');
+        process.stdout.write('Usage: node dist/bench/colorize.js [--engine tfjs|onnx] [--device cpu|webgpu|cuda] [--backend B] [--width W | --paper] [--sizes 256,2048] [--images 48,6] [--batch B] [--resolution full|N] [--threads T] [--engine-threads T] [--photos DIR] [--repeat N]\n');
         process.exit(0);
         break;
       default: throw new Error(`unknown option ${a}`);

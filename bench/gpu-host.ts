@@ -9,8 +9,8 @@
  * Parts (full / --quick):
  *   train      the paper's network at 224, batch 32, on webgpu: training and predict img/s, the kernel profile of
  *              one step (tfjs profile, top kernels)              / 32 px, width 1/8, batch 2
- *   onnx       ONNX Runtime's webgpu device: skipped with a reason until onnxruntime-node and colorpipe's export
- *              path are present (another change adds them)
+ *   onnx       ONNX Runtime's webgpu device: predict-only and colorize end-to-end img/s (bench/colorize.ts
+ *              --engine onnx --device webgpu), the paper's network at 256 and 2048 px / 256 px, width 1/8
  *   loader     bench/loader.ts at 1, 2, 4, 8, 16 processes        / 1, 2 processes, 2 s each
  *   pipe_train a real `pipe train` of 200 steps on webgpu (the paper's network, batch 32, on the loader's
  *              shards) with its data stall                         / tiny config, 20 steps
@@ -98,13 +98,15 @@ function main(): void {
     out['train'] = tr.json ? { seconds: tr.seconds, engine: tj!.engine, ...pick(tj, ['size', 'width', 'batch', 'params']), tfjs: tj!.tfjs,
       profile: tj!.profile && { ...tj!.profile, kernels: (tj!.profile as unknown as { kernels?: unknown[] }).kernels?.slice(0, 12) } } : tr;
 
-    // 2. ONNX Runtime's webgpu device (added by another change): skip cleanly until it is there.
+    // 2. ONNX Runtime's webgpu device: predict only and colorize end to end (bench/colorize.ts --engine onnx),
+    //    the same images and network as part 5's tfjs-webgpu run.
     let ort: string | null = null;
     try { ort = createRequire(join(ROOT, 'package.json')).resolve('onnxruntime-node'); } catch { /* absent */ }
-    const onnxBench = js('onnx');
+    const photosFor = o.photos ?? join(ROOT, 'fixtures', 'images', 'renewable');
     out['onnx_webgpu'] = ort == null ? { skipped: 'onnxruntime-node is not installed (npm i onnxruntime-node)' }
-      : !existsSync(onnxBench) ? { skipped: 'onnxruntime-node is installed but dist/bench/onnx.js (the ONNX export and its benchmark) is not here yet' }
-        : (({ json, error, seconds }) => json ? { seconds, ...json } : { error, seconds })(part('onnx_webgpu', 120, NODE, [onnxBench, '--device', 'webgpu', ...(q ? ['--quick'] : [])]));
+      : (({ json, error, seconds }) => json ? { seconds, ...json } : { error, seconds })(part('onnx_webgpu', q ? 240 : 100, NODE, [js('colorize'),
+        '--engine', 'onnx', '--device', 'webgpu', '--photos', photosFor,
+        ...(q ? ['--sizes', '256', '--images', '4', '--width', '0.125', '--batch', '2', '--repeat', '1'] : ['--paper', '--sizes', '256,2048', '--batch', '32'])]));
 
     // 3. The loader at 1..16 processes; its shards are kept for the real training run.
     const shards = join(work, 'shards');

@@ -24,13 +24,16 @@ import { setupEngine, type BackendChoice, type Engine } from '../model/engine.js
 import { disposeColorizer, loadColorizer, type Colorizer } from '../model/network.js';
 import { colorpipeVersion, exportOnnx, META } from '../model/onnx/export.js';
 import { loadOnnxColorizer, type OnnxColorizer, type OnnxDevice } from '../model/onnx/engine.js';
-import type { InferenceModel, PredictTf, SplitColorizer } from './predict.js';
+import { isOnnx, type InferenceModel, type PredictTf, type SplitColorizer } from './predict.js';
 
 export type Runtime = 'auto' | 'onnx' | 'tfjs';
 export const RUNTIMES: readonly Runtime[] = ['auto', 'onnx', 'tfjs'];
 
-/** A model: a run directory, a model directory, a model.json or model.onnx, or a loaded Colorizer / LayersModel. */
-export type ColorizeModel = string | Colorizer | SplitColorizer | InferenceModel;
+/**
+ * A model: a run directory, a model directory, a model.json or model.onnx, or a loaded Colorizer, LayersModel
+ * or ONNX colorizer (loadOnnxColorizer).
+ */
+export type ColorizeModel = string | Colorizer | SplitColorizer | InferenceModel | OnnxColorizer;
 
 export interface LoadModelOptions {
   runtime?: Runtime;
@@ -75,6 +78,13 @@ export async function resolveModelPath(p: string): Promise<string> {
 /** Loads the model for the runtime asked (see the module comment). */
 export async function loadModel(m: ColorizeModel, o: LoadModelOptions = {}): Promise<LoadedModel> {
   const runtime = o.runtime ?? 'auto';
+  if (isOnnx(m)) {
+    if (runtime === 'tfjs') throw new InvalidOptionError('Expected a tfjs model for --engine tfjs but received an ONNX colorizer');
+    const r: LoadedModel = { model: m, describe: m.describe, release: async () => undefined };
+    const scale = scaleFromMetadata(m.metadata);
+    if (scale) r.trainingScale = scale;
+    return r;
+  }
   if (typeof m !== 'string') {
     if (runtime !== 'onnx') return tfjsLoaded(m, await tfjsEngine(o), (m as Partial<Colorizer>).trainingScale, async () => undefined);
     if (!isColorizer(m)) throw new InvalidOptionError('Expected a Colorizer for the onnx runtime (a bare LayersModel cannot be exported)');

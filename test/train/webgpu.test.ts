@@ -107,29 +107,41 @@ if (!here.ok && here.ci) {
       }
     });
 
-    test('pipe colorize --backend webgpu matches wasm within 2 levels per 8-bit channel', async (t) => {
-      {
-        const input = join(FIXTURES, 'images', 'renewable');
-        const outs = { wasm: join(dir, 'c-wasm'), webgpu: join(dir, 'c-webgpu') };
-        const model = run('wasm');
-        await Promise.all(
-          (['wasm', 'webgpu'] as const).map(async (b) => {
-            const r = await pipe(['colorize', '--in', input, '--out', outs[b], '--model', model, '--backend', b,
-              '--format', 'png', '--resolution', '96', '--quiet', '--threads', '1']);
-            assert.equal(r.code, 0, `${b}: ${r.stderr}`);
-          }),
-        );
-        const files = (await fg('**/*.png', { cwd: outs.wasm })).sort();
-        assert.ok(files.length >= 4, `colorized ${files.length} images`);
-        let worst = 0;
-        for (const f of files) {
-          const [a, b] = await Promise.all([outs.wasm, outs.webgpu].map((d) => sharp(join(d, f)).raw().toBuffer({ resolveWithObject: true })));
-          assert.deepEqual([a!.info.width, a!.info.height, a!.info.channels], [b!.info.width, b!.info.height, b!.info.channels], f);
-          for (let i = 0; i < a!.data.length; i++) worst = Math.max(worst, Math.abs(a!.data[i]! - b!.data[i]!));
-        }
-        assert.ok(worst <= COLORIZE_LEVELS, `webgpu and wasm outputs differ by up to ${worst} levels`);
-        t.diagnostic(`colorize webgpu vs wasm: at most ${worst} levels per channel over ${files.length} images`);
+    /** Colorizes the fixtures once per engine flag set and returns the largest difference between the two. */
+    async function compare(t: { diagnostic(m: string): void }, label: string, a: string[], b: string[]): Promise<number> {
+      const input = join(FIXTURES, 'images', 'renewable');
+      const outs = [join(dir, `c-${label}-a`), join(dir, `c-${label}-b`)];
+      const model = run('wasm');
+      await Promise.all(
+        [a, b].map(async (flags, k) => {
+          const r = await pipe(['colorize', '--in', input, '--out', outs[k]!, '--model', model, ...flags,
+            '--format', 'png', '--resolution', '96', '--quiet', '--threads', '1', '--json']);
+          assert.equal(r.code, 0, `${flags.join(' ')}: ${r.stderr}`);
+          // The engine line says what ran: a flag that was silently ignored would compare an engine with itself.
+          const backend = (JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { backend: string }).backend;
+          assert.match(backend, flags.includes('webgpu') ? /webgpu/ : /^(?!.*webgpu)/, `${flags.join(' ')}: ${backend}`);
+        }),
+      );
+      const files = (await fg('**/*.png', { cwd: outs[0]! })).sort();
+      assert.ok(files.length >= 4, `colorized ${files.length} images`);
+      let worst = 0;
+      for (const f of files) {
+        const [x, y] = await Promise.all(outs.map((d) => sharp(join(d, f)).raw().toBuffer({ resolveWithObject: true })));
+        assert.deepEqual([x!.info.width, x!.info.height, x!.info.channels], [y!.info.width, y!.info.height, y!.info.channels], f);
+        for (let i = 0; i < x!.data.length; i++) worst = Math.max(worst, Math.abs(x!.data[i]! - y!.data[i]!));
       }
+      t.diagnostic(`colorize ${label}: at most ${worst} levels per channel over ${files.length} images`);
+      return worst;
+    }
+
+    test('pipe colorize --engine tfjs --backend webgpu matches wasm within 2 levels per 8-bit channel', async (t) => {
+      const worst = await compare(t, 'tfjs-webgpu', ['--engine', 'tfjs', '--backend', 'wasm'], ['--engine', 'tfjs', '--backend', 'webgpu']);
+      assert.ok(worst <= COLORIZE_LEVELS, `webgpu and wasm outputs differ by up to ${worst} levels`);
+    });
+
+    test("pipe colorize --engine onnx --device webgpu (ONNX Runtime's own Dawn) matches its cpu device within 2 levels", async (t) => {
+      const worst = await compare(t, 'onnx-webgpu', ['--engine', 'onnx', '--device', 'cpu'], ['--engine', 'onnx', '--device', 'webgpu']);
+      assert.ok(worst <= COLORIZE_LEVELS, `ONNX webgpu and cpu outputs differ by up to ${worst} levels`);
     });
   });
 }

@@ -19,7 +19,8 @@ import os from 'node:os';
 import type * as Ort from 'onnxruntime-node';
 import { EngineUnavailableError, InvalidOptionError } from '../../core/errors.js';
 import { invalidOption, object, oneOf, optional, positiveInt } from '../../core/validate.js';
-import { hasVulkanLoader, isSoftwareAdapter } from '../engine.js';
+import { hasVulkanLoader } from '../engine.js';
+import { probeWebgpuAdapter } from '../webgpu-adapter.js';
 import { decodeModel } from './proto.js';
 import { ONNX_NAMES } from './graph.js';
 
@@ -106,16 +107,14 @@ function hasCudaProvider(ort: OrtModule): boolean {
   }
 }
 
-/** Whether a hardware WebGPU adapter exists (probed through the optional `webgpu` package, as the tfjs engine does). */
+/**
+ * Whether a hardware WebGPU adapter exists: asked in a child process (webgpu-adapter.ts, as the tfjs engine's
+ * auto does), so Dawn's own warnings stay off the terminal and a software adapter is never chosen by auto.
+ */
 async function hasHardwareAdapter(): Promise<boolean> {
   if (!hasVulkanLoader()) return false;
-  try {
-    const webgpu = (await import('webgpu' as string)) as { create(flags: string[]): { requestAdapter(o?: object): Promise<object | null> } };
-    const adapter = await webgpu.create([]).requestAdapter({ powerPreference: 'high-performance' });
-    return adapter != null && !isSoftwareAdapter(adapter);
-  } catch {
-    return false;
-  }
+  const probe = await probeWebgpuAdapter();
+  return probe.found && !probe.software;
 }
 
 function sessionOptions(device: 'cpu' | 'webgpu' | 'cuda', threads: number, level: GraphOptimization): Ort.InferenceSession.SessionOptions {
