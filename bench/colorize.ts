@@ -125,7 +125,7 @@ export async function benchColorize(o: BenchColorizeOptions = {}): Promise<Bench
   const net = buildColorizer(modelConfig, { seed: 1 });
   // ONNX: the same weights exported once and loaded once; both measurements then use that session.
   const onnx: OnnxColorizer | null = o.engine === 'onnx'
-    ? await loadOnnxColorizer(exportOnnx(net), { device: o.device ?? 'cpu', ...(o.engineThreads ? { threads: o.engineThreads } : {}) })
+    ? await loadOnnxColorizer(exportOnnx(net), { device: o.device ?? 'cpu', threads: o.engineThreads ?? Math.max(1, os.availableParallelism() - 1) })
     : null;
   const model = onnx ?? net;
   const predictStage = () => (onnx ? predict({ model: onnx }) : predict({ tf: engine.tf, model: net }));
@@ -183,7 +183,7 @@ export async function benchColorize(o: BenchColorizeOptions = {}): Promise<Bench
         const po = n / ((performance.now() - t0) / 1000);
         predictOnly = Math.max(predictOnly, po);
         // End to end.
-        const s = await colorizeGraph({ input, out, model, engine, batch, resolution, threads, overwrite: true, quiet: true, log: null });
+        const s = await colorizeGraph({ input, out, model, engine, batch, resolution, threads, overwrite: true, quiet: true, log: null, ...(o.engineThreads ? { engineThreads: o.engineThreads } : {}) });
         if (s.written !== n) throw new Error(`end to end wrote ${s.written} of ${n} (${JSON.stringify(s.failures.slice(0, 3))})`);
         rounds.push([round2(po), round2(s.imagesPerSecond)]);
         if (!best || s.imagesPerSecond > best.e2e) best = { e2e: s.imagesPerSecond, s };

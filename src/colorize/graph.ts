@@ -105,7 +105,7 @@ async function openStream(o: StreamOptions): Promise<{ results: AsyncIterable<Co
   try {
     const lo: LoadModelOptions = { runtime: o.runtime ?? 'auto', device: o.device ?? 'auto', backend: o.backend ?? 'auto' };
     if (o.engine) lo.engine = o.engine;
-    if (o.threads !== undefined) lo.threads = o.threads;
+    lo.threads = o.engineThreads ?? Math.max(1, os.availableParallelism() - 1);
     loaded = await loadModel(o.model, lo);
     S = globalSizeOf(loaded.model);
     if (o.style !== undefined) style = await styleInput(o.style, S, o.limitInputPixels);

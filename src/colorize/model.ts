@@ -43,7 +43,7 @@ export interface LoadModelOptions {
   backend?: BackendChoice;
   /** A tfjs engine already set up (used for tfjs, and to read weights for an export). */
   engine?: Engine;
-  /** CPU threads for ONNX Runtime (default: the cores). */
+  /** CPU threads for ONNX Runtime (default: the cores; colorize leaves one to its workers). */
   threads?: number;
 }
 

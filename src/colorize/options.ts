@@ -50,7 +50,12 @@ export interface ColorizeCommonOptions {
   backend?: BackendChoice;
   /** A tfjs engine already set up (its `tf` must be the one the model was built on). */
   engine?: Engine;
-  /** Worker threads for decode and encode, and ONNX Runtime's CPU threads (default: cores). */
+  /**
+   * ONNX Runtime's CPU threads (default: cores - 1, at least 1: the engine gets the cores the decode and encode
+   * workers leave free while it predicts).
+   */
+  engineThreads?: number;
+  /** Worker threads for decode and encode (default: cores). */
   threads?: number;
   /** Batches of prepared images held ahead of the engine (default 2). */
   prefetch?: number;
@@ -136,6 +141,7 @@ export function validateCommon(o: ColorizeCommonOptions): void {
   positiveInt(o.batchPixels ?? DEFAULT_BATCH_PIXELS, 'options.batchPixels');
   positiveInt(o.prefetch ?? 2, 'options.prefetch');
   if (o.threads !== undefined) positiveInt(o.threads, 'options.threads');
+  if (o.engineThreads !== undefined) positiveInt(o.engineThreads, 'options.engineThreads');
   checkResolution(o.resolution ?? 'auto', 'options.resolution');
   oneOf(o.runtime ?? 'auto', 'options.runtime', RUNTIMES);
   oneOf(o.device ?? 'auto', 'options.device', ONNX_DEVICES);
