@@ -56,28 +56,6 @@ export function dispose(backend: WasmBackend, ...ts: TensorInfo[]): void {
   for (const t of ts) backend.disposeData(t.dataId);
 }
 
-export function convInfoOf(
-  xShape: [number, number, number, number],
-  filterShape: [number, number, number, number],
-  attrs: NamedAttrMap,
-): backend_util.Conv2DInfo {
-  const { strides, pad, dataFormat, dimRoundingMode } = attrs as unknown as {
-    strides: [number, number] | number;
-    pad: 'valid' | 'same' | number | backend_util.ExplicitPadding;
-    dataFormat: 'NHWC' | 'NCHW';
-    dimRoundingMode?: 'floor' | 'round' | 'ceil';
-  };
-  return backend_util.computeConv2DInfo(
-    xShape,
-    filterShape,
-    strides,
-    1,
-    pad,
-    dimRoundingMode,
-    false,
-    backend_util.convertConv2DDataFormat(dataFormat ?? 'NHWC'),
-  );
-}
 
 /**
  * A tensor aliasing `shape` floats of the heap at float offset `off` (no copy, no ownership). Release it with

@@ -1,7 +1,8 @@
 /** Conv2DBackpropFilter for tfjs-backend-wasm (see wasm.ts for why and how). */
 import { backend_util, BatchMatMul, Conv2DBackpropFilter, Transpose } from '@tensorflow/tfjs-core';
 import type { NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
-import { call, offsetOf, heap, dispose, convInfoOf, viewAt, releaseView, chunkBytes, type WasmBackend } from './wasm-common.js';
+import { call, offsetOf, heap, dispose, viewAt, releaseView, chunkBytes, type WasmBackend } from './wasm-common.js';
+import { convInfoOf } from './conv-info.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // Conv2DBackpropFilter

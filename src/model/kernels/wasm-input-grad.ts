@@ -1,7 +1,8 @@
 /** Conv2DBackpropInput for tfjs-backend-wasm (see wasm.ts for why and how). */
 import { backend_util, Conv2D, Conv2DBackpropInput } from '@tensorflow/tfjs-core';
 import type { NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
-import { originals, kernel, call, offsetOf, heap, dispose, convInfoOf, type WasmBackend } from './wasm-common.js';
+import { originals, kernel, call, offsetOf, heap, dispose, type WasmBackend } from './wasm-common.js';
+import { convInfoOf } from './conv-info.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // Conv2DBackpropInput

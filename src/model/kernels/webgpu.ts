@@ -17,6 +17,7 @@
  * kernel and finite differences (test/model/kernels.test.ts); on webgpu it has only been reviewed, not run: no
  * GPU was available to this change. `registerWebgpuKernels` registers it only when a 'webgpu' backend exists.
  */
+import { convInfoOf } from './conv-info.js';
 import { backend_util, BatchMatMul, Concat, Conv2DBackpropFilter, Add, findBackend, getKernel, PadV2, registerKernel, Reshape, StridedSlice, unregisterKernel } from '@tensorflow/tfjs-core';
 import type { DataId, KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
 
@@ -45,23 +46,8 @@ export function im2colFilterGrad(backendName: string, chunkBytes = WEBGPU_CHUNK_
       k(name)({ inputs, attrs, backend: backend as never }) as TensorInfo;
     const free = (...ts: TensorInfo[]) => ts.forEach((t) => backend.disposeData(t.dataId));
     const { x, dy } = args.inputs as { x: TensorInfo; dy: TensorInfo };
-    const { strides, pad, dataFormat, dimRoundingMode, filterShape } = args.attrs as unknown as {
-      strides: [number, number] | number;
-      pad: 'valid' | 'same' | number | backend_util.ExplicitPadding;
-      dataFormat: 'NHWC' | 'NCHW';
-      dimRoundingMode?: 'floor' | 'round' | 'ceil';
-      filterShape: [number, number, number, number];
-    };
-    const ci = backend_util.computeConv2DInfo(
-      x.shape as [number, number, number, number],
-      filterShape,
-      strides,
-      1,
-      pad,
-      dimRoundingMode,
-      false,
-      backend_util.convertConv2DDataFormat(dataFormat ?? 'NHWC'),
-    );
+    const { filterShape } = args.attrs as unknown as { filterShape: [number, number, number, number] };
+    const ci = convInfoOf(x.shape as [number, number, number, number], filterShape, args.attrs);
     if (ci.dataFormat !== 'channelsLast') throw new Error('colorpipe Conv2DBackpropFilter: NHWC only');
     const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW, outChannels: CO } = ci;
     const { filterHeight: FH, filterWidth: FW, strideHeight: sh, strideWidth: sw } = ci;
