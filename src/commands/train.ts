@@ -48,7 +48,7 @@ export async function run(argv: string[]): Promise<number> {
   const stop = interruptible('writing a checkpoint after this step');
   try {
     const r = await trainGraph({
-      shards: shards.includes(',') && !shards.includes('{') ? shards.split(',') : shards,
+      shards,
       config, out, backend, onError,
       valShards: str(v['val-shards']),
       resume: Boolean(v.resume),
