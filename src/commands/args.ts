@@ -17,13 +17,13 @@ export function parse(argv: string[], options: Options, usage: string): { values
   try {
     parsed = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true, tokens: true }) as typeof parsed;
   } catch (err) {
-    throw new InvalidOptionError(`${(err as Error).message}\n${usage}`);
+    throw new InvalidOptionError((err as Error).message, { usage });
   }
   if (parsed.values.help) {
     process.stdout.write(usage + '\n');
     process.exit(0);
   }
-  if (parsed.positionals.length > 0) throw new InvalidOptionError(`${strayMessage(parsed.tokens)}\n${usage}`);
+  if (parsed.positionals.length > 0) throw new InvalidOptionError(strayMessage(parsed.tokens), { usage });
   return { values: parsed.values, positionals: parsed.positionals };
 }
 
@@ -80,7 +80,7 @@ export function num(v: unknown, name: string, opts: { int?: boolean; min?: numbe
 }
 
 export function required<T>(v: T | undefined, name: string, usage: string): T {
-  if (v === undefined || v === '') throw new InvalidOptionError(`Missing --${name}\n${usage}`);
+  if (v === undefined || v === '') throw new InvalidOptionError(`Missing --${name}`, { usage });
   return v;
 }
 
@@ -94,8 +94,8 @@ export function oneOf<T extends string>(v: unknown, name: string, allowed: reado
 
 /**
  * Ctrl-C handling shared by the long-running commands: the first SIGINT prints `message` and aborts the
- * returned signal (the command finishes cleanly: checkpoint, whole files), a second one exits at once (130).
- * Call `dispose()` when the command is done.
+ * returned signal (the command finishes cleanly: checkpoint, whole files, then returns 130 when the signal
+ * is aborted), a second one exits at once (130). Call `dispose()` when the command is done.
  */
 export function interruptible(message: string): { signal: AbortSignal; dispose: () => void } {
   const stop = new AbortController();
