@@ -361,3 +361,27 @@ test('bad options are usage errors', async () => {
   await assert.rejects(colorizeGraph({ input: path.join(root, 'missing'), out: path.join(root, 'o'), model: net, engine, ...quiet }), /does not exist/);
   await assert.rejects(colorizeGraph({ input, out: path.join(root, 'o'), model: path.join(root, 'nomodel'), engine, ...quiet }), InvalidOptionError);
 });
+
+test('temps a kill -9 left anywhere in --out are removed on start; a 255-byte file name is written', { timeout: 120_000 }, async () => {
+  const input = path.join(root, 't-kill', 'in');
+  await makeInput(input, ['photo.jpg']);
+  const long = `${'a'.repeat(251)}.jpg`; // 255 bytes: the longest name ext4 allows
+  await mkdir(path.join(input, 'sub'));
+  await writeFile(path.join(input, 'sub', long), await GOOD['photo.jpg']!());
+  const out = path.join(root, 't-kill', 'out');
+  // A writer killed mid-write (SIGKILL) leaves its temps in out/ and out/sub/.
+  const atomic = new URL('../../src/core/atomic.js', import.meta.url).href;
+  const killed = spawnSync(process.execPath, ['--input-type=module', '-e',
+    `const { tempPathFor } = await import(${JSON.stringify(atomic)}); const fs = await import('node:fs');
+     for (const d of [${JSON.stringify(out)}, ${JSON.stringify(path.join(out, 'sub'))}]) { fs.mkdirSync(d, { recursive: true }); fs.writeFileSync(tempPathFor(d + '/photo.jpg'), 'partial'); }
+     process.kill(process.pid, 'SIGKILL');`]);
+  assert.equal(killed.signal, 'SIGKILL');
+  assert.equal((await listFiles(out)).filter((f) => f.includes('.tmp-')).length, 2);
+  const s = await colorizeGraph({ input, out, model: net, engine, ...quiet });
+  assert.deepEqual([s.written, s.failed], [2, 0], JSON.stringify(s.failures));
+  assert.deepEqual(await listFiles(out), ['photo.jpg', `sub/${long}`]);
+  // A rerun with nothing to do still cleans up.
+  await writeFile(path.join(out, 'sub', '.tmp-999999999-0-00'), 'x');
+  assert.equal((await colorizeGraph({ input, out, model: net, engine, ...quiet })).skipped, 2);
+  assert.deepEqual(await listFiles(out), ['photo.jpg', `sub/${long}`]);
+});
