@@ -3,7 +3,8 @@
  * `pipe`: the command line. Each command lives in src/commands/<name>.ts and exports `run(argv)`; this file
  * only dispatches, so `pipe --help` stays fast (no tfjs or sharp loaded for it).
  */
-import { ColorpipeError } from './core/errors.js';
+import { readFileSync } from 'node:fs';
+import { errorText, exitCodeOf, printable } from './core/errors.js';
 
 const HELP = `pipe: train and run the Iizuka et al. 2016 colorization network as a streaming pipeline
 
@@ -20,7 +21,22 @@ Usage:
   pipe bench    loader|train|colorize|predict [options]   (prints JSON; see BENCHMARKS.md)
   pipe demo     [--minutes M] [--out runs/demo]
 
-Run 'pipe COMMAND --help' for a command's options.`;
+Run 'pipe COMMAND --help' for a command's options; 'pipe --version' prints colorpipe's version.
+Exit status: 0 done, 1 a failure (or inputs that failed), 2 a usage error (a bad or missing flag),
+130 interrupted (Ctrl-C).`;
+
+/** colorpipe's version, from its package.json (two levels above dist/src/cli.js, one above src/cli.ts). */
+function version(): string {
+  for (const rel of ['../../package.json', '../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'colorpipe' && pkg.version) return pkg.version;
+    } catch {
+      // Not this level: try the next.
+    }
+  }
+  return 'unknown';
+}
 
 const COMMANDS: Record<string, () => Promise<{ run(argv: string[]): Promise<number> }>> = {
   train: () => import('./commands/train.js'),
@@ -36,11 +52,15 @@ async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
     process.stdout.write(HELP + '\n');
-    return cmd ? 0 : 1;
+    return cmd ? 0 : 2;
+  }
+  if (cmd === '--version' || cmd === '-v' || cmd === 'version') {
+    process.stdout.write(`colorpipe ${version()}\n`);
+    return 0;
   }
   const load = COMMANDS[cmd];
   if (!load) {
-    process.stderr.write(`pipe: unknown command '${cmd}'\n\n${HELP}\n`);
+    process.stderr.write(`colorpipe: unknown command '${printable(cmd)}'\n\n${HELP}\n`);
     return 2;
   }
   const mod = await load();
@@ -53,8 +73,8 @@ function exit(code: number): void {
   process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
 }
 
+// One line naming the file or flag (and the usage for a usage error), never a stack trace unless asked for.
 main(process.argv.slice(2)).then(exit, (err: unknown) => {
-  if (err instanceof ColorpipeError) process.stderr.write(`pipe: ${err.message}\n`);
-  else process.stderr.write(`pipe: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  exit(1);
+  process.stderr.write(`colorpipe: ${errorText(err, process.env.COLORPIPE_DEBUG === '1')}\n`);
+  exit(exitCodeOf(err));
 });

@@ -173,7 +173,11 @@ class ShardFile {
   constructor(readonly file: string) {
     this.tmp = `${file}.tmp-${process.pid}`;
     this.out = createWriteStream(this.tmp);
-    this.out.on('error', (err) => (this.failed = err));
+    // A write's ENOSPC carries no path: name the shard, so the CLI's line says which file could not be written.
+    this.out.on('error', (err: NodeJS.ErrnoException) => {
+      err.path ??= this.file;
+      this.failed = err;
+    });
     this.pack.pipe(this.out);
   }
 

@@ -26,6 +26,7 @@
  * style image) and the engine's are thrown; bad inputs end up in the summary, not thrown.
  */
 import { promises as fsp } from 'node:fs';
+import { checkWritableDir, cleanTempsTree } from '../core/atomic.js';
 import os from 'node:os';
 import path from 'node:path';
 import type { Piscina } from 'piscina';
@@ -218,8 +219,11 @@ export async function colorizeGraph(o: ColorizeOptions): Promise<ColorizeSummary
   if (plan.error !== undefined && !failStop(plan.error)) throw plan.error;
 
   let backend = o.engine?.describe ?? '';
+  // What killed runs left in --out (their temp files, in any subdirectory), even when nothing is left to do.
+  await cleanTempsTree(outRoot);
   if (!stopped && todo.length > 0) {
-    await fsp.mkdir(outRoot, { recursive: true });
+    // Fail before any work when --out cannot be written.
+    await checkWritableDir(outRoot);
     const stream = await openStream({
       ...o,
       signal: o.stop,

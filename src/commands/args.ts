@@ -7,19 +7,62 @@ export type Options = NonNullable<ParseArgsConfig['options']>;
 
 export type Values = Record<string, string | boolean | undefined>;
 
-/** Parses argv strictly (unknown options are an error naming the usage); --help prints the usage and exits. */
+/**
+ * Parses argv strictly: an unknown option or any stray positional is an InvalidOptionError naming the usage
+ * (no command takes positionals, and dropping them silently hides an unquoted glob the shell expanded:
+ * `--shards data/*.tar` would train on the first shard only). --help prints the usage and exits.
+ */
 export function parse(argv: string[], options: Options, usage: string): { values: Values; positionals: string[] } {
-  let parsed: { values: Values; positionals: string[] };
+  let parsed: { values: Values; positionals: string[]; tokens: ParsedToken[] };
   try {
-    parsed = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true }) as { values: Values; positionals: string[] };
+    parsed = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true, tokens: true }) as typeof parsed;
   } catch (err) {
-    throw new InvalidOptionError(`${(err as Error).message}\n${usage}`);
+    throw new InvalidOptionError((err as Error).message, { usage });
   }
   if (parsed.values.help) {
     process.stdout.write(usage + '\n');
     process.exit(0);
   }
-  return parsed;
+  if (parsed.positionals.length > 0) throw new InvalidOptionError(strayMessage(parsed.tokens), { usage });
+  return { values: parsed.values, positionals: parsed.positionals };
+}
+
+type ParsedToken =
+  | { kind: 'option'; name: string; value?: string; index: number }
+  | { kind: 'positional'; value: string; index: number }
+  | { kind: 'option-terminator'; index: number };
+
+/**
+ * The message for stray positionals: which ones, and when they follow an option's value and look like file
+ * names (a path separator or an extension), the likely cause: the shell expanded an unquoted glob.
+ */
+function strayMessage(tokens: ParsedToken[]): string {
+  const stray = tokens.filter((t): t is Extract<ParsedToken, { kind: 'positional' }> => t.kind === 'positional');
+  const names = stray.map((t) => JSON.stringify(t.value));
+  const shown = names.length > 3 ? `${names.slice(0, 3).join(', ')} and ${names.length - 3} more` : names.join(', ');
+  let msg = `Unexpected argument${stray.length > 1 ? 's' : ''} ${shown}: options take one value each`;
+  const first = tokens.indexOf(stray[0]!);
+  let prev: ParsedToken | undefined;
+  for (let i = first - 1; i >= 0; i--) {
+    if (tokens[i]!.kind === 'option') {
+      prev = tokens[i];
+      break;
+    }
+  }
+  const looksLikeFiles = stray.every((t) => /[\\/]|\.[A-Za-z0-9]{1,5}$/.test(t.value));
+  if (prev && prev.kind === 'option' && prev.value !== undefined && looksLikeFiles) {
+    msg += `; if the shell expanded a glob, quote it: --${prev.name} '${globHint(prev.value)}'`;
+  } else if (looksLikeFiles) {
+    msg += `; if the shell expanded a glob, quote it ('data/*.tar')`;
+  }
+  return msg;
+}
+
+/** `data/x-000001.tar` -> `data/*.tar`: the pattern the user probably typed. */
+function globHint(value: string): string {
+  const slash = Math.max(value.lastIndexOf('/'), value.lastIndexOf('\\'));
+  const dot = value.lastIndexOf('.');
+  return `${value.slice(0, slash + 1)}*${dot > slash ? value.slice(dot) : ''}`;
 }
 
 /** A string option's value (undefined when absent). */
@@ -37,7 +80,7 @@ export function num(v: unknown, name: string, opts: { int?: boolean; min?: numbe
 }
 
 export function required<T>(v: T | undefined, name: string, usage: string): T {
-  if (v === undefined || v === '') throw new InvalidOptionError(`Missing --${name}\n${usage}`);
+  if (v === undefined || v === '') throw new InvalidOptionError(`Missing --${name}`, { usage });
   return v;
 }
 
@@ -51,8 +94,8 @@ export function oneOf<T extends string>(v: unknown, name: string, allowed: reado
 
 /**
  * Ctrl-C handling shared by the long-running commands: the first SIGINT prints `message` and aborts the
- * returned signal (the command finishes cleanly: checkpoint, whole files), a second one exits at once (130).
- * Call `dispose()` when the command is done.
+ * returned signal (the command finishes cleanly: checkpoint, whole files, then returns 130 when the signal
+ * is aborted), a second one exits at once (130). Call `dispose()` when the command is done.
  */
 export function interruptible(message: string): { signal: AbortSignal; dispose: () => void } {
   const stop = new AbortController();

@@ -1,15 +1,15 @@
 /**
  * `pipe colorize`: see the usage text. Exit status 0 when every input was written or skipped, 1 when any
- * failed or the run stopped (and for a usage error: an InvalidOptionError, printed by cli.ts). The summary
- * goes to stderr, and with --json as one JSON line to stdout. Ctrl-C once stops after the files being
- * written (whole files only), twice exits at once.
+ * failed or the run stopped, 2 for a usage error (an InvalidOptionError, printed by cli.ts), 130 after
+ * Ctrl-C. The summary goes to stderr, and with --json as one JSON line to stdout. Ctrl-C once stops after the
+ * files being written (whole files only), twice exits at once.
  */
 import { parse, num, required, oneOf, interruptible, resolutionFlag } from './args.js';
 import { BACKENDS, type BackendChoice } from '../model/engine.js';
 import { colorizeGraph } from '../colorize/graph.js';
 import type { ColorizeSummary } from '../colorize/options.js';
 import { FORMATS, type FormatChoice } from '../colorize/formats.js';
-import { InvalidOptionError } from '../core/errors.js';
+import { InvalidOptionError, printable } from '../core/errors.js';
 import { RUNTIMES, type Runtime } from '../colorize/model.js';
 import { ONNX_DEVICES, type OnnxDevice } from '../model/onnx/engine.js';
 
@@ -38,10 +38,10 @@ const USAGE = `Usage: pipe colorize --in DIR|FILE --out DIR --model runs/NAME|pa
 /** The summary's lines for stderr. */
 export function formatSummary(s: ColorizeSummary): string {
   const lines = [
-    `colorpipe: ${s.stopped ? `stopped (${s.stopped}): ` : ''}${s.written} written, ${s.skipped} skipped, ${s.failed} failed ` +
+    `colorpipe: ${s.stopped ? `stopped (${printable(s.stopped)}): ` : ''}${s.written} written, ${s.skipped} skipped, ${s.failed} failed ` +
       `of ${s.total} in ${s.seconds.toFixed(1)} s (${s.imagesPerSecond.toFixed(1)} img/s, ${s.backend || 'no engine needed'})`,
   ];
-  for (const f of s.failures.slice(0, 20)) lines.push(`  failed: ${f.path}: ${f.reason}`);
+  for (const f of s.failures.slice(0, 20)) lines.push(`  failed: ${printable(f.path)}: ${printable(f.reason)}`);
   if (s.failures.length > 20) lines.push(`  ... and ${s.failures.length - 20} more`);
   return lines.join('\n');
 }
@@ -65,7 +65,7 @@ export async function run(argv: string[]): Promise<number> {
   const resolution = resolutionFlag(v.resolution);
   const world = num(v.world, 'world', { int: true, min: 1 });
   const rank = num(v.rank, 'rank', { int: true, min: 0 });
-  if ((rank === undefined) !== (world === undefined)) throw new InvalidOptionError(`Expected --rank and --world together\n${USAGE}`);
+  if ((rank === undefined) !== (world === undefined)) throw new InvalidOptionError('Expected --rank and --world together', { usage: USAGE });
   const quiet = Boolean(v.quiet);
 
   const stop = interruptible('finishing the files being written');
@@ -85,6 +85,7 @@ export async function run(argv: string[]): Promise<number> {
       const { failures, timings, ...rest } = s;
       process.stdout.write(JSON.stringify({ ...rest, failures, timings }) + '\n');
     }
+    if (stop.signal.aborted) return 130;
     return s.failed > 0 || s.stopped ? 1 : 0;
   } finally {
     stop.dispose();

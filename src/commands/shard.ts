@@ -1,7 +1,7 @@
 /** `pipe shard`: a folder of images -> WebDataset tar shards (deterministic, atomic, bad files reported). */
 import { parse, num, required, oneOf, str } from './args.js';
 import { writeShards } from '../shard-writer.js';
-import { Reporter } from '../core/errors.js';
+import { Reporter, printable } from '../core/errors.js';
 
 const USAGE = `Usage: pipe shard --in DIR --out DIR [options]
   --in DIR             images (recursive); with --labels dirs the first sub-folder is the class
@@ -29,7 +29,7 @@ export async function run(argv: string[]): Promise<number> {
     reporter,
   });
   process.stderr.write(
-    `colorpipe: wrote ${r.written} samples in ${r.shards.length} shards to ${str(v.out)}` +
+    `colorpipe: wrote ${r.written} samples in ${r.shards.length} shards to ${printable(str(v.out)!)}` +
     `${Object.keys(r.classes).length ? ` (${Object.keys(r.classes).length} classes)` : ''}; skipped ${r.skipped}\n`,
   );
   return 0;

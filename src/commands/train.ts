@@ -1,9 +1,10 @@
-/** `pipe train`: see the usage text. Ctrl-C once: checkpoint and exit cleanly; twice: exit at once. */
+/** `pipe train`: see the usage text. Ctrl-C once: checkpoint, then exit 130; twice: exit 130 at once. */
 import { resolve } from 'node:path';
 import { parse, num, required, oneOf, str, interruptible } from './args.js';
 import { applyOverrides, loadConfig, makeConfig } from '../config.js';
 import { BACKENDS, type BackendChoice } from '../model/engine.js';
 import { trainGraph } from '../train/graph.js';
+import { printable } from '../core/errors.js';
 
 const USAGE = `Usage: pipe train --shards 'data/*.tar' --out runs/NAME [options]
   --shards GLOB        training shards: globs, brace ranges (data-{000000..000009}.tar), comma-separated lists
@@ -48,7 +49,7 @@ export async function run(argv: string[]): Promise<number> {
   const stop = interruptible('writing a checkpoint after this step');
   try {
     const r = await trainGraph({
-      shards: shards.includes(',') && !shards.includes('{') ? shards.split(',') : shards,
+      shards,
       config, out, backend, onError,
       valShards: str(v['val-shards']),
       resume: Boolean(v.resume),
@@ -63,9 +64,10 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(
       `colorpipe: ${r.stopped ? 'stopped' : 'done'} at step ${r.steps} on ${r.engine}: loss ${r.lastLoss.toFixed(5)}, ` +
       `${r.meanImgPerS.toFixed(1)} img/s, data stall ${(r.meanDataStall * 100).toFixed(1)}%${bad}\n` +
-      `  model:  ${resolve(out, 'model', 'model.json')}\n  report: ${resolve(out, 'report.html')}\n`,
+      `  model:  ${printable(resolve(out, 'model', 'model.json'))}\n  report: ${printable(resolve(out, 'report.html'))}\n`,
     );
-    return 0;
+    // Interrupted: the checkpoint is written, and the status says it was Ctrl-C (130), as in every command.
+    return stop.signal.aborted ? 130 : 0;
   } finally {
     stop.dispose();
   }

@@ -4,16 +4,40 @@
  * files. rename(2) is atomic within one file system; that is why the temp name lives beside the target.
  */
 import { promises as fsp } from 'node:fs';
-import { dirname, basename, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { dirname, join } from 'node:path';
 
 let counter = 0;
 
-/** A temp path beside `target` that no other writer (process or call) uses. */
+/**
+ * A temp path beside `target` that no other writer (process or call) uses: `.tmp-PID-COUNTER-RANDOM`. The name
+ * is short and leaves the target's out, so a target whose name is at the file system's limit (255 bytes) can
+ * still be staged; the PID lets cleanTempsTree tell a killed writer's leftovers from a live one's.
+ */
 export function tempPathFor(target: string): string {
-  return join(dirname(target), `.tmp-${basename(target)}-${process.pid}-${counter++}`);
+  return join(dirname(target), `.tmp-${process.pid}-${counter++}-${randomBytes(4).toString('hex')}`);
 }
 
-/** Writes `data` to `target` atomically (temp + fsync + rename). */
+// tempPathFor's names, and the older `.tmp-TARGET-PID-COUNTER` ones, each with the writer's PID.
+const TEMP_NAME = /^\.tmp-(\d+)-\d+-[0-9a-f]+$/;
+const OLD_TEMP_NAME = /^\.tmp-.+-(\d+)-\d+$/;
+
+/** The PID in a temp name tempPathFor made (or an older colorpipe did), null for any other name. */
+export function tempWriterPid(name: string): number | null {
+  const m = TEMP_NAME.exec(name) ?? OLD_TEMP_NAME.exec(name);
+  return m ? Number(m[1]) : null;
+}
+
+/** A file-system error names the file it was about: a write's ENOSPC carries no path, so give it `path`. */
+function withPath(err: unknown, path: string): unknown {
+  if (err && typeof err === 'object' && 'code' in err && !(err as NodeJS.ErrnoException).path) (err as NodeJS.ErrnoException).path = path;
+  return err;
+}
+
+/**
+ * Writes `data` to `target` atomically (temp + fsync + rename).
+ * @throws the file-system error (ENOSPC, EROFS, ...), with `path` set to `target` when Node left it out.
+ */
 export async function writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
   await fsp.mkdir(dirname(target), { recursive: true });
   const tmp = tempPathFor(target);
@@ -28,7 +52,26 @@ export async function writeFileAtomic(target: string, data: string | Uint8Array)
     await fsp.rename(tmp, target);
   } catch (err) {
     await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    throw withPath(err, target);
+  }
+}
+
+/**
+ * Makes `dir` (and its parents) and checks that a file can be created in it, so a run that would fail at its
+ * first write (a read-only or full disk, no permission, a file in the way) fails before any work, naming `dir`.
+ * @throws the file-system error, its `path` set to `dir`.
+ */
+export async function checkWritableDir(dir: string): Promise<void> {
+  await fsp.mkdir(dir, { recursive: true });
+  const probe = tempPathFor(join(dir, 'probe'));
+  try {
+    await (await fsp.open(probe, 'wx')).close();
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e && typeof e === 'object') e.path = dir;
     throw err;
+  } finally {
+    await fsp.rm(probe, { force: true }).catch(() => undefined);
   }
 }
 
@@ -79,4 +122,46 @@ export async function cleanTemps(dir: string): Promise<void> {
   await Promise.all(
     names.filter((n) => n.startsWith('.tmp-')).map((n) => fsp.rm(join(dir, n), { recursive: true, force: true })),
   );
+}
+
+/**
+ * Removes, in `dir` and every directory below it (symlinks not followed, so no loop), the temp files and
+ * directories tempPathFor names whose writer is gone (a killed run): a process with that PID no longer runs.
+ * Another process writing into the same tree (colorize --rank R --world W) keeps its temps. PIDs are
+ * per-machine: on a file system shared between machines, a live writer elsewhere may lose a temp (it then
+ * reports that file as failed, and a rerun writes it).
+ */
+export async function cleanTempsTree(dir: string): Promise<number> {
+  let removed = 0;
+  const walk = async (d: string): Promise<void> => {
+    let entries: import('node:fs').Dirent[];
+    try {
+      entries = await fsp.readdir(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const pid = tempWriterPid(e.name);
+      if (pid !== null) {
+        if (pid !== process.pid && !isRunning(pid)) {
+          await fsp.rm(join(d, e.name), { recursive: true, force: true }).catch(() => undefined);
+          removed++;
+        }
+      } else if (e.isDirectory()) {
+        await walk(join(d, e.name));
+      }
+    }
+  };
+  await walk(dir);
+  return removed;
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it runs, under another user.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

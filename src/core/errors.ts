@@ -30,10 +30,18 @@ export class ColorpipeError extends Error {
   }
 }
 
-/** A wrong option value, thrown when a stage factory is called (never later, inside the stream). */
+/**
+ * A wrong option value, thrown when a stage factory is called (never later, inside the stream). A CLI usage
+ * error passes the command's `usage`: the message is then the error's line, a newline and the usage, and
+ * `brief` is the error's line alone (cli.ts escapes that part and prints the usage as it is).
+ */
 export class InvalidOptionError extends ColorpipeError {
-  constructor(message: string) {
-    super('ERR_INVALID_OPTION', message);
+  readonly brief: string;
+  readonly usage: string | undefined;
+  constructor(message: string, options?: { usage?: string }) {
+    super('ERR_INVALID_OPTION', options?.usage ? `${message}\n${options.usage}` : message);
+    this.brief = message;
+    this.usage = options?.usage;
   }
 }
 
@@ -128,7 +136,7 @@ export class Reporter {
     if (this.onError === 'fail') throw err;
     this.counts.set(stage, (this.counts.get(stage) ?? 0) + 1);
     if (this.records.length < this.keep) this.records.push({ stage, key, reason });
-    this.log?.(`colorpipe: skipped ${key} (${stage}): ${reason}`);
+    this.log?.(`colorpipe: skipped ${printable(key)} (${stage}): ${printable(reason)}`);
   }
 
   summary(): { total: number; byStage: Record<string, number> } {
@@ -136,8 +144,83 @@ export class Reporter {
   }
 }
 
+// C0 controls, DEL and C1 controls (which include CSI, U+009B, an escape sequence by itself), and the line
+// and paragraph separators some terminals and viewers break lines at.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/**
+ * `text` made safe for one line of a terminal or a log: every control character (C0, DEL, C1, U+2028/9) is
+ * written as an escape (`\n`, `\x1b`, `\u009b`), so a file name with a newline cannot forge a line of its
+ * own, and an escape sequence it starts (ESC [ 2 J ...) is left as harmless text. Everything else is kept.
+ * Use it on every file name, key, reason or message that reaches a human-readable line.
+ */
+export function printable(text: string): string {
+  return text.replace(CONTROL, (c) => {
+    const code = c.charCodeAt(0);
+    return NAMED[c] ?? (code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`);
+  });
+}
+
 /** Short, single-line reason from any thrown value. */
 export function reasonOf(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
   return msg.split('\n')[0]!.trim() || 'unknown error';
+}
+
+// What Node's fs error codes mean, in the words a user reads (strerror's, mostly).
+const FS_REASONS: Record<string, string> = {
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  EROFS: 'read-only file system',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EEXIST: 'a file is in the way (not a directory)',
+  ENOTDIR: 'a part of the path is a file, not a directory',
+  EISDIR: 'is a directory',
+  ENOENT: 'no such file or directory',
+  ENAMETOOLONG: 'file name too long',
+  EMFILE: 'too many open files',
+  ENFILE: 'too many open files in the system',
+  EIO: 'input/output error',
+  EFBIG: 'file too large',
+  ELOOP: 'too many levels of symbolic links',
+};
+
+// The syscalls that only read; any other failing on a path is reported as a write.
+const READ_SYSCALLS = new Set(['read', 'scandir', 'opendir', 'stat', 'lstat', 'fstat', 'readlink', 'access', 'realpath', 'statfs']);
+
+/**
+ * One line for a file-system error (a Node ErrnoException with a known `code`), naming the path:
+ * `cannot write PATH: no space left on device`. `path` overrides the error's own (a write's ENOSPC carries
+ * none: the caller names the file). Null when `err` is no such error.
+ */
+export function fileErrorLine(err: unknown, path?: string): string | null {
+  const e = err as NodeJS.ErrnoException | null;
+  const reason = e && typeof e === 'object' && typeof e.code === 'string' ? FS_REASONS[e.code] : undefined;
+  if (!reason) return null;
+  const where = path ?? e!.path;
+  const verb = e!.code === 'ENOSPC' || e!.code === 'EDQUOT' || e!.code === 'EROFS' ? 'write'
+    : e!.syscall === 'open' ? (e!.code === 'ENOENT' ? 'read' : 'open')
+    : READ_SYSCALLS.has(e!.syscall ?? '') ? 'read' : 'write';
+  return where ? `cannot ${verb} ${printable(where)}: ${reason}` : `${reason} (${e!.syscall ?? 'file system'})`;
+}
+
+/**
+ * What the CLI prints for an error that ends a command, as one line (plus the usage for a usage error):
+ * a ColorpipeError's message, a file-system error's fileErrorLine, else the error's first line. Never a stack
+ * trace (`debug` adds it, for COLORPIPE_DEBUG=1). Every part that came from outside is escaped (printable).
+ */
+export function errorText(err: unknown, debug = false): string {
+  let text: string;
+  if (err instanceof InvalidOptionError) text = printable(err.brief) + (err.usage ? `\n${err.usage}` : '');
+  else if (err instanceof ColorpipeError) text = printable(err.message);
+  else text = fileErrorLine(err) ?? `${err instanceof Error && err.name !== 'Error' ? `${err.name}: ` : ''}${printable(err instanceof Error ? err.message : String(err))}`;
+  if (debug && err instanceof Error && err.stack) text += `\n${err.stack}`;
+  return text;
+}
+
+/** The exit status for an error that ends a command: 2 for a usage error (a bad or missing flag), else 1. */
+export function exitCodeOf(err: unknown): number {
+  return err instanceof InvalidOptionError ? 2 : 1;
 }

@@ -32,7 +32,7 @@ import { fileLoadHandler } from '../model/io.js';
 import { writeReport } from './report.js';
 import { loadValidation, validateEvery, writeValidation } from './validation.js';
 import { logMetrics, RunTotals } from './metrics.js';
-import { cleanTemps, writeFileAtomic } from '../core/atomic.js';
+import { checkWritableDir, cleanTemps, writeFileAtomic } from '../core/atomic.js';
 import { expandShardSpec } from '../webdataset/spec.js';
 
 export interface TrainGraphOptions {
@@ -86,7 +86,8 @@ interface DataState {
 
 export async function trainGraph(o: TrainGraphOptions): Promise<TrainResult> {
   const runDir = resolve(o.out);
-  await fsp.mkdir(runDir, { recursive: true });
+  // A run that cannot write its checkpoints fails now, naming the directory, not after the first steps.
+  await checkWritableDir(runDir);
   await cleanTemps(runDir);
   const urls = await expandShardSpec(o.shards);
 

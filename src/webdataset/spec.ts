@@ -102,14 +102,36 @@ function rangeOf(body: string): string[] | null {
 }
 
 /**
- * The shard paths a spec names: each entry brace-expanded, then each result globbed (when it has glob
+ * Splits a comma-separated shard list at its top-level commas: a comma inside braces belongs to the brace
+ * (`d-{000000..000001}.tar,{a,b}.tar` is two entries). Empty entries are kept (expandShardSpec refuses them).
+ */
+export function splitShardList(spec: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let start = 0;
+  for (let i = 0; i < spec.length; i++) {
+    const ch = spec[i];
+    if (ch === '{') depth++;
+    else if (ch === '}' && depth > 0) depth--;
+    else if (ch === ',' && depth === 0) {
+      out.push(spec.slice(start, i));
+      start = i + 1;
+    }
+  }
+  out.push(spec.slice(start));
+  return out;
+}
+
+/**
+ * The shard paths a spec names: a string is first split at its top-level commas (splitShardList; an array's
+ * entries are taken as they are, so a path with a comma can be given that way), each entry brace-expanded, then each result globbed (when it has glob
  * characters; matches sorted by code point) or taken as a path. Duplicates are dropped, keeping the first; the
  * order is sorted within a glob and as given across entries. Plain paths are not required to exist (a missing
  * shard is reported when it is read), but at least one named file must.
  * @throws InvalidOptionError when the spec is empty or matches no existing file.
  */
 export async function expandShardSpec(spec: string | string[]): Promise<string[]> {
-  const entries = typeof spec === 'string' ? [spec] : spec;
+  const entries = typeof spec === 'string' ? splitShardList(spec) : spec;
   if (!Array.isArray(entries) || entries.length === 0 || entries.some((e) => typeof e !== 'string' || e === '')) {
     throw new InvalidOptionError(
       `Expected a non-empty string or array of non-empty strings for options.urls but received ${JSON.stringify(spec)}`,

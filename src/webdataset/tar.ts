@@ -179,6 +179,8 @@ export async function* readShard(url: string, ctx: StageContext, options: ReadSh
     }
     const s = closeCurrent();
     if (s !== null) yield s;
+    // tar-stream reads an empty file as an empty archive; a 0-byte shard is a failed copy or download, not data.
+    if (index < 0 && file.bytesRead === 0) ctx.reporter.report('shards', url, 'empty file (0 bytes): not a tar');
   } catch (err) {
     if (ctx.signal.aborted) throw abortErrorOf(ctx.signal);
     if (err instanceof BadInputError || err instanceof AbortError) throw err;

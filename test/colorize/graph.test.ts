@@ -179,7 +179,7 @@ test('a bad file among good ones is reported while the good ones are written; ex
   assert.deepEqual([summary.written, summary.skipped, summary.failed, summary.total], [3, 0, 1, 4]);
   assert.equal(summary.failures[0].path, path.join(await realpathOf(input), 'sub-corrupt.jpg'));
   assert.ok(summary.failures[0].reason.length > 0);
-  assert.match(r.stderr, /sub-corrupt\.jpg/);
+  assert.match(r.stderr, /^colorpipe: skipped .*sub-corrupt\.jpg \(/m, '--quiet hides only the progress bar, not the skip lines');
   assert.match(r.stderr, /3 written, 0 skipped, 1 failed/);
   assert.deepEqual(await listFiles(out), ['cmyk.jpg', 'photo.jpg', 'rgba.png']);
 
@@ -360,4 +360,28 @@ test('bad options are usage errors', async () => {
   await assert.rejects(colorizeGraph({ input, out: path.join(root, 'o'), model: net, engine, format: 'bmp' as never, ...quiet }), InvalidOptionError);
   await assert.rejects(colorizeGraph({ input: path.join(root, 'missing'), out: path.join(root, 'o'), model: net, engine, ...quiet }), /does not exist/);
   await assert.rejects(colorizeGraph({ input, out: path.join(root, 'o'), model: path.join(root, 'nomodel'), engine, ...quiet }), InvalidOptionError);
+});
+
+test('temps a kill -9 left anywhere in --out are removed on start; a 255-byte file name is written', { timeout: 120_000 }, async () => {
+  const input = path.join(root, 't-kill', 'in');
+  await makeInput(input, ['photo.jpg']);
+  const long = `${'a'.repeat(251)}.jpg`; // 255 bytes: the longest name ext4 allows
+  await mkdir(path.join(input, 'sub'));
+  await writeFile(path.join(input, 'sub', long), await GOOD['photo.jpg']!());
+  const out = path.join(root, 't-kill', 'out');
+  // A writer killed mid-write (SIGKILL) leaves its temps in out/ and out/sub/.
+  const atomic = new URL('../../src/core/atomic.js', import.meta.url).href;
+  const killed = spawnSync(process.execPath, ['--input-type=module', '-e',
+    `const { tempPathFor } = await import(${JSON.stringify(atomic)}); const fs = await import('node:fs');
+     for (const d of [${JSON.stringify(out)}, ${JSON.stringify(path.join(out, 'sub'))}]) { fs.mkdirSync(d, { recursive: true }); fs.writeFileSync(tempPathFor(d + '/photo.jpg'), 'partial'); }
+     process.kill(process.pid, 'SIGKILL');`]);
+  assert.equal(killed.signal, 'SIGKILL');
+  assert.equal((await listFiles(out)).filter((f) => f.includes('.tmp-')).length, 2);
+  const s = await colorizeGraph({ input, out, model: net, engine, ...quiet });
+  assert.deepEqual([s.written, s.failed], [2, 0], JSON.stringify(s.failures));
+  assert.deepEqual(await listFiles(out), ['photo.jpg', `sub/${long}`]);
+  // A rerun with nothing to do still cleans up.
+  await writeFile(path.join(out, 'sub', '.tmp-999999999-0-00'), 'x');
+  assert.equal((await colorizeGraph({ input, out, model: net, engine, ...quiet })).skipped, 2);
+  assert.deepEqual(await listFiles(out), ['photo.jpg', `sub/${long}`]);
 });

@@ -53,7 +53,7 @@ test('pipe export writes runs/NAME/model.onnx that ONNX Runtime runs to the tfjs
   }
 });
 
-test('pipe export errors: one line naming the flag or the file, exit 1', () => {
+test('pipe export errors: one line naming the flag or the file, exit 2 (usage errors: InvalidOptionError)', () => {
   const missing = join(tmpdir(), 'no-such-run-for-export');
   const cases: [string[], RegExp][] = [
     [['--model', missing], new RegExp(`--model but ${missing} does not exist`)],
@@ -64,7 +64,7 @@ test('pipe export errors: one line naming the flag or the file, exit 1', () => {
   ];
   for (const [args, re] of cases) {
     const r = pipe('export', ...args);
-    assert.equal(r.status, 1, args.join(' '));
+    assert.equal(r.status, 2, args.join(' '));
     assert.match(r.stderr.split('\n')[0]!, re);
     assert.ok(!/\n\s+at /.test(r.stderr), 'no stack trace');
   }

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, existsSync, mkdirSync, writeFileSync, readlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync, readFileSync, existsSync, mkdirSync, writeFileSync, readlinkSync, symlinkSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { tempDir } from '../helpers/tar.js';
-import { writeFileAtomic, writeDirAtomic, symlinkAtomic, cleanTemps } from '../../src/core/atomic.js';
+import { writeFileAtomic, writeDirAtomic, symlinkAtomic, cleanTemps, cleanTempsTree, checkWritableDir, tempPathFor, tempWriterPid } from '../../src/core/atomic.js';
 
 test('writeFileAtomic replaces a file whole and leaves no temp file', async () => {
   const { dir, cleanup } = tempDir();
@@ -44,6 +44,45 @@ test('symlinkAtomic swaps a link; cleanTemps removes what a killed writer left',
     writeFileSync(join(dir, '.tmp-cur-123-0'), 'junk');
     await cleanTemps(dir);
     assert.ok(!existsSync(join(dir, '.tmp-cur-123-0')));
+  } finally {
+    cleanup();
+  }
+});
+
+test('temp names are short and carry the PID; cleanTempsTree removes only dead writers\' temps, at any depth', { timeout: 10_000 }, async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const long = 'n'.repeat(255);
+    await writeFileAtomic(join(dir, long), 'ok');
+    assert.equal(readFileSync(join(dir, long), 'utf8'), 'ok');
+    const name = basename(tempPathFor(join(dir, long)));
+    assert.match(name, /^\.tmp-\d+-\d+-[0-9a-f]{8}$/);
+    assert.equal(tempWriterPid(name), process.pid);
+    assert.equal(tempWriterPid('.tmp-photo.jpg-42-7'), 42, 'older names are recognised');
+    assert.equal(tempWriterPid('.tmpfile'), null);
+    mkdirSync(join(dir, 'a', 'b'), { recursive: true });
+    const dead = 999_999_999;
+    writeFileSync(join(dir, 'a', 'b', `.tmp-${dead}-0-ab`), 'junk');
+    mkdirSync(join(dir, 'a', `.tmp-x.tar-${dead}-3`));
+    writeFileSync(join(dir, 'a', `.tmp-${process.ppid}-0-cd`), 'a live writer\'s');
+    writeFileSync(join(dir, 'a', 'keep.png'), 'mine');
+    symlinkSync('..', join(dir, 'a', 'loop'));
+    assert.equal(await cleanTempsTree(dir), 2);
+    assert.deepEqual(readdirSync(join(dir, 'a')).sort(), [`.tmp-${process.ppid}-0-cd`, 'b', 'keep.png', 'loop']);
+    assert.deepEqual(readdirSync(join(dir, 'a', 'b')), []);
+  } finally {
+    cleanup();
+  }
+});
+
+test('writeFileAtomic names the target in a write error; checkWritableDir fails on a file in the way', { timeout: 10_000 }, async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    writeFileSync(join(dir, 'f'), 'x');
+    await assert.rejects(writeFileAtomic(join(dir, 'f', 'x.png'), 'y'), (e: NodeJS.ErrnoException) => e.code === 'EEXIST' && e.path === join(dir, 'f'));
+    await assert.rejects(checkWritableDir(join(dir, 'f')), (e: NodeJS.ErrnoException) => e.code === 'EEXIST' && e.path === join(dir, 'f'));
+    await checkWritableDir(join(dir, 'new', 'deep'));
+    assert.deepEqual(readdirSync(join(dir, 'new', 'deep')), [], 'the probe is gone');
   } finally {
     cleanup();
   }

@@ -330,3 +330,17 @@ test('readSamplesAt yields exactly the requested samples in the requested order,
     cleanup();
   }
 });
+
+test('a 0-byte shard is reported as bad (not read as an empty archive); the others are read', { timeout: 10_000 }, async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const files = await writeTextShards(dir, 1, 2);
+    const empty = path.join(dir, 'empty.tar');
+    writeFileSync(empty, '');
+    const { samples, reporter } = await read({ urls: [empty, ...files] });
+    assert.equal(samples.length, 2);
+    assert.deepEqual(reporter.records.map((r) => [r.key, r.reason]), [[empty, 'empty file (0 bytes): not a tar']]);
+  } finally {
+    cleanup();
+  }
+});

@@ -161,13 +161,13 @@ test('valEvery validates between checkpoints without changing training (same dat
   }
 });
 
-test('Ctrl-C writes a checkpoint at the current step and exits 0', async () => {
+test('Ctrl-C writes a checkpoint at the current step and exits 130', async () => {
   const { dir, cleanup } = tempDir();
   try {
     const out = join(dir, 'run');
     const r = await runCli(['--shards', GOOD, '--config', TINY, '--steps', '100000', '--backend', 'wasm', '--processes', '0', '--out', out, '--quiet'],
       { dir: out, killWhen: (d) => existsSync(join(d, 'metrics.jsonl')), signal: 'SIGINT' });
-    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.code, 130, r.stderr);
     assert.match(r.stderr, /interrupted/);
     const ck = await latestCheckpoint(out);
     assert.ok(ck && ck.state.step > 0 && ck.state.step < 100000);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { braceExpand, expandShardSpec } from '../../src/webdataset/spec.js';
+import { braceExpand, expandShardSpec, splitShardList } from '../../src/webdataset/spec.js';
 import path from 'node:path';
 import { InvalidOptionError } from '../../src/core/errors.js';
 import { tempDir, writeTextShards } from '../helpers/tar.js';
@@ -32,6 +32,25 @@ test('expandShardSpec: globs sorted, entries in the given order, duplicates drop
     await assert.rejects(expandShardSpec(path.join(dir, 'none-*.tar')), InvalidOptionError);
     await assert.rejects(expandShardSpec(missing), InvalidOptionError);
     await assert.rejects(expandShardSpec([]), InvalidOptionError);
+  } finally {
+    cleanup();
+  }
+});
+
+test('a comma list mixes brace ranges, brace lists and globs: top-level commas separate entries', { timeout: 10_000 }, async () => {
+  assert.deepEqual(splitShardList('d-{000000..000001}.tar,b.tar'), ['d-{000000..000001}.tar', 'b.tar']);
+  assert.deepEqual(splitShardList('{a,b}.tar,x/*.tar,{c,{d,e}}.tar'), ['{a,b}.tar', 'x/*.tar', '{c,{d,e}}.tar']);
+  assert.deepEqual(splitShardList('a.tar'), ['a.tar']);
+  const { dir, cleanup } = tempDir();
+  try {
+    const [a, b, c] = (await writeTextShards(dir, 3, 1)) as [string, string, string];
+    const [x] = await writeTextShards(dir, 1, 1, 'extra');
+    const j = (n: string) => path.join(dir, n);
+    assert.deepEqual(await expandShardSpec(`${j('shard-{0000..0001}.tar')},${x}`), [a, b, x]);
+    assert.deepEqual(await expandShardSpec(`${j('extra-*.tar')},${j('shard-{0002,0000}.tar')}`), [x, c, a]);
+    assert.deepEqual(await expandShardSpec(`${c},${a}`), [c, a]);
+    // An empty entry (a trailing comma) is refused, not read as the current directory.
+    await assert.rejects(expandShardSpec(`${a},`), InvalidOptionError);
   } finally {
     cleanup();
   }

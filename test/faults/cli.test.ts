@@ -1,0 +1,84 @@
+/**
+ * Hostile input at the command line (issue 11): every case gets one clear line and the right exit status
+ * (0 done, 1 failure, 2 usage error), never a stack trace, and nothing from outside reaches the terminal raw.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FIXTURES, tempDir } from '../helpers/tar.js';
+
+const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const pipe = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000 });
+
+/** No line of `stderr` looks like a stack frame. */
+function noStack(stderr: string): void {
+  assert.ok(!/^\s+at /m.test(stderr), `a stack trace: ${stderr}`);
+}
+
+test('pipe --version and -v print the package version', { timeout: 30_000 }, () => {
+  const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  for (const flag of ['--version', '-v']) {
+    const r = pipe(flag);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, `colorpipe ${version}\n`);
+  }
+});
+
+test('usage errors exit 2 with one line naming the flag; an unquoted glob suggests quoting', { timeout: 60_000 }, () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    // `pipe train --shards data/*.tar` as the shell hands it over.
+    const shards = [join(FIXTURES, 'shards', 'data-000000.tar'), join(FIXTURES, 'shards', 'data-000001.tar')];
+    const glob = pipe('train', '--shards', ...shards, '--out', join(dir, 'run'));
+    assert.equal(glob.status, 2, glob.stderr);
+    assert.match(glob.stderr, /^colorpipe: Unexpected argument ".*data-000001\.tar": options take one value each; if the shell expanded a glob, quote it: --shards '.*\/\*\.tar'\n/);
+    noStack(glob.stderr);
+    for (const [cmd, ...args] of [['colorize', '--in', dir], ['shard', '--in', dir, '--out', join(dir, 'o'), 'stray'], ['eval', '--nope'], ['export']]) {
+      const r = pipe(cmd!, ...args);
+      assert.equal(r.status, 2, `${cmd}: ${r.stderr}`);
+      assert.match(r.stderr, /^colorpipe: (Missing --|Unexpected argument|Unknown option)/, cmd);
+      noStack(r.stderr);
+    }
+    assert.equal(pipe('nope').status, 2);
+    assert.equal(pipe('train', '--shards', join(dir, 'none-*.tar'), '--out', join(dir, 'run')).status, 2, 'nothing matches the shards: an option error');
+  } finally {
+    cleanup();
+  }
+});
+
+test('--out that is a file, or below one: one line naming the path, exit 1, no stack', { timeout: 60_000 }, () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const file = join(dir, 'file');
+    writeFileSync(file, 'x');
+    const shard = pipe('shard', '--in', join(FIXTURES, 'bad'), '--out', join(file, 'below'), '--labels', 'none', '--quiet');
+    assert.equal(shard.status, 1, shard.stderr);
+    assert.equal(shard.stderr, `colorpipe: cannot write ${join(file, 'below')}: a part of the path is a file, not a directory\n`);
+    const train = pipe('train', '--shards', join(FIXTURES, 'shards', 'data-*.tar'), '--config', join(ROOT, 'configs', 'tiny.json'), '--out', file, '--backend', 'cpu');
+    assert.equal(train.status, 1, train.stderr);
+    assert.match(train.stderr, /^colorpipe: cannot write .*file: a file is in the way \(not a directory\)\n$/);
+  } finally {
+    cleanup();
+  }
+});
+
+test('a file name with a newline or escape codes cannot forge a line: skip lines are escaped', { timeout: 60_000 }, () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const input = join(dir, 'in');
+    mkdirSync(input);
+    const forged = 'x\ncolorpipe: 99 written, 0 skipped, 0 failed\x1b[2K\x9b1A.jpg';
+    copyFileSync(join(FIXTURES, 'bad', 'corrupt.jpg'), join(input, forged));
+    const r = pipe('shard', '--in', input, '--out', join(dir, 'out'), '--labels', 'none');
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(!/^colorpipe: 99 written/m.test(r.stderr), r.stderr);
+    assert.ok(!/[\x1b\x9b]/.test(r.stderr), 'no raw escape codes');
+    assert.match(r.stderr, /skipped x\\ncolorpipe: 99 written, 0 skipped, 0 failed\\x1b\[2K\\x9b1A\.jpg \(shard\)/);
+  } finally {
+    cleanup();
+  }
+});
