@@ -1,7 +1,7 @@
 /**
  * ONNX Runtime runs the exported graph to the tfjs inference model's numbers: the tiny network at three input
  * sizes, with its own and with another (style) global image, with and without a class head, with both fusion
- * forms; and the paper's network once.
+ * forms; and the paper's network at three sizes.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -101,18 +101,22 @@ test('a global input size whose low-level map is odd (S = 40: 5 -> 3 -> 2) pads 
   }
 });
 
-test('the paper network (224, width 1, 205 classes) matches tfjs on one image', async () => {
+test('the paper network (224, width 1, 205 classes) matches tfjs at three sizes, with its own and a style global', async () => {
   await setupEngine({ backend: 'wasm' });
   const c = trainedLike({ inputSize: 224, width: 1, numClasses: 205 }, 7);
   try {
     const m = await loadOnnxColorizer(exportOnnx(c), { device: 'cpu' });
-    const local = pattern(224 * 224, 1);
-    const global = pattern(224 * 224, 2);
-    const got = await m.predict({ local, global, batch: 1, height: 224, width: 224 });
-    const ref = await reference(c, local, global, 1, 224, 224);
-    assert.ok(std(ref.ab) > 1e-3);
-    assert.ok(maxAbsDiff(got.ab, ref.ab) <= TOL, `max |d ab| ${maxAbsDiff(got.ab, ref.ab)}`);
-    assert.ok(maxAbsDiff(got.logits!, ref.logits!) <= TOL);
+    const style = pattern(224 * 224, 9);
+    for (const [i, [h, w]] of ([[224, 224], [96, 160], [152, 56]] as const).entries()) {
+      const local = pattern(h * w, i);
+      // The first size with its own global input, the others with a style image's.
+      const global = i === 0 ? pattern(224 * 224, 2) : style;
+      const got = await m.predict({ local, global, batch: 1, height: h, width: w });
+      const ref = await reference(c, local, global, 1, h, w);
+      assert.ok(std(ref.ab) > 1e-3);
+      assert.ok(maxAbsDiff(got.ab, ref.ab) <= TOL, `${w}x${h}: max |d ab| ${maxAbsDiff(got.ab, ref.ab)}`);
+      assert.ok(maxAbsDiff(got.logits!, ref.logits!) <= TOL, `${w}x${h}: logits`);
+    }
     await m.release();
   } finally {
     disposeColorizer(c);
