@@ -141,10 +141,13 @@ export interface Overrides {
   checkpointEvery?: number;
 }
 
-/** Applies command-line overrides; --size also moves the crop and the resize (256/224 of it). */
+/** Applies command-line overrides; --size also moves the crop, the resize (256/224 of it) and any scaleJitter range (in proportion). */
 export function applyOverrides(config: Config, o: Overrides): Config {
   const c: Config = structuredClone(config);
   if (o.size !== undefined) {
+    const j = c.augment.scaleJitter;
+    const k = o.size / c.augment.crop;
+    if (j) c.augment.scaleJitter = [Math.max(o.size, Math.round(j[0] * k)), Math.max(o.size, Math.round(j[1] * k))];
     c.model.inputSize = o.size;
     c.augment.crop = o.size;
     c.augment.resize = Math.round((o.size * 256) / 224);

@@ -57,4 +57,6 @@ test('command-line overrides: --size moves the crop and resize too; the input is
   assert.deepEqual([c.model.inputSize, c.augment.crop, c.augment.resize], [64, 64, 73]);
   assert.deepEqual([c.train.batch, c.train.lr, c.train.steps, c.train.seed, c.train.checkpointEvery, c.model.width], [4, 0.01, 7, 3, 2, 0.25]);
   assert.equal(base.model.inputSize, 32);
+  const jit = applyOverrides(makeConfig({ model: { inputSize: 64 }, augment: { resize: 80, scaleJitter: [64, 100] } }), { size: 32 });
+  assert.deepEqual([jit.augment.crop, jit.augment.scaleJitter], [32, [32, 50]], '--size scales the jitter range too');
 });
