@@ -40,20 +40,11 @@ export interface Colorizer {
 }
 
 export interface BuildOptions {
-  /** Seed of the weight initializers (He-normal for ReLU layers, with Keras's truncation correction; Glorot for the outputs): same seed, same weights. */
+  /** Seed of the weight initializers (He-normal for ReLU layers, Glorot for the outputs): same seed, same weights. */
   seed?: number;
 }
 
 type LayerMap = Map<string, tfl.layers.Layer>;
-
-/**
- * He et al.'s init (std sqrt(2 / fanIn)) as Keras draws it: a normal truncated at 2 std, widened by 1/0.8796 (the
- * std of a unit normal truncated at +-2) so the truncated draw keeps the intended std. tfjs's heNormal draws the
- * truncated normal without this correction, about 12% below He et al.
- */
-const TRUNCATED_NORMAL_STD = 0.87962566103423978;
-const heNormalKeras = (seed: number) =>
-  tfl.initializers.varianceScaling({ scale: 2 / TRUNCATED_NORMAL_STD ** 2, mode: 'fanIn', distribution: 'normal', seed });
 
 function makeLayers(t: NetworkTable, seed: number): LayerMap {
   const m: LayerMap = new Map();
@@ -61,7 +52,7 @@ function makeLayers(t: NetworkTable, seed: number): LayerMap {
   // tfjs treats a seed of 0 as "no seed" (Math.random()), so every layer's seed is mixed to a non-zero integer.
   const layerSeed = () => ((Math.imul(seed | 0, 2654435761) + Math.imul(++n, 40503)) >>> 0) || 1;
   const init = (activation: Activation | undefined) =>
-    activation === 'relu' ? heNormalKeras(layerSeed()) : tfl.initializers.glorotUniform({ seed: layerSeed() });
+    activation === 'relu' ? tfl.initializers.heNormal({ seed: layerSeed() }) : tfl.initializers.glorotUniform({ seed: layerSeed() });
   const all = [...t.low, ...t.mid, ...t.global, ...t.fusion, ...t.color, ...t.classifier];
   for (const l of all) {
     switch (l.kind) {
