@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { InvalidOptionError } from './core/errors.js';
-import { invalidOption, nonNegativeInt, oneOf, positiveInt, positiveNumber } from './core/validate.js';
+import { invalidOption, nonNegativeInt, oneOf, positiveInt, positiveNumber, scaleRange } from './core/validate.js';
 
 export interface ModelConfig {
   /** Training input size (square). The paper: 224. Must be a multiple of 8 (three stride-2 layers). */
@@ -48,6 +48,12 @@ export interface AugmentConfig {
   crop: number;
   /** Random horizontal flip. */
   flip: boolean;
+  /**
+   * Random scale: null (default) scales every short side to `resize`; [min, max] scales it to an integer drawn
+   * uniformly in [min, max] per sample and epoch (crop <= min <= max). `resize` stays the nominal training scale
+   * (colorize's 'auto' resolution).
+   */
+  scaleJitter: [number, number] | null;
 }
 
 export interface FilterConfig {
@@ -93,7 +99,7 @@ export const DEFAULT_CONFIG: Config = {
     shuffleBuffer: 512,
     prefetch: 4,
   },
-  augment: { resize: 256, crop: 224, flip: true },
+  augment: { resize: 256, crop: 224, flip: true, scaleJitter: null },
   filter: { minMeanChroma: 2, minAbStd: 2, minSide: 8 },
   loader: { processes: 0, limitInputPixels: 8192 * 8192 },
 };
@@ -135,10 +141,13 @@ export interface Overrides {
   checkpointEvery?: number;
 }
 
-/** Applies command-line overrides; --size also moves the crop and the resize (256/224 of it). */
+/** Applies command-line overrides; --size also moves the crop, the resize (256/224 of it) and any scaleJitter range (in proportion). */
 export function applyOverrides(config: Config, o: Overrides): Config {
   const c: Config = structuredClone(config);
   if (o.size !== undefined) {
+    const j = c.augment.scaleJitter;
+    const k = o.size / c.augment.crop;
+    if (j) c.augment.scaleJitter = [Math.max(o.size, Math.round(j[0] * k)), Math.max(o.size, Math.round(j[1] * k))];
     c.model.inputSize = o.size;
     c.augment.crop = o.size;
     c.augment.resize = Math.round((o.size * 256) / 224);
@@ -172,4 +181,5 @@ export function validateConfig(c: Config): void {
   if (c.augment.resize < c.augment.crop) {
     throw invalidOption('augment.resize', `at least augment.crop (${c.augment.crop})`, c.augment.resize);
   }
+  scaleRange(c.augment.scaleJitter, 'augment.scaleJitter', c.augment.crop);
 }

@@ -14,6 +14,8 @@ test('the default is the paper network at 224 (what pipe train uses without --co
   assert.equal(c.train.valEvery, 0);
   assert.deepEqual(makeConfig({ name: 'default' }), makeConfig(), 'DEFAULT_CONFIG is not mutated by makeConfig');
   assert.equal(DEFAULT_CONFIG.augment.resize, 256);
+  assert.equal(DEFAULT_CONFIG.augment.scaleJitter, null, 'no random scale unless asked for');
+  assert.deepEqual(makeConfig({ model: { inputSize: 32 }, augment: { scaleJitter: [32, 48] } }).augment.scaleJitter, [32, 48]);
 });
 
 test('crop and resize follow the input size unless given', () => {
@@ -37,6 +39,9 @@ test('bad values are refused with the key named', () => {
   assert.throws(() => makeConfig({ train: { optimizer: 'sgd' as 'adam' } }), /train.optimizer/);
   assert.throws(() => makeConfig({ train: { valEvery: -1 } }), /train.valEvery/);
   assert.throws(() => makeConfig({ augment: { resize: 10, crop: 32 }, model: { inputSize: 32 } }), /augment.resize/);
+  assert.throws(() => makeConfig({ model: { inputSize: 32 }, augment: { scaleJitter: [24, 48] } }), /augment.scaleJitter/);
+  assert.throws(() => makeConfig({ model: { inputSize: 32 }, augment: { scaleJitter: [48, 40] } }), /augment.scaleJitter/);
+  assert.throws(() => makeConfig({ model: { inputSize: 32 }, augment: { scaleJitter: 40 as unknown as [number, number] } }), /augment.scaleJitter/);
   const dir = mkdtempSync(join(tmpdir(), 'colorpipe-config-'));
   try {
     writeFileSync(join(dir, 'bad.json'), '{ not json');
@@ -52,4 +57,6 @@ test('command-line overrides: --size moves the crop and resize too; the input is
   assert.deepEqual([c.model.inputSize, c.augment.crop, c.augment.resize], [64, 64, 73]);
   assert.deepEqual([c.train.batch, c.train.lr, c.train.steps, c.train.seed, c.train.checkpointEvery, c.model.width], [4, 0.01, 7, 3, 2, 0.25]);
   assert.equal(base.model.inputSize, 32);
+  const jit = applyOverrides(makeConfig({ model: { inputSize: 64 }, augment: { resize: 80, scaleJitter: [64, 100] } }), { size: 32 });
+  assert.deepEqual([jit.augment.crop, jit.augment.scaleJitter], [32, [32, 50]], '--size scales the jitter range too');
 });

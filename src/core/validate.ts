@@ -52,6 +52,20 @@ export function finiteNumber(v: unknown, name: string, range: { min?: number; ma
   return v as number;
 }
 
+/**
+ * A short-side range for train-mode scale jitter: null (no jitter), or [min, max] integers with
+ * crop <= min <= max.
+ */
+export function scaleRange(v: unknown, name: string, crop: number): [number, number] | null {
+  if (v === null) return null;
+  if (!Array.isArray(v) || v.length !== 2 || !v.every((x) => Number.isInteger(x) && x > 0)) {
+    throw invalidOption(name, 'null or [min, max], two positive integers', v);
+  }
+  const [min, max] = v as [number, number];
+  if (min < crop || min > max) throw invalidOption(name, `[min, max] with ${crop} (the crop) <= min <= max`, v);
+  return [min, max];
+}
+
 export function bool(v: unknown, name: string): boolean {
   if (typeof v !== 'boolean') throw invalidOption(name, 'boolean', v);
   return v;

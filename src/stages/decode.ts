@@ -19,7 +19,8 @@
  *
  * Train mode (the paper's augmentation, Iizuka et al. 2016 section 4: "random crop of 224x224 from an image
  * scaled to 256 on its short side", plus a horizontal flip): scale the short side to `resize`, crop a random
- * `crop` x `crop` window and flip it with probability 1/2. The draws come from `new Rng(seed).fork(epoch, key)`
+ * `crop` x `crop` window and flip it with probability 1/2. With `scaleJitter` [min, max], the short side is
+ * scaled to an integer drawn uniformly in [min, max] instead of `resize` (random scale, on a stream of its own). The draws come from `new Rng(seed).fork(epoch, key)`
  * (epoch from the sample's position, else `options.epoch`), so one sample in one epoch gets the same crop in
  * any process and after a resume. Alpha is flattened onto white.
  *
@@ -41,7 +42,7 @@ import { BadInputError, InvalidOptionError, reasonOf } from '../core/errors.js';
 import { DEFAULT_CONFIG } from '../config.js';
 import { Rng } from '../rng.js';
 import { mapOrdered } from '../core/map-concurrent.js';
-import { bool, finiteNumber, invalidOption, nonNegativeInt, object, positiveInt } from '../core/validate.js';
+import { bool, finiteNumber, invalidOption, nonNegativeInt, object, positiveInt, scaleRange } from '../core/validate.js';
 import { quantizeLab, type QuantizedLab } from '../color/lab.js';
 
 export interface DecodeOptions {
@@ -53,6 +54,8 @@ export interface DecodeOptions {
   crop?: number;
   /** Train: random horizontal flip (default true). */
   flip?: boolean;
+  /** Train: null (default), or the [min, max] range the short side is scaled to at random instead of `resize`. */
+  scaleJitter?: [number, number] | null;
   /** Train: seed of the crop and flip draws (default 0). */
   seed?: number;
   /** Train: epoch of samples that carry no position (default 0). */
@@ -73,6 +76,7 @@ export interface DecodeSettings {
   resize: number;
   crop: number;
   flip: boolean;
+  scaleJitter: [number, number] | null;
   seed: number;
   epoch: number;
   limitInputPixels: number;
@@ -95,6 +99,7 @@ export function decodeSettings(options: DecodeOptions): DecodeSettings & { concu
     resize: options.resize ?? DEFAULT_CONFIG.augment.resize,
     crop: options.crop ?? DEFAULT_CONFIG.augment.crop,
     flip: options.flip ?? true,
+    scaleJitter: options.scaleJitter ?? null,
     seed: options.seed ?? 0,
     epoch: options.epoch ?? 0,
     limitInputPixels: options.limitInputPixels ?? DEFAULT_CONFIG.loader.limitInputPixels,
@@ -115,13 +120,14 @@ export function decodeSettings(options: DecodeOptions): DecodeSettings & { concu
     throw invalidOption('options.failOn', "'truncated', 'error' or 'warning'", s.failOn);
   }
   bool(s.flip, 'options.flip');
+  scaleRange(s.scaleJitter, 'options.scaleJitter', s.crop);
   finiteNumber(s.seed, 'options.seed');
   return s;
 }
 
 /** The crop window and flip of one sample: a pure function of (seed, epoch, key) and the scaled size. */
 export interface Augmentation {
-  /** Size after scaling the short side to `resize`. */
+  /** Size after scaling the short side to `resize` (or to its random draw in `scaleJitter`). */
   width: number;
   height: number;
   left: number;
@@ -134,7 +140,10 @@ export interface Augmentation {
  * by sharp's 'outside' fit, so the crop window is known before decoding (one sharp pipeline, no second pass).
  */
 export function augmentation(w: number, h: number, key: string, epoch: number, s: DecodeSettings): Augmentation {
-  const scale = s.resize / Math.min(w, h);
+  // The scale draw has a stream of its own, so the crop and flip draws are the same with or without jitter.
+  const j = s.scaleJitter;
+  const short = j === null ? s.resize : j[0] + new Rng(s.seed).fork(epoch, key, 'scale').int(j[1] - j[0] + 1);
+  const scale = short / Math.min(w, h);
   const width = Math.max(s.crop, Math.round(w * scale));
   const height = Math.max(s.crop, Math.round(h * scale));
   const rng = new Rng(s.seed).fork(epoch, key);

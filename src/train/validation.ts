@@ -30,9 +30,9 @@ import type { StepRecord } from './step.js';
 /** Validation samples when --val-shards is given (from the training shards: config.train.valImages). */
 export const VAL_MAX = 32;
 
-/** Up to VAL_MAX validation samples (deterministic crops, no flip), in batches. */
+/** Up to VAL_MAX validation samples (deterministic crops at the nominal scale, no flip or scale jitter), in batches. */
 export async function loadValidation(urls: string | string[], config: Config, fromTraining: boolean): Promise<LabBatch[]> {
-  const valConfig: Config = { ...config, augment: { ...config.augment, flip: false } };
+  const valConfig: Config = { ...config, augment: { ...config.augment, flip: false, scaleJitter: null } };
   const reporter = new Reporter({ log: null });
   const samples: LabSample[] = [];
   const src = loader({ urls: await expandShardSpec(urls), config: valConfig, seed: config.train.seed + (fromTraining ? 1 : 0), processes: 0, epochs: 1 });

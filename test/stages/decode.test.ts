@@ -5,6 +5,7 @@ import { decode, decodeSample, decodeSettings, augmentation } from '../../src/st
 import { pipeline, collect } from '../../src/core/pipeline.js';
 import { Reporter, InvalidOptionError } from '../../src/core/errors.js';
 import type { DecodedImage, Sample } from '../../src/types.js';
+import { Rng } from '../../src/rng.js';
 import { alphaPng, badInputs, cmykJpeg, colourfulRgb, greyPng, jpeg, png, png16, rotatedJpeg } from '../helpers/images.js';
 
 const sample = (key: string, image: Buffer | undefined, extra: Partial<Sample> = {}): Sample => ({ key, url: 'test.tar', image, fields: {}, ...extra });
@@ -113,6 +114,44 @@ test('train: same seed, epoch and key give identical bytes; another epoch anothe
   assert.notDeepEqual(windows(s), windows(t));
 });
 
+test('train: no scaleJitter is the fixed resize, draw for draw; scaleJitter draws the short side in [min, max]', async () => {
+  const fixed = decodeSettings({ mode: 'train', resize: 40, crop: 24, seed: 3 });
+  assert.equal(fixed.scaleJitter, null);
+  // Without jitter: exactly the paper's augmentation as before (one stream: left, top, then the flip).
+  for (const [key, epoch] of [['a', 0], ['b', 1], ['c', 7]] as const) {
+    const rng = new Rng(3).fork(epoch, key);
+    const left = rng.int(53 - 24 + 1);
+    const top = rng.int(40 - 24 + 1);
+    const flip = rng.next() < 0.5;
+    assert.deepEqual(augmentation(80, 60, key, epoch, fixed), { width: 53, height: 40, left, top, flip });
+    assert.deepEqual(augmentation(80, 60, key, epoch, decodeSettings({ mode: 'train', resize: 40, crop: 24, seed: 3, scaleJitter: null })),
+      augmentation(80, 60, key, epoch, fixed));
+  }
+  // With jitter: the short side is an integer in [min, max], a pure function of (seed, epoch, key).
+  const jit = decodeSettings({ mode: 'train', resize: 40, crop: 24, seed: 3, scaleJitter: [24, 50] });
+  const shorts = new Set<number>();
+  for (let e = 0; e < 40; e++) {
+    const a = augmentation(80, 60, `k${e % 5}`, e, jit);
+    assert.deepEqual(augmentation(80, 60, `k${e % 5}`, e, jit), a);
+    assert.ok(a.height >= 24 && a.height <= 50, `short side ${a.height}`);
+    assert.equal(a.width, Math.max(24, Math.round((80 * a.height) / 60)));
+    assert.ok(a.left + 24 <= a.width && a.top + 24 <= a.height);
+    shorts.add(a.height);
+  }
+  assert.ok(shorts.size > 10, 'the scale varies over samples and epochs');
+  // A range of one value is that scale, with the crop and flip of the fixed resize.
+  const one = decodeSettings({ mode: 'train', resize: 32, crop: 24, seed: 3, scaleJitter: [40, 40] });
+  assert.deepEqual(augmentation(80, 60, 'a', 0, one), augmentation(80, 60, 'a', 0, fixed));
+  // The decoded crop is the window of the jittered scale.
+  const buf = await png(64, 48);
+  const s = decodeSettings({ mode: 'train', resize: 32, crop: 24, seed: 5, flip: false, scaleJitter: [24, 44] });
+  const img = await decodeSample(sample('j', buf), s);
+  const aug = augmentation(64, 48, 'j', 0, s);
+  const ref = await sharp(buf).resize(aug.width, aug.height, { fit: 'fill' })
+    .extract({ left: aug.left, top: aug.top, width: 24, height: 24 }).raw().toBuffer();
+  assert.deepEqual(Buffer.from(img.rgb), ref);
+});
+
 // resize 40 of a 64x48 JPEG: no shrink-on-load, under which libjpeg's reduced-size decode may not notice the
 // corrupt entropy data at all (seen with libvips 8.18; documented in decode.ts).
 test('every bad input is reported and the stream goes on, in order', async () => {
@@ -186,4 +225,8 @@ test('options are validated when the factory is called', () => {
   assert.throws(() => decode({ mode: 'train', crop: 0 }), /Expected positive integer for options.crop but received 0/);
   assert.throws(() => decode({ mode: 'train', resize: 100, crop: 200 }), InvalidOptionError);
   assert.throws(() => decode({ mode: 'infer', concurrency: 1.5 }), InvalidOptionError);
+  assert.throws(() => decode({ mode: 'train', resize: 40, crop: 32, scaleJitter: [24, 48] }), /options.scaleJitter/);
+  assert.throws(() => decode({ mode: 'train', resize: 40, crop: 32, scaleJitter: [48, 40] }), /options.scaleJitter/);
+  assert.throws(() => decode({ mode: 'train', resize: 40, crop: 32, scaleJitter: [40.5, 48] as [number, number] }), /options.scaleJitter/);
+  assert.throws(() => decode({ mode: 'train', resize: 40, crop: 32, scaleJitter: [40] as unknown as [number, number] }), /options.scaleJitter/);
 });

@@ -49,7 +49,7 @@ export { loaderResumeFrom } from './resume.js';
 export interface LoaderOptions {
   /** Shard spec: brace ranges, globs, paths, or a list (see expandShardSpec). */
   urls: string | string[];
-  /** augment (resize, crop, flip), filter (thresholds, minSide), loader (processes, limitInputPixels). */
+  /** augment (resize, crop, flip, scaleJitter), filter (thresholds, minSide), loader (processes, limitInputPixels). */
   config: Config;
   /** Seeds the shard order per epoch and every crop and flip (default config.train.seed). */
   seed?: number;
@@ -100,6 +100,7 @@ export function loader(options: LoaderOptions): (ctx: StageContext) => AsyncIter
     resize: config.augment.resize,
     crop: config.augment.crop,
     flip: config.augment.flip,
+    scaleJitter: config.augment.scaleJitter ?? null,
     seed,
     limitInputPixels: config.loader.limitInputPixels,
     minSide: config.filter.minSide,
