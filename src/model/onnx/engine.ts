@@ -193,7 +193,7 @@ export async function loadOnnxColorizer(source: string | Uint8Array, options: On
       skipped.push(`${d}: ${msg}`);
     }
   }
-  return wrap(session!, used, metadata, name, `onnxruntime ${ort.env.versions.node ?? ''} ${used} (${used === 'cpu' ? `${threads} threads, ` : ''}optimization ${level})${skipped.length ? ` [auto: ${skipped.join('; ')}]` : ''}`, ort);
+  return wrap(session!, used, metadata, name, `onnxruntime ${ort.env.versions.node ?? ''} ${used} (${used === 'cpu' ? `${threads} thread${threads === 1 ? "" : "s"}, ` : ''}optimization ${level})${skipped.length ? ` [auto: ${skipped.join('; ')}]` : ''}`, ort);
 }
 
 function wrap(session: Ort.InferenceSession, device: 'cpu' | 'webgpu' | 'cuda', metadata: Record<string, string>, name: string, describe: string, ort: OrtModule): OnnxColorizer {
