@@ -227,7 +227,7 @@ export async function writeShards(options: WriteShardsOptions): Promise<WriteSha
   const reporter = options.reporter ?? new Reporter({ onError: options.onError ?? 'skip' });
   const filter = options.filter ?? false;
 
-  const list = await listImageFiles(input, options.extensions);
+  const list = await listImageFiles(input, options.extensions, (p, reason) => reporter.notice('files', p, reason));
   const outDir = path.resolve(output);
   await fsp.mkdir(outDir, { recursive: true });
 

@@ -349,7 +349,7 @@ export interface ColorizeStreamOptions extends ColorizeCommonOptions {
  */
 export async function colorizeStream(o: ColorizeStreamOptions): Promise<{ results: AsyncIterable<ColorizedImage>; backend: string; total: number }> {
   validateCommon(o);
-  const list = (await listImageFiles(o.input)).map((f, index) => ({ ...f, index }));
+  const list = (await listImageFiles(o.input, undefined, (p, reason) => o.reporter?.notice('files', p, reason))).map((f, index) => ({ ...f, index }));
   const stream = await openStream({ ...o, source: readImageFiles(list, { reportAs: 'abs' }), out: null, timings: emptyTimings(), quiet: true });
   return { ...stream, total: list.length };
 }

@@ -109,7 +109,7 @@ export interface Plan {
 export async function planFiles(o: PlanOptions): Promise<Plan> {
   const { rank, world } = rankAndWorld(o);
   const outRoot = path.resolve(o.out);
-  const all = await listImageFiles(o.input);
+  const all = await listImageFiles(o.input, undefined, (p, reason) => o.reporter.notice('files', p, reason));
   const mine = all.map((f, index) => ({ ...f, index })).filter((f) => f.index % world === rank);
   const plan: Plan = { total: mine.length, todo: [], skipped: 0 };
   const targets = new Map<string, string>();

@@ -139,6 +139,15 @@ export class Reporter {
     this.log?.(`colorpipe: skipped ${printable(key)} (${stage}): ${printable(reason)}`);
   }
 
+  /** Things the run noticed and worked around that are not bad inputs (a symbolic link loop not followed). */
+  readonly notices: BadInputRecord[] = [];
+
+  /** One line `colorpipe: note: KEY (stage): REASON`; not counted as bad input, never fatal. */
+  notice(stage: string, key: string, reason: string): void {
+    if (this.notices.length < this.keep) this.notices.push({ stage, key, reason });
+    this.log?.(`colorpipe: note: ${printable(key)} (${stage}): ${printable(reason)}`);
+  }
+
   summary(): { total: number; byStage: Record<string, number> } {
     return { total: this.total, byStage: Object.fromEntries(this.counts) };
   }

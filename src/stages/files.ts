@@ -57,7 +57,11 @@ function compareCodePoints(a: string, b: string): number {
  * prefix; or one file) without reading them, sorted by relative path.
  * @throws InvalidOptionError when the input does not exist or a glob matches nothing.
  */
-export async function listImageFiles(input: string, extensions?: readonly string[]): Promise<ImageFile[]> {
+export async function listImageFiles(
+  input: string,
+  extensions?: readonly string[],
+  onSkip: (path: string, reason: string) => void = () => undefined,
+): Promise<ImageFile[]> {
   string(input, 'options.input');
   const exts = normalizeExtensions(extensions);
   const stat = await fsp.stat(input).catch(() => null);
@@ -69,7 +73,8 @@ export async function listImageFiles(input: string, extensions?: readonly string
   let pattern: string;
   if (stat?.isDirectory()) {
     root = path.resolve(input);
-    pattern = '**/*';
+    const out = (await walkDirectory(root, onSkip)).filter((rel) => exts.has(extOf(rel))).sort(compareCodePoints);
+    return out.map((rel) => ({ abs: path.join(root, rel), relPath: rel }));
   } else if (fg.isDynamicPattern(toPosix(input))) {
     const posix = toPosix(input);
     const parts = posix.split('/');
@@ -80,13 +85,75 @@ export async function listImageFiles(input: string, extensions?: readonly string
   } else {
     throw new InvalidOptionError(`Expected an existing file, directory or glob for options.input but received ${input}`);
   }
-  const found = await fg(pattern, { cwd: root, onlyFiles: true, dot: false, unique: true, followSymbolicLinks: true });
+  // Globs do not follow symlinked directories (fast-glob has no loop guard: a link to an ancestor never ends);
+  // a directory input does, each real directory once (walkDirectory).
+  const found = await fg(pattern, { cwd: root, onlyFiles: true, dot: false, unique: true, followSymbolicLinks: false });
   const out = found
     .filter((rel) => exts.has(extOf(rel)))
     .sort(compareCodePoints)
     .map((rel) => ({ abs: path.join(root, rel), relPath: rel }));
   if (out.length === 0 && !stat?.isDirectory()) {
     throw new InvalidOptionError(`Expected image files for options.input but ${input} matches none`);
+  }
+  return out;
+}
+
+/**
+ * Every regular file under `root` (relative POSIX paths; hidden names skipped), following symlinks to files
+ * and directories but entering each real directory once: a link back to an ancestor (a loop) or to a
+ * directory already walked is passed to `onSkip` once (callers print it as a notice) and not entered, so a cycle of links can
+ * neither hang the walk nor list a file twice. A dangling link or a chain of links that loops (ELOOP) is
+ * reported too.
+ */
+async function walkDirectory(root: string, onSkip: (path: string, reason: string) => void): Promise<string[]> {
+  const seen = new Set<string>([await fsp.realpath(root)]);
+  const out: string[] = [];
+  const pending: string[] = [''];
+  while (pending.length > 0) {
+    const rel = pending.shift()!;
+    const dir = path.join(root, rel);
+    let entries: import('node:fs').Dirent[];
+    try {
+      entries = await fsp.readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      onSkip(dir, `cannot read directory: ${reasonOf(err)}`);
+      continue;
+    }
+    entries.sort((a, b) => compareCodePoints(a.name, b.name));
+    for (const e of entries) {
+      if (e.name.startsWith('.')) continue;
+      const childRel = rel === '' ? e.name : `${rel}/${e.name}`;
+      const abs = path.join(root, childRel);
+      let isDir = e.isDirectory();
+      let isFile = e.isFile();
+      if (e.isSymbolicLink()) {
+        try {
+          const st = await fsp.stat(abs);
+          isDir = st.isDirectory();
+          isFile = st.isFile();
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          onSkip(abs, code === 'ELOOP' ? 'symbolic link loop' : code === 'ENOENT' ? 'dangling symbolic link' : reasonOf(err));
+          continue;
+        }
+      }
+      if (isFile) out.push(childRel);
+      else if (isDir) {
+        let real: string;
+        try {
+          real = await fsp.realpath(abs);
+        } catch (err) {
+          onSkip(abs, reasonOf(err));
+          continue;
+        }
+        if (seen.has(real)) {
+          onSkip(abs, `symbolic link to a directory already listed (${real}): not entered again`);
+          continue;
+        }
+        seen.add(real);
+        pending.push(childRel);
+      }
+    }
   }
   return out;
 }
@@ -115,7 +182,7 @@ export function files(options: FilesOptions): (ctx: StageContext) => AsyncIterab
   normalizeExtensions(options.extensions);
   const { rank, world } = rankAndWorld(options);
   return async function* filesSource(ctx: StageContext): AsyncGenerator<FileSample> {
-    const list = await listImageFiles(options.input, options.extensions);
+    const list = await listImageFiles(options.input, options.extensions, (p, reason) => ctx.reporter.notice('files', p, reason));
     const mine: (ImageFile & { index: number })[] = [];
     for (let i = rank; i < list.length; i += world) mine.push({ ...list[i]!, index: i });
     yield* readImageFiles(mine)(ctx);

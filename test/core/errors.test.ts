@@ -70,3 +70,12 @@ test('fileErrorLine and errorText: one line naming the path; exit status 2 for u
   assert.equal(exitCodeOf(new BadInputError('k', 'r')), 1);
   assert.equal(exitCodeOf(new Error('x')), 1);
 });
+
+test('Reporter.notice: one escaped line, kept apart from the bad inputs, never fatal', () => {
+  const lines: string[] = [];
+  const r = new Reporter({ onError: 'fail', log: (l) => lines.push(l) });
+  r.notice('files', 'in/d/p1\n', 'symbolic link loop');
+  assert.deepEqual(lines, ['colorpipe: note: in/d/p1\\n (files): symbolic link loop']);
+  assert.equal(r.total, 0);
+  assert.deepEqual(r.notices, [{ stage: 'files', key: 'in/d/p1\n', reason: 'symbolic link loop' }]);
+});

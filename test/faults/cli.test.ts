@@ -9,6 +9,8 @@ import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FIXTURES, tempDir } from '../helpers/tar.js';
+import { setupEngine } from '../../src/model/engine.js';
+import { buildColorizer, disposeColorizer, saveColorizer } from '../../src/model/network.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -78,6 +80,36 @@ test('a file name with a newline or escape codes cannot forge a line: skip lines
     assert.ok(!/^colorpipe: 99 written/m.test(r.stderr), r.stderr);
     assert.ok(!/[\x1b\x9b]/.test(r.stderr), 'no raw escape codes');
     assert.match(r.stderr, /skipped x\\ncolorpipe: 99 written, 0 skipped, 0 failed\\x1b\[2K\\x9b1A\.jpg \(shard\)/);
+  } finally {
+    cleanup();
+  }
+});
+
+test('symbolic link loops in --in: pipe shard and pipe colorize finish, each file once, each loop reported once', { timeout: 120_000 }, async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const { symlinkSync } = await import('node:fs');
+    const input = join(dir, 'in');
+    mkdirSync(join(input, 'd'), { recursive: true });
+    copyFileSync(join(FIXTURES, 'images', 'renewable', 'dam1.jpg'), join(input, 'd', 'a.jpg'));
+    // mkdir -p in/d; ln -s .. in/d/p1; ln -s .. in/d/p2: walked forever before.
+    symlinkSync('..', join(input, 'd', 'p1'));
+    symlinkSync('..', join(input, 'd', 'p2'));
+    const shard = pipe('shard', '--in', input, '--out', join(dir, 'shards'), '--labels', 'none');
+    assert.equal(shard.status, 0, shard.stderr);
+    assert.equal((shard.stderr.match(/symbolic link/g) ?? []).length, 2, shard.stderr);
+    noStack(shard.stderr);
+    // A tiny model to colorize with.
+    await setupEngine({ backend: 'cpu' });
+    const model = join(dir, 'model');
+    const net = buildColorizer({ inputSize: 32, width: 0.125, numClasses: 0 }, { seed: 1 });
+    await saveColorizer(net, model);
+    disposeColorizer(net);
+    const colorize = pipe('colorize', '--in', input, '--out', join(dir, 'out'), '--model', model, '--quiet', '--json');
+    assert.equal(colorize.status, 0, colorize.stderr);
+    assert.equal((JSON.parse(colorize.stdout.trim().split('\n').at(-1)!) as { written: number }).written, 1);
+    assert.equal((colorize.stderr.match(/symbolic link/g) ?? []).length, 2, colorize.stderr);
+    noStack(colorize.stderr);
   } finally {
     cleanup();
   }

@@ -102,3 +102,42 @@ test('files(): a file that cannot be read is reported and the stream goes on; op
     cleanup();
   }
 });
+
+test('symbolic link loops neither hang the walk nor list a file twice; each is reported once', { timeout: 20_000 }, async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const { symlinkSync } = await import('node:fs');
+    mkdirSync(path.join(dir, 'd'), { recursive: true });
+    writeFileSync(path.join(dir, 'd', 'x.jpg'), 'x');
+    writeFileSync(path.join(dir, 'top.png'), 'x');
+    // Links back to ancestors (what made `pipe colorize` and `pipe shard` walk forever), an alias of a walked
+    // directory, a chain of links that loops, and a dangling link.
+    symlinkSync('..', path.join(dir, 'd', 'p1'));
+    symlinkSync('..', path.join(dir, 'd', 'p2'));
+    symlinkSync('d', path.join(dir, 'alias'));
+    symlinkSync('b', path.join(dir, 'a'));
+    symlinkSync('a', path.join(dir, 'b'));
+    symlinkSync('gone', path.join(dir, 'dangling.jpg'));
+    const skipped: [string, string][] = [];
+    const list = await listImageFiles(dir, undefined, (p, reason) => skipped.push([path.relative(dir, p), reason]));
+    const rels = list.map((f) => f.relPath);
+    // Each real directory once: d/x.jpg is listed under d (or its alias, whichever came first), never twice.
+    assert.deepEqual(rels, ['alias/x.jpg', 'top.png']);
+    const by = Object.fromEntries(skipped);
+    assert.match(by['alias/p1']!, /already listed/);
+    assert.match(by['alias/p2']!, /already listed/);
+    assert.match(by['d']!, /already listed/);
+    assert.match(by['a']!, /loop/);
+    assert.match(by['b']!, /loop/);
+    assert.match(by['dangling.jpg']!, /dangling/);
+    assert.equal(skipped.length, new Set(skipped.map(([p]) => p)).size, 'each reported once');
+    // Through the stage: the same, reported to the run's reporter.
+    const reporter = new Reporter({ log: null });
+    const got = await collect(pipeline(files({ input: dir }), { reporter }));
+    assert.deepEqual(got.map((s) => s.relPath), ['alias/x.jpg', 'top.png']);
+    assert.equal(reporter.notices.length, skipped.length, 'notices, not bad inputs');
+    assert.equal(reporter.total, 0);
+  } finally {
+    cleanup();
+  }
+});
