@@ -3,8 +3,8 @@
  * `pipe`: the command line. Each command lives in src/commands/<name>.ts and exports `run(argv)`; this file
  * only dispatches, so `pipe --help` stays fast (no tfjs or sharp loaded for it).
  */
-import { readFileSync } from 'node:fs';
 import { errorText, exitCodeOf, printable } from './core/errors.js';
+import { colorpipeVersion } from './version.js';
 
 const HELP = `pipe: train and run the Iizuka et al. 2016 colorization network as a streaming pipeline
 
@@ -25,18 +25,6 @@ Run 'pipe COMMAND --help' for a command's options; 'pipe --version' prints color
 Exit status: 0 done, 1 a failure (or inputs that failed), 2 a usage error (a bad or missing flag),
 130 interrupted (Ctrl-C).`;
 
-/** colorpipe's version, from its package.json (two levels above dist/src/cli.js, one above src/cli.ts). */
-function version(): string {
-  for (const rel of ['../../package.json', '../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'colorpipe' && pkg.version) return pkg.version;
-    } catch {
-      // Not this level: try the next.
-    }
-  }
-  return 'unknown';
-}
 
 const COMMANDS: Record<string, () => Promise<{ run(argv: string[]): Promise<number> }>> = {
   train: () => import('./commands/train.js'),
@@ -55,7 +43,7 @@ async function main(argv: string[]): Promise<number> {
     return cmd ? 0 : 2;
   }
   if (cmd === '--version' || cmd === '-v' || cmd === 'version') {
-    process.stdout.write(`colorpipe ${version()}\n`);
+    process.stdout.write(`colorpipe ${colorpipeVersion()}\n`);
     return 0;
   }
   const load = COMMANDS[cmd];

@@ -19,7 +19,7 @@ const MAX_LINES = 450;
  */
 const RANKS: Record<string, number> = {
   core: 0,
-  'types.ts': 1, 'config.ts': 1, 'rng.ts': 1,
+  'types.ts': 1, 'config.ts': 1, 'rng.ts': 1, 'version.ts': 1,
   webdataset: 2, color: 2,
   stages: 3, model: 3,
   train: 4, colorize: 4,

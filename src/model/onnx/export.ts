@@ -9,7 +9,7 @@
  * style transfer); outputs ab [N, 2, H/2, W/2] ((ab + 128) / 255: the network's own half resolution) and,
  * with a class head, logits [G, numClasses]. Batch and spatial dimensions are symbolic.
  */
-import { readFileSync } from 'node:fs';
+import { colorpipeVersion } from '../../version.js';
 import type { LayerVariable } from '@tensorflow/tfjs-layers';
 import { writeFileAtomic } from '../../core/atomic.js';
 import { InvalidOptionError } from '../../core/errors.js';
@@ -34,18 +34,7 @@ export interface ExportOptions {
   metadata?: Record<string, string>;
 }
 
-/** colorpipe's version, from its package.json (two levels above dist/src/ or src/). */
-export function colorpipeVersion(): string {
-  for (const rel of ['../../../../package.json', '../../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'colorpipe' && pkg.version) return pkg.version;
-    } catch {
-      // Not this level: try the next.
-    }
-  }
-  return 'unknown';
-}
+export { colorpipeVersion };
 
 /** The metadata_props keys the export writes (engine.ts reads them back). */
 export const META = {
