@@ -7,7 +7,8 @@
  * shards stage is forwarded as 'report' frames (the parent's reporter decides whether it is fatal); any other
  * error is sent as a 'fatal' frame and the process exits with code 1.
  *
- * The process exits when its stdin closes (the parent is gone or stopped it), on SIGTERM, or after 'done'.
+ * The process exits when its stdin closes (the parent is gone or stopped it), when its parent dies (polled),
+ * on SIGTERM, or after 'done'.
  */
 import net from 'node:net';
 import type { StageContext } from '../../core/pipeline.js';
@@ -48,10 +49,18 @@ function readJob(): Promise<LoaderJob> {
 
 async function main(): Promise<void> {
   const controller = new AbortController();
-  // The parent closing stdin (or dying) stops everything at once.
+  // The parent closing stdin (or dying) stops everything at once. stdin must keep flowing for its end to be
+  // seen: once the job is read nothing else comes, so the data is dropped. A parent killed outright may leave
+  // the pipe open in a grandchild for a while, so the parent's pid is also polled (its death reparents this
+  // process): either way a child outlives a SIGKILLed `pipe train` by at most half a second.
   process.stdin.on('end', () => process.exit(0));
   process.stdin.on('close', () => process.exit(0));
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) process.exit(0);
+  }, 500).unref();
   const job = await readJob();
+  process.stdin.on('data', () => undefined);
   const ctx: StageContext = { signal: controller.signal, reporter: new ForwardingReporter(send) };
   try {
     for await (const f of rankFrames(job, ctx)) {
