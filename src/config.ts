@@ -128,7 +128,47 @@ export function loadConfig(path: string): Config {
   } catch (err) {
     throw new InvalidOptionError(`Cannot read config ${path}: ${(err as Error).message}`);
   }
+  checkKeys(raw, path);
   return makeConfig(raw as DeepPartial<Config>);
+}
+
+/**
+ * A config file states only known keys: a typo (`train.batchsize`, a top-level `trian`) would otherwise be
+ * ignored without a word and the default used. Keys starting with '_' are comments. Sections are objects.
+ * @throws InvalidOptionError naming the file, the key and the nearest valid name.
+ */
+function checkKeys(raw: unknown, path: string): void {
+  const isObject = (v: unknown) => v !== null && typeof v === 'object' && !Array.isArray(v);
+  if (!isObject(raw)) throw invalidOption(`the config ${path}`, 'a JSON object', raw);
+  const sections = DEFAULT_CONFIG as unknown as Record<string, unknown>;
+  for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
+    if (key.startsWith('_')) continue;
+    if (!(key in sections)) throw unknownKey(path, key, Object.keys(sections));
+    const known = sections[key];
+    if (!isObject(known)) continue;
+    if (!isObject(value)) throw invalidOption(`${key} in ${path}`, 'an object', value);
+    for (const sub of Object.keys(value as Record<string, unknown>)) {
+      if (!sub.startsWith('_') && !(sub in (known as Record<string, unknown>))) {
+        throw unknownKey(path, `${key}.${sub}`, Object.keys(known as Record<string, unknown>).map((k) => `${key}.${k}`));
+      }
+    }
+  }
+}
+
+function unknownKey(path: string, key: string, valid: string[]): InvalidOptionError {
+  const nearest = valid.reduce((best, v) => (editDistance(key.toLowerCase(), v.toLowerCase()) < editDistance(key.toLowerCase(), best.toLowerCase()) ? v : best));
+  return new InvalidOptionError(`Unknown key ${key} in the config ${path}: did you mean ${nearest}?`);
+}
+
+/** Levenshtein distance (config keys are short). */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
 }
 
 export interface Overrides {

@@ -60,3 +60,21 @@ test('command-line overrides: --size moves the crop and resize too; the input is
   const jit = applyOverrides(makeConfig({ model: { inputSize: 64 }, augment: { resize: 80, scaleJitter: [64, 100] } }), { size: 32 });
   assert.deepEqual([jit.augment.crop, jit.augment.scaleJitter], [32, [32, 50]], '--size scales the jitter range too');
 });
+
+test('config files: an unknown key is refused with the nearest valid name; sections must be objects; _comments pass', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'colorpipe-config-'));
+  const load = (json: unknown) => {
+    const f = join(dir, 'c.json');
+    writeFileSync(f, JSON.stringify(json));
+    return () => loadConfig(f);
+  };
+  try {
+    assert.throws(load({ train: { batchsize: 8 } }), /Unknown key train.batchsize in the config .*c\.json: did you mean train.batch\?/);
+    assert.throws(load({ trian: { batch: 8 } }), /Unknown key trian .*did you mean train\?/);
+    assert.throws(load({ model: null }), /Expected an object for model in .*c\.json but received null/);
+    assert.throws(load([1, 2]), /Expected a JSON object for the config .*c\.json/);
+    assert.equal(load({ _note: 'ok', train: { _why: 'ok', batch: 4 } })().train.batch, 4);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
