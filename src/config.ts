@@ -223,3 +223,24 @@ export function validateConfig(c: Config): void {
   }
   scaleRange(c.augment.scaleJitter, 'augment.scaleJitter', c.augment.crop);
 }
+
+/**
+ * What a resumed run was asked to change: every key of model, train (but steps), augment and filter whose value
+ * in `asked` differs from `saved` (the checkpoint's), as `key: saved -> asked`. A resumed run keeps its model and
+ * schedule (the data order and the optimizer state depend on them), so `pipe train --resume` refuses these.
+ */
+export function resumeConflicts(saved: Config, asked: Config): string[] {
+  const out: string[] = [];
+  for (const section of ['model', 'train', 'augment', 'filter'] as const) {
+    const a = saved[section] as unknown as Record<string, unknown>;
+    const b = asked[section] as unknown as Record<string, unknown>;
+    for (const key of Object.keys(b)) {
+      if (section === 'train' && key === 'steps') continue;
+      if (JSON.stringify(a[key] ?? null) !== JSON.stringify(b[key] ?? null)) {
+        out.push(`${section}.${key}: ${JSON.stringify(a[key] ?? null)} -> ${JSON.stringify(b[key] ?? null)}`);
+      }
+    }
+  }
+  return out;
+}
+

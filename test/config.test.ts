@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { applyOverrides, DEFAULT_CONFIG, loadConfig, makeConfig } from '../src/config.js';
+import { applyOverrides, DEFAULT_CONFIG, loadConfig, makeConfig, resumeConflicts } from '../src/config.js';
 import { InvalidOptionError } from '../src/core/errors.js';
 
 test('the default is the paper network at 224 (what pipe train uses without --config)', () => {
@@ -77,4 +77,10 @@ test('config files: an unknown key is refused with the nearest valid name; secti
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('resumeConflicts lists what a resumed run was asked to change, steps aside', () => {
+  const saved = loadConfig('configs/tiny.json');
+  assert.deepEqual(resumeConflicts(saved, applyOverrides(saved, { steps: 99 })), []);
+  assert.deepEqual(resumeConflicts(saved, applyOverrides(saved, { width: 0.25, lr: 0.01 })), ['model.width: 0.125 -> 0.25', 'train.lr: 0.002 -> 0.01']);
 });

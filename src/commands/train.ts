@@ -1,10 +1,11 @@
 /** `pipe train`: see the usage text. Ctrl-C once: checkpoint, then exit 130; twice: exit 130 at once. */
 import { resolve } from 'node:path';
 import { parse, num, required, oneOf, str, interruptible } from './args.js';
-import { applyOverrides, loadConfig, makeConfig } from '../config.js';
+import { applyOverrides, loadConfig, makeConfig, resumeConflicts } from '../config.js';
 import { BACKENDS, type BackendChoice } from '../model/engine.js';
 import { trainGraph } from '../train/graph.js';
-import { printable } from '../core/errors.js';
+import { InvalidOptionError, printable } from '../core/errors.js';
+import { latestCheckpoint } from '../train/checkpoint.js';
 
 const USAGE = `Usage: pipe train --shards 'data/*.tar' --out runs/NAME [options]
   --shards GLOB        training shards: globs, brace ranges (data-{000000..000009}.tar), comma-separated lists
@@ -33,7 +34,9 @@ export async function run(argv: string[]): Promise<number> {
   }, USAGE);
   const shards = required(str(v.shards), 'shards', USAGE);
   const out = required(str(v.out), 'out', USAGE);
-  const base = v.config ? loadConfig(str(v.config)!) : makeConfig({ name: 'default' });
+  // On --resume without --config, the checkpoint's config is the base the flags change.
+  const saved = v.resume ? await latestCheckpoint(resolve(out)).catch(() => null) : null;
+  const base = v.config ? loadConfig(str(v.config)!) : saved ? saved.state.config : makeConfig({ name: 'default' });
   const config = applyOverrides(base, {
     steps: num(v.steps, 'steps', { int: true, min: 1 }),
     batch: num(v.batch, 'batch', { int: true, min: 1 }),
@@ -43,6 +46,15 @@ export async function run(argv: string[]): Promise<number> {
     seed: num(v.seed, 'seed', { int: true }),
     checkpointEvery: num(v['checkpoint-every'], 'checkpoint-every', { int: true, min: 1 }),
   });
+  if (saved) {
+    const changes = resumeConflicts(saved.state.config, config);
+    if (changes.length > 0) {
+      throw new InvalidOptionError(
+        `--resume continues ${out} with the model and schedule it was trained with, but ${changes.length === 1 ? 'this differs' : 'these differ'}: ` +
+          `${changes.join('; ')} (drop the flag or use the run's config, or train into a new --out; --steps may change)`,
+      );
+    }
+  }
   const backend = oneOf<BackendChoice>(v.backend, 'backend', BACKENDS, 'auto');
   const onError = oneOf(v['on-error'], 'on-error', ['skip', 'fail'] as const, 'skip');
 

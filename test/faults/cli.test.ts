@@ -114,3 +114,26 @@ test('symbolic link loops in --in: pipe shard and pipe colorize finish, each fil
     cleanup();
   }
 });
+
+test('--resume refuses a changed model or schedule, naming each change; --steps may change', { timeout: 120_000 }, () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const out = join(dir, 'run');
+    const common = ['--shards', join(FIXTURES, 'shards', 'data-*.tar'), '--out', out, '--backend', 'wasm', '--processes', '0', '--quiet'];
+    const first = pipe('train', ...common, '--config', join(ROOT, 'configs', 'tiny.json'), '--steps', '2');
+    assert.equal(first.status, 0, first.stderr);
+    const width = pipe('train', ...common, '--resume', '--steps', '3', '--width', '0.25');
+    assert.equal(width.status, 2, width.stderr);
+    assert.match(width.stderr, /model\.width: 0\.125 -> 0\.25/);
+    noStack(width.stderr);
+    const lr = pipe('train', ...common, '--resume', '--steps', '3', '--lr', '0.01', '--batch', '4');
+    assert.equal(lr.status, 2, lr.stderr);
+    assert.match(lr.stderr, /train\.lr: 0\.002 -> 0\.01; train\.batch: 8 -> 4/);
+    // The run's own config (no --config: the checkpoint's) with more steps continues.
+    const more = pipe('train', ...common, '--resume', '--steps', '3');
+    assert.equal(more.status, 0, more.stderr);
+    assert.match(more.stderr, /done at step 3/);
+  } finally {
+    cleanup();
+  }
+});
