@@ -34,6 +34,7 @@ import { loadValidation, validateEvery, writeValidation } from './validation.js'
 import { logMetrics, RunTotals } from './metrics.js';
 import { checkWritableDir, cleanTemps, writeFileAtomic } from '../core/atomic.js';
 import { expandShardSpec } from '../webdataset/spec.js';
+import { checkClassCount, checkLabels } from './labels.js';
 
 export interface TrainGraphOptions {
   shards: string | string[];
@@ -90,6 +91,7 @@ export async function trainGraph(o: TrainGraphOptions): Promise<TrainResult> {
   await checkWritableDir(runDir);
   await cleanTemps(runDir);
   const urls = await expandShardSpec(o.shards);
+  await checkClassCount(urls, o.config.model.numClasses);
 
   // Resume: config, step, data position and optimizer come from the checkpoint.
   const ck = o.resume ? await latestCheckpoint(runDir) : null;
@@ -158,6 +160,7 @@ export async function trainGraph(o: TrainGraphOptions): Promise<TrainResult> {
   const p = pipeline(
     source,
     sh,
+    checkLabels<LabSample>(config.model.numClasses),
     batch({ size: config.train.batch, dropLast: true }),
     prefetch<LabBatch>(config.train.prefetch),
     train({
