@@ -35,7 +35,7 @@ export async function run(argv: string[]): Promise<number> {
   const shards = required(str(v.shards), 'shards', USAGE);
   const out = required(str(v.out), 'out', USAGE);
   // On --resume without --config, the checkpoint's config is the base the flags change.
-  const saved = v.resume ? await latestCheckpoint(resolve(out)).catch(() => null) : null;
+  const saved = v.resume ? await latestCheckpoint(resolve(out), () => undefined).catch(() => null) : null;
   const base = v.config ? loadConfig(str(v.config)!) : saved ? saved.state.config : makeConfig({ name: 'default' });
   const config = applyOverrides(base, {
     steps: num(v.steps, 'steps', { int: true, min: 1 }),

@@ -8,13 +8,14 @@
  * A run killed at any moment leaves either the previous or the new checkpoint complete; `latestCheckpoint`
  * trusts state.json and falls back to the newest complete checkpoint directory.
  */
+import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { NamedTensor } from '@tensorflow/tfjs-core/dist/tensor_types.js';
 import { io } from '@tensorflow/tfjs-core';
 import type { Config } from '../config.js';
 import { cleanTemps, exists, symlinkAtomic, writeDirAtomic, writeFileAtomic } from '../core/atomic.js';
-import { ColorpipeError } from '../core/errors.js';
+import { ColorpipeError, printable } from '../core/errors.js';
 import { fileSaveHandler } from '../model/io.js';
 
 export interface TensorSpec {
@@ -39,6 +40,8 @@ export interface TrainState {
   /** The checkpoint directory, relative to the run directory. */
   checkpoint?: string;
   time: string;
+  /** Size and SHA-256 of the checkpoint's files, verified on resume (absent in checkpoints made before). */
+  files?: Record<string, { bytes: number; sha256: string }>;
 }
 
 export interface SaveCheckpointOptions {
@@ -69,10 +72,15 @@ export async function saveCheckpoint(o: SaveCheckpointOptions): Promise<string> 
     checkpoint: rel,
     time: new Date().toISOString(),
   };
-  const stateJSON = JSON.stringify(state, null, 1);
+  let stateJSON = '';
   await writeDirAtomic(target, async (tmp) => {
     await o.model.save(fileSaveHandler(tmp, o.modelMeta));
     await fsp.writeFile(join(tmp, 'optimizer.bin'), new Uint8Array(io.CompositeArrayBuffer.join(encoded.data)));
+    // Sizes and checksums of what was just written: a resume verifies them (a truncated or damaged file
+    // sends it to an older checkpoint instead of a stack trace).
+    state.files = {};
+    for (const f of CHECKPOINT_FILES) state.files[f] = await fileDigest(join(tmp, f));
+    stateJSON = JSON.stringify(state, null, 1);
     await fsp.writeFile(join(tmp, 'state.json'), stateJSON);
   });
   await symlinkAtomic(rel, join(runDir, 'model'));
@@ -107,8 +115,61 @@ export interface LoadedCheckpoint {
   optimizerData: ArrayBuffer;
 }
 
-/** The newest complete checkpoint of a run, or null when it has none. */
-export async function latestCheckpoint(runDir: string): Promise<LoadedCheckpoint | null> {
+/** The files a checkpoint holds besides state.json, verified on load. */
+const CHECKPOINT_FILES = ['model.json', 'weights.bin', 'optimizer.bin'] as const;
+
+async function fileDigest(file: string): Promise<{ bytes: number; sha256: string }> {
+  const b = await fsp.readFile(file);
+  return { bytes: b.byteLength, sha256: createHash('sha256').update(b).digest('hex') };
+}
+
+/** Why a checkpoint's state.json cannot be resumed from, or null when its shape is sound. */
+function badState(s: unknown): string | null {
+  const t = s as Partial<TrainState> | null;
+  if (t === null || typeof t !== 'object') return 'state.json is not an object';
+  if (!Number.isInteger(t.step) || (t.step as number) < 0) return `state.json: step ${JSON.stringify(t.step)} is not a non-negative integer`;
+  if (!Number.isInteger(t.epoch) || (t.epoch as number) < 0) return `state.json: epoch ${JSON.stringify(t.epoch)} is not a non-negative integer`;
+  if (t.config === null || typeof t.config !== 'object' || typeof t.config.model !== 'object') return 'state.json: no config';
+  if (!t.optimizer || !Array.isArray(t.optimizer.specs)) return 'state.json: no optimizer specs';
+  return null;
+}
+
+/** Verifies a checkpoint directory: its state and, when recorded (every checkpoint since they were), its files. */
+async function verify(dir: string): Promise<{ state: TrainState } | { reason: string }> {
+  let state: TrainState;
+  try {
+    state = JSON.parse(await fsp.readFile(join(dir, 'state.json'), 'utf8')) as TrainState;
+  } catch (err) {
+    return { reason: `state.json: ${(err as Error).message.split('\n')[0]}` };
+  }
+  const bad = badState(state);
+  if (bad) return { reason: bad };
+  for (const f of CHECKPOINT_FILES) {
+    let got: { bytes: number; sha256: string };
+    try {
+      got = await fileDigest(join(dir, f));
+    } catch {
+      return { reason: `${f} is missing` };
+    }
+    const want = state.files?.[f];
+    if (want && want.bytes !== got.bytes) return { reason: `${f} has ${got.bytes} bytes, ${want.bytes} were written` };
+    if (want && want.sha256 !== got.sha256) return { reason: `${f} does not match the checksum written with it` };
+  }
+  return { state };
+}
+
+/**
+ * The newest intact checkpoint of a run, or null when it has none. Each candidate (the one state.json names,
+ * then the checkpoint directories newest first) is verified; a damaged one is passed to `onDamaged` (default:
+ * one warning line on stderr) and the next older one is tried.
+ * @throws ColorpipeError 'ERR_CHECKPOINT' when checkpoints exist but none is intact (starting over silently
+ *   would throw the run away).
+ */
+export async function latestCheckpoint(
+  runDir: string,
+  onDamaged: (dir: string, reason: string) => void = (dir, reason) =>
+    process.stderr.write(`colorpipe: checkpoint ${printable(dir)} is damaged (${printable(reason)}): trying an older one\n`),
+): Promise<LoadedCheckpoint | null> {
   runDir = resolve(runDir);
   const candidates: string[] = [];
   try {
@@ -118,16 +179,24 @@ export async function latestCheckpoint(runDir: string): Promise<LoadedCheckpoint
     // No or unreadable state.json: fall back to the checkpoint directories.
   }
   for (const n of (await listCheckpoints(runDir)).reverse()) candidates.push(join('checkpoints', n));
+  const tried = new Set<string>();
+  let damaged = 0;
   for (const rel of candidates) {
     const dir = join(runDir, rel);
-    try {
-      const state = JSON.parse(await fsp.readFile(join(dir, 'state.json'), 'utf8')) as TrainState;
-      if (!(await exists(join(dir, 'model.json')))) continue;
-      const b = await fsp.readFile(join(dir, 'optimizer.bin'));
-      return { dir, state, optimizerData: b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer };
-    } catch {
+    if (tried.has(dir)) continue;
+    tried.add(dir);
+    if (!(await exists(dir))) continue;
+    const v = await verify(dir);
+    if ('reason' in v) {
+      damaged++;
+      onDamaged(dir, v.reason);
       continue;
     }
+    const b = await fsp.readFile(join(dir, 'optimizer.bin'));
+    return { dir, state: v.state, optimizerData: b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer };
+  }
+  if (damaged > 0) {
+    throw new ColorpipeError('ERR_CHECKPOINT', `every checkpoint in ${runDir} is damaged (${damaged}); nothing to resume from`);
   }
   return null;
 }
