@@ -28,13 +28,14 @@ import { setupEngine, type BackendChoice } from '../src/model/engine.js';
 import { buildColorizer, disposeColorizer } from '../src/model/network.js';
 import { countParams } from '../src/model/table.js';
 import { colorizeGraph } from '../src/colorize/graph.js';
-import { DEFAULT_BATCH, DEFAULT_BATCH_PIXELS } from '../src/colorize/options.js';
+import { DEFAULT_BATCH, DEFAULT_BATCH_PIXELS, defaultEngineThreads } from '../src/colorize/options.js';
 import { prepareImage, prepareSettings, type PreparedImage, type Resolution } from '../src/colorize/image.js';
 import { groupByShape } from '../src/stages/group-by-shape.js';
 import { predict } from '../src/colorize/predict.js';
 import { pipeline, collect, drain } from '../src/core/pipeline.js';
 import { exportOnnx } from '../src/model/onnx/export.js';
 import { loadOnnxColorizer, type OnnxColorizer, type OnnxDevice } from '../src/model/onnx/engine.js';
+import { forEachArg } from './args.js';
 
 export interface BenchColorizeOptions {
   /** The runtime measured (default tfjs): 'onnx' runs ONNX Runtime on `device`, both end to end and predict only. */
@@ -125,7 +126,7 @@ export async function benchColorize(o: BenchColorizeOptions = {}): Promise<Bench
   const net = buildColorizer(modelConfig, { seed: 1 });
   // ONNX: the same weights exported once and loaded once; both measurements then use that session.
   const onnx: OnnxColorizer | null = o.engine === 'onnx'
-    ? await loadOnnxColorizer(exportOnnx(net), { device: o.device ?? 'cpu', threads: o.engineThreads ?? Math.max(1, os.availableParallelism() - 1) })
+    ? await loadOnnxColorizer(exportOnnx(net), { device: o.device ?? 'cpu', threads: o.engineThreads ?? defaultEngineThreads() })
     : null;
   const model = onnx ?? net;
   const predictStage = () => (onnx ? predict({ model: onnx }) : predict({ tf: engine.tf, model: net }));
@@ -248,13 +249,7 @@ function round(v: number, digits = 2): number {
 function parseArgs(argv: string[]): BenchColorizeOptions {
   const o: BenchColorizeOptions = {};
   const list = (v: string) => v.split(',').map((x) => Number(x));
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const v = () => {
-      const x = argv[++i];
-      if (x === undefined) throw new Error(`${a} needs a value`);
-      return x;
-    };
+  forEachArg(argv, (a, v) => {
     switch (a) {
       case '--backend': o.backend = v() as BackendChoice; break;
       case '--engine': o.engine = v() as 'tfjs' | 'onnx'; break;
@@ -276,7 +271,7 @@ function parseArgs(argv: string[]): BenchColorizeOptions {
         break;
       default: throw new Error(`unknown option ${a}`);
     }
-  }
+  });
   return o;
 }
 

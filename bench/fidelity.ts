@@ -37,6 +37,7 @@ import type { Scalar, Tensor } from '@tensorflow/tfjs-core';
 import { trainGraph } from '../src/train/graph.js';
 import { evaluateFolder } from '../src/eval.js';
 import { BatchDump, openBatchDump, readTensors, writeTensors } from './fidelity-data.js';
+import { forEachArg } from './args.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const TARGET_REL = 0.01;
@@ -293,13 +294,7 @@ export async function benchFidelity(o: FidelityOptions = {}): Promise<Record<str
 
 function parseArgs(argv: string[]): FidelityOptions & { json?: boolean } {
   const o: FidelityOptions & { json?: boolean } = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const next = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
+  forEachArg(argv, (a, next) => {
     switch (a) {
       case '--steps': o.steps = Number(next()); break;
       case '--full': o.full = true; break;
@@ -311,7 +306,7 @@ function parseArgs(argv: string[]): FidelityOptions & { json?: boolean } {
       case '--keep': o.keep = true; break;
       default: throw new Error(`unknown option ${a}`);
     }
-  }
+  });
   return o;
 }
 

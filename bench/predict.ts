@@ -24,6 +24,7 @@ import { buildColorizer, disposeColorizer, predictAb, type Colorizer } from '../
 import { layerTable } from '../src/model/table.js';
 import { exportOnnx, type ExportOptions } from '../src/model/onnx/export.js';
 import { loadOnnxColorizer, type OnnxEngineOptions } from '../src/model/onnx/engine.js';
+import { forEachArg } from './args.js';
 
 /** `stepsScale`: the tiny net's batches take milliseconds, so it times more of them. */
 interface Case { name: string; model: ModelConfig; batch: number; stepsScale: number }
@@ -132,13 +133,7 @@ export async function benchPredict(opts: BenchPredictOptions = {}): Promise<Reco
 
 function parseArgs(argv: string[]): BenchPredictOptions {
   const o: BenchPredictOptions = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const next = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
+  forEachArg(argv, (a, next) => {
     switch (a) {
       case '--rounds': o.rounds = Number(next()); break;
       case '--steps': o.steps = Number(next()); break;
@@ -148,7 +143,7 @@ function parseArgs(argv: string[]): BenchPredictOptions {
       case '--only': o.only = next(); break;
       default: throw new Error(`unknown option ${a} (--rounds N --steps N --warmup N --variants --python PATH --only paper_224|tiny_64)`);
     }
-  }
+  });
   return o;
 }
 

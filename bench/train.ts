@@ -20,6 +20,7 @@ import { countParams, layerTable } from '../src/model/table.js';
 import { createTrainer } from '../src/model/trainer.js';
 import { wasmHeapBytes } from '../src/model/memory.js';
 import type { LabBatch } from '../src/types.js';
+import { forEachArg } from './args.js';
 
 export interface BenchTrainOptions {
   /** A config file (configs/*.json); default: tiny net of the issue (64px, width 1/4, no classes). */
@@ -225,13 +226,7 @@ function runTorch(python: string, config: Config, o: { steps: number; warmup: nu
 
 function parseArgs(argv: string[]): BenchTrainOptions {
   const o: BenchTrainOptions = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const next = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
+  forEachArg(argv, (a, next) => {
     switch (a) {
       case '--config': o.config = next(); break;
       case '--size': o.size = Number(next()); break;
@@ -250,7 +245,7 @@ function parseArgs(argv: string[]): BenchTrainOptions {
       case '--rounds': o.rounds = Number(next()); break;
       default: throw new Error(`unknown option ${a}`);
     }
-  }
+  });
   return o;
 }
 

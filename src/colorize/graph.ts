@@ -43,7 +43,7 @@ import { groupByShape } from '../stages/group-by-shape.js';
 import type { OutputFormat } from './formats.js';
 import { prepareImage, prepareSettings, resolveResolution, type PreparedImage } from './image.js';
 import {
-  DEFAULT_BATCH, DEFAULT_BATCH_PIXELS, emptyTimings, validateCommon,
+  DEFAULT_BATCH, DEFAULT_BATCH_PIXELS, defaultEngineThreads, emptyTimings, validateCommon,
   type ColorizeCommonOptions, type ColorizeOptions, type ColorizeSummary, type ColorizeTimings,
 } from './options.js';
 import { checkPaths, planFiles } from './plan.js';
@@ -106,7 +106,7 @@ async function openStream(o: StreamOptions): Promise<{ results: AsyncIterable<Co
   try {
     const lo: LoadModelOptions = { runtime: o.runtime ?? 'auto', device: o.device ?? 'auto', backend: o.backend ?? 'auto' };
     if (o.engine) lo.engine = o.engine;
-    lo.threads = o.engineThreads ?? Math.max(1, os.availableParallelism() - 1);
+    lo.threads = o.engineThreads ?? defaultEngineThreads();
     loaded = await loadModel(o.model, lo);
     S = globalSizeOf(loaded.model);
     if (o.style !== undefined) style = await styleInput(o.style, S, o.limitInputPixels);

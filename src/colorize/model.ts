@@ -21,7 +21,7 @@ import { EngineUnavailableError, InvalidOptionError, reasonOf } from '../core/er
 import { writeFileAtomic } from '../core/atomic.js';
 import type { TrainingScale } from '../types.js';
 import { setupEngine, type BackendChoice, type Engine } from '../model/engine.js';
-import { disposeColorizer, loadColorizer, type Colorizer } from '../model/network.js';
+import { disposeColorizer, loadColorizer, trainingScaleOf, type Colorizer } from '../model/network.js';
 import { colorpipeVersion, exportOnnx, META } from '../model/onnx/export.js';
 import { loadOnnxColorizer, type OnnxColorizer, type OnnxDevice } from '../model/onnx/engine.js';
 import { isOnnx, type InferenceModel, type PredictTf, type SplitColorizer } from './predict.js';
@@ -204,9 +204,8 @@ export function scaleFromMetadata(meta: Readonly<Record<string, string>>): Train
   const raw = meta[META.trainingScale];
   if (raw === undefined) return undefined;
   try {
-    const s = JSON.parse(raw) as Partial<TrainingScale>;
-    const ok = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 1;
-    return ok(s.shortSide) && ok(s.crop) ? { shortSide: s.shortSide, crop: s.crop } : undefined;
+    // The same record and checks as model.json's (network.ts).
+    return trainingScaleOf({ colorpipe: { trainingScale: JSON.parse(raw) as unknown } });
   } catch {
     return undefined;
   }

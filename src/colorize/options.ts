@@ -2,6 +2,7 @@
  * The options and results of the colorize graph (graph.ts), and the checks its entry points make on the
  * options they share, when called: InvalidOptionError, `Expected X for NAME but received Y`.
  */
+import os from 'node:os';
 import type { OnError, Reporter } from '../core/errors.js';
 import { invalidOption, object, oneOf, positiveInt } from '../core/validate.js';
 import type { BackendChoice, Engine } from '../model/engine.js';
@@ -21,6 +22,14 @@ export const DEFAULT_BATCH = 8;
  * engine's activations fit (wasm32 has 4 GiB): 2048 x 2048 photos run one at a time, 256 x 256 ones 8 at once.
  */
 export const DEFAULT_BATCH_PIXELS = 4 * 1024 * 1024;
+
+/**
+ * ONNX Runtime's CPU threads in a colorize run: cores - 1, at least 1 (the engine gets the cores the decode and
+ * encode workers leave free while it predicts).
+ */
+export function defaultEngineThreads(): number {
+  return Math.max(1, os.availableParallelism() - 1);
+}
 
 export interface ColorizeCommonOptions {
   model: ColorizeModel;

@@ -7,6 +7,7 @@ import { setupEngine } from '../model/engine.js';
 import { disposeColorizer, loadColorizer, type Colorizer } from '../model/network.js';
 import { writeOnnx, type ExportOptions } from '../model/onnx/export.js';
 import { DEFAULT_OPSET, MAX_OPSET, MIN_OPSET } from '../model/onnx/proto.js';
+import { resolveModelPath } from '../colorize/model.js';
 
 const USAGE = `Usage: pipe export --model runs/NAME|DIR|model.json [--out FILE] [--opset N]
   Writes the model's inference graph as ONNX: inputs L_local [N, 1, H, W] (L / 100; H, W multiples of 8) and
@@ -20,13 +21,10 @@ const USAGE = `Usage: pipe export --model runs/NAME|DIR|model.json [--out FILE] 
 
 /** The model.json, the default output and the run directory (for state.json) a --model argument names. */
 async function locate(p: string): Promise<{ modelJson: string; out: string; runDir: string | null }> {
-  const st = await fsp.stat(p).catch(() => null);
-  if (!st) throw new InvalidOptionError(`Expected a run directory, model directory or model.json for --model but ${p} does not exist`);
-  const isFile = (f: string) => fsp.stat(f).then((s) => s.isFile(), () => false);
-  if (st.isFile()) return { modelJson: p, out: path.join(path.dirname(p), 'model.onnx'), runDir: null };
-  if (await isFile(path.join(p, 'model', 'model.json'))) return { modelJson: path.join(p, 'model', 'model.json'), out: path.join(p, 'model.onnx'), runDir: p };
-  if (await isFile(path.join(p, 'model.json'))) return { modelJson: path.join(p, 'model.json'), out: path.join(p, 'model.onnx'), runDir: null };
-  throw new InvalidOptionError(`Expected a model for --model: no model.json in ${p} or ${path.join(p, 'model')}`);
+  // The same lookup as colorize's --model; a run directory is the one whose model/model.json was found.
+  const modelJson = await resolveModelPath(p);
+  const runDir = modelJson === path.resolve(p, 'model', 'model.json') ? p : null;
+  return { modelJson, out: runDir ? path.join(p, 'model.onnx') : path.join(path.dirname(modelJson), 'model.onnx'), runDir };
 }
 
 /** The training scale a run's state.json records (config.augment), if any: the export's metadata hook. */

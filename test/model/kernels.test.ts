@@ -12,7 +12,7 @@ import { im2colFilterGrad } from '../../src/model/kernels/webgpu.js';
 import { ADADELTA_UPDATE, ADAM_UPDATE, BN_TRAIN, registerFusedKernels } from '../../src/model/kernels/fused.js';
 import { BatchNormLayer, bnTrainComposite } from '../../src/model/layers.js';
 import { ColorpipeAdadelta, ColorpipeAdam } from '../../src/model/optimizers.js';
-import { conv2dRef, rand, relErr, type ConvGeom } from './reference.js';
+import { conv2dRef, rand, relErr, type ConvGeom, sinConvLoss } from './reference.js';
 
 const CASES: ConvGeom[] = [
   { B: 2, H: 8, W: 8, C: 3, CO: 4, k: 3, s: 1, pad: 'same' },
@@ -68,13 +68,7 @@ test('wasm Conv2DBackpropInput and Conv2DBackpropFilter match the cpu backend (s
 
 test('wasm conv gradients match finite differences of a nonlinear loss (float64 reference)', async () => {
   await setupEngine({ backend: 'wasm' });
-  // L(x, w) = sum(sin(conv(x, w)) * r): nonlinear, so a wrong gradient cannot pass by linearity.
-  const loss = (x: ArrayLike<number>, w: ArrayLike<number>, r: ArrayLike<number>, g: ConvGeom) => {
-    const { y } = conv2dRef(x, w, g);
-    let s = 0;
-    for (let i = 0; i < y.length; i++) s += Math.sin(y[i]!) * r[i]!;
-    return s;
-  };
+  const loss = sinConvLoss;
   for (const [i, g] of CASES.slice(0, 7).entries()) {
     const x = Float64Array.from(rand(g.B * g.H * g.W * g.C, 40 + i));
     const w = Float64Array.from(rand(g.k * g.k * g.C * g.CO, 50 + i, 0.5));

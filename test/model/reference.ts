@@ -61,6 +61,14 @@ export function conv2dRef(x: ArrayLike<number>, w: ArrayLike<number>, g: ConvGeo
 }
 
 /** Max |a - b| / max(1, max |b|). */
+/** L(x, w) = sum(sin(conv(x, w)) * r): a nonlinear loss, so a wrong gradient cannot pass by linearity. */
+export function sinConvLoss(x: ArrayLike<number>, w: ArrayLike<number>, r: ArrayLike<number>, g: ConvGeom): number {
+  const { y } = conv2dRef(x, w, g);
+  let s = 0;
+  for (let i = 0; i < y.length; i++) s += Math.sin(y[i]!) * r[i]!;
+  return s;
+}
+
 export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);
   let m = 0;

@@ -21,7 +21,7 @@ import { buildColorizer, disposeColorizer } from '../../src/model/network.js';
 import { createTrainer } from '../../src/model/trainer.js';
 import { makeConfig } from '../../src/config.js';
 import type { LabBatch } from '../../src/types.js';
-import { conv2dRef, rand, relErr, type ConvGeom } from './reference.js';
+import { conv2dRef, rand, relErr, type ConvGeom, sinConvLoss } from './reference.js';
 import { webgpuHere } from '../helpers/webgpu.js';
 
 const here = await webgpuHere();
@@ -108,12 +108,7 @@ if (!here.ok && !here.ci) {
 
     test('conv gradients on webgpu match finite differences of a nonlinear loss (float64 reference)', async () => {
       await webgpu();
-      const loss = (x: ArrayLike<number>, w: ArrayLike<number>, r: ArrayLike<number>, g: ConvGeom) => {
-        const { y } = conv2dRef(x, w, g);
-        let s = 0;
-        for (let i = 0; i < y.length; i++) s += Math.sin(y[i]!) * r[i]!;
-        return s;
-      };
+      const loss = sinConvLoss;
       for (const [i, g] of CASES.slice(0, 4).entries()) {
         const x = Float64Array.from(rand(g.B * g.H * g.W * g.C, 40 + i));
         const w = Float64Array.from(rand(g.k * g.k * g.C * g.CO, 50 + i, 0.5));
