@@ -35,7 +35,8 @@ export async function run(argv: string[]): Promise<number> {
   const shards = required(str(v.shards), 'shards', USAGE);
   const out = required(str(v.out), 'out', USAGE);
   // On --resume without --config, the checkpoint's config is the base the flags change.
-  const saved = v.resume ? await latestCheckpoint(resolve(out), () => undefined).catch(() => null) : null;
+  // Found (and verified: a damaged newest one is reported here, once) before anything else, and handed on.
+  const saved = v.resume ? await latestCheckpoint(resolve(out)) : null;
   const base = v.config ? loadConfig(str(v.config)!) : saved ? saved.state.config : makeConfig({ name: 'default' });
   const config = applyOverrides(base, {
     steps: num(v.steps, 'steps', { int: true, min: 1 }),
@@ -65,6 +66,7 @@ export async function run(argv: string[]): Promise<number> {
       config, out, backend, onError,
       valShards: str(v['val-shards']),
       resume: Boolean(v.resume),
+      ...(v.resume ? { checkpoint: saved } : {}),
       steps: num(v.steps, 'steps', { int: true, min: 1 }),
       processes: num(v.processes, 'processes', { int: true, min: 0 }),
       stop: stop.signal,

@@ -27,7 +27,7 @@ import { loader, loaderResumeFrom } from './loader/index.js';
 import { setupEngine, type BackendChoice, type Engine } from '../model/engine.js';
 import { buildColorizer, modelMetadata, type Colorizer } from '../model/network.js';
 import { createTrainer } from '../model/trainer.js';
-import { latestCheckpoint, optimizerTensors, saveCheckpoint, type TrainState } from './checkpoint.js';
+import { latestCheckpoint, optimizerTensors, saveCheckpoint, type LoadedCheckpoint, type TrainState } from './checkpoint.js';
 import { fileLoadHandler } from '../model/io.js';
 import { writeReport } from './report.js';
 import { loadValidation, validateEvery, writeValidation } from './validation.js';
@@ -45,6 +45,8 @@ export interface TrainGraphOptions {
   softwareGpu?: boolean;
   valShards?: string | string[];
   resume?: boolean;
+  /** With resume: the checkpoint the caller already found and verified (latestCheckpoint), so it is not read twice. */
+  checkpoint?: LoadedCheckpoint | null;
   /** Total steps; default the config's (the checkpoint's on resume). */
   steps?: number;
   /** Decode processes (0 = in-process); default config.loader.processes (0 there = one per core). */
@@ -94,7 +96,7 @@ export async function trainGraph(o: TrainGraphOptions): Promise<TrainResult> {
   await checkClassCount(urls, o.config.model.numClasses);
 
   // Resume: config, step, data position and optimizer come from the checkpoint.
-  const ck = o.resume ? await latestCheckpoint(runDir) : null;
+  const ck = o.resume ? (o.checkpoint !== undefined ? o.checkpoint : await latestCheckpoint(runDir)) : null;
   if (o.resume && !ck) process.stderr.write(`colorpipe: no checkpoint in ${runDir}, starting from step 0\n`);
   // On resume the checkpoint's config wins (the model must match it), except the step count when given.
   const base: Config = ck ? ck.state.config : o.config;
