@@ -20,17 +20,24 @@
  * Timing: `onBatch` receives, per batch, the time the stage waited for its input and the engine's time
  * (tensor upload, predict, download): the data-stall figure of the colorize benchmark.
  *
- * Errors that surface at the consumer's await: the engine's (e.g. out of memory: OutOfMemoryError naming a
- * smaller --batch), AbortError on abort. The factory throws InvalidOptionError for a model without the two
- * inputs or a style input of the wrong size.
+ * Large images: a local input of more than tile x tile pixels runs in overlapping windows (tiles.ts) whose
+ * halo covers the local path's reach, so the result is the one-pass result while the engine's memory stays
+ * bounded by the window (a 24-megapixel photo at `--resolution full` runs in 1024 x 1024 windows).
+ *
+ * Errors: an engine failure (e.g. out of memory) on a batch retries its images one at a time; an image that
+ * still fails is reported (stage 'predict', its path, the engine's reason) and the run goes on. Errors that
+ * surface at the consumer's await: AbortError on abort, BadInputError from the reporter with onError 'fail',
+ * InvalidOptionError for a wrong input (a bug upstream). The factory throws InvalidOptionError for a model
+ * without the two inputs, a style input of the wrong size or a bad tile.
  */
 import type { Tensor } from '@tensorflow/tfjs-core';
 import type { Stage, StageContext } from '../core/pipeline.js';
-import { InvalidOptionError, OutOfMemoryError } from '../core/errors.js';
+import { InvalidOptionError, OutOfMemoryError, reasonOf } from '../core/errors.js';
 import { abortErrorOf } from '../core/abort.js';
-import { invalidOption, object } from '../core/validate.js';
+import { invalidOption, object, positiveInt } from '../core/validate.js';
 import type { PreparedImage } from './image.js';
 import type { OnnxColorizer } from '../model/onnx/engine.js';
+import { DEFAULT_TILE, TILE_HALO, cutWindow, pasteKept, planTiles } from './tiles.js';
 
 /** A prepared image with the network's prediction: ab / normalized, at (localWidth / 2) x (localHeight / 2). */
 export interface PredictedImage extends PreparedImage {
@@ -82,6 +89,14 @@ export interface PredictOptions {
   style?: Float32Array;
   /** Called after each batch with its timing. */
   onBatch?: (t: BatchTiming) => void;
+  /**
+   * Largest local input run in one pass, as a side (default DEFAULT_TILE): an image of more than tile x tile
+   * pixels runs in overlapping windows of at most tile x tile (tiles.ts; the same result, bounded memory).
+   * A multiple of 8, more than twice the halo.
+   */
+  tile?: number;
+  /** Pixels of the windows run in one engine call (default tile x tile: one at a time). */
+  batchPixels?: number;
 }
 
 /**
@@ -157,6 +172,10 @@ export function predict(options: PredictOptions): Stage<PreparedImage[], Predict
   if (style !== undefined && (!(style instanceof Float32Array) || style.length !== S * S)) {
     throw invalidOption('options.style', `Float32Array of ${S}x${S} values`, style instanceof Float32Array ? style.length : style);
   }
+  const halo = TILE_HALO;
+  const tile = options.tile ?? DEFAULT_TILE;
+  if (!Number.isInteger(tile) || tile % 8 !== 0 || tile < 2 * halo + 8) throw invalidOption('options.tile', `a multiple of 8 of at least ${2 * halo + 8}`, tile);
+  const batchPixels = positiveInt(options.batchPixels ?? tile * tile, 'options.batchPixels');
   return async function* predictStage(source: AsyncIterable<PreparedImage[]>, ctx: StageContext): AsyncGenerator<PredictedImage> {
     const it = source[Symbol.asyncIterator]();
     // The style reference's global features, [1, C], computed once and kept for the stage's life.
@@ -173,7 +192,7 @@ export function predict(options: PredictOptions): Stage<PreparedImage[], Predict
         const group = r.value;
         if (group.length === 0) continue;
         const t1 = performance.now();
-        const out = await predictGroup(group, styleFeatures);
+        const out = await predictOrReport(group, styleFeatures, ctx);
         const t2 = performance.now();
         onBatch?.({ size: group.length, waitMs: t1 - t0, computeMs: t2 - t1 });
         for (const p of out) yield p;
@@ -184,64 +203,139 @@ export function predict(options: PredictOptions): Stage<PreparedImage[], Predict
     }
   };
 
+  /**
+   * A group's predictions; when the engine fails on it, each image again on its own (a batch too large for the
+   * engine's memory may fit one at a time), and an image that still fails is reported (stage 'predict', its
+   * path and the engine's reason) and left out: one image never ends the run. Aborts and usage errors
+   * (InvalidOptionError) are thrown.
+   */
+  async function predictOrReport(group: PreparedImage[], styleFeatures: Tensor | null, ctx: StageContext): Promise<PredictedImage[]> {
+    try {
+      return await predictGroup(group, styleFeatures);
+    } catch (err) {
+      if (ctx.signal.aborted) throw abortErrorOf(ctx.signal);
+      if (err instanceof InvalidOptionError) throw err;
+      if (group.length === 1) {
+        dropped(group[0]!, err, ctx);
+        return [];
+      }
+    }
+    const out: PredictedImage[] = [];
+    for (const p of group) {
+      try {
+        out.push(...(await predictGroup([p], styleFeatures)));
+      } catch (err) {
+        if (ctx.signal.aborted) throw abortErrorOf(ctx.signal);
+        if (err instanceof InvalidOptionError) throw err;
+        dropped(p, err, ctx);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The engine on one batch of local inputs (n x h x w) with the global path's input for them: `global` holds
+   * n per-image inputs, or one shared by all (`shared`: a style reference, or an image's tiles), or
+   * styleFeatures stand in for it. Returns the ab, NHWC.
+   */
+  async function runEngine(
+    local: Float32Array, n: number, h: number, w: number,
+    global: Float32Array | null, shared: boolean, styleFeatures: Tensor | null,
+  ): Promise<{ data: Float32Array; abH: number; abW: number }> {
+    if (onnx) {
+      let r;
+      try {
+        r = await onnx.predict({ local, global: global!, batch: n, height: h, width: w });
+      } catch (err) {
+        throw outOfMemory(err, n, w, h) ?? err;
+      }
+      return { data: r.ab, abH: r.abHeight, abW: r.abWidth };
+    }
+    let ab: Tensor;
+    try {
+      ab = tf.tidy(() => {
+        const localT = tf.tensor4d(local, [n, h, w, 1]);
+        const globalT = () => (shared ? tf.tile(tf.tensor4d(global!, [1, S, S, 1]), [n, 1, 1, 1]) : tf.tensor4d(global!, [n, S, S, 1]));
+        if (split) {
+          const feats = styleFeatures
+            ? tf.tile(styleFeatures, [n, 1])
+            : shared
+              ? tf.tile(first(split.global.predict(tf.tensor4d(global!, [1, S, S, 1]))), [n, 1])
+              : first(split.global.predict(globalT()));
+          return first(split.local.predict([localT, feats]));
+        }
+        const inputs: Tensor[] = [];
+        inputs[io!.localIndex] = localT;
+        inputs[io!.globalIndex] = globalT();
+        return first(infer!.predict(inputs));
+      });
+    } catch (err) {
+      throw outOfMemory(err, n, w, h) ?? err;
+    }
+    try {
+      const [, abH, abW] = ab.shape as [number, number, number, number];
+      return { data: (await ab.data()) as Float32Array, abH, abW };
+    } catch (err) {
+      throw outOfMemory(err, n, w, h) ?? err;
+    } finally {
+      ab.dispose();
+    }
+  }
+
+  /** The global input of one image: the style reference's, or its own (checked against S). */
+  function globalOf(p: PreparedImage): Float32Array {
+    const g = style ?? p.global;
+    if (g.length !== S * S) {
+      throw new InvalidOptionError(`Expected a global input of ${S}x${S} for ${p.key} but received ${g.length} values (prepare's globalSize must be the model's)`);
+    }
+    return g;
+  }
+
   async function predictGroup(group: PreparedImage[], styleFeatures: Tensor | null): Promise<PredictedImage[]> {
     const B = group.length;
     const { localWidth: w, localHeight: h } = group[0]!;
+    if (B === 1 && planTiles(w, h, tile, halo)) return [await predictTiled(group[0]!, styleFeatures)];
     const px = w * h;
     const local = new Float32Array(B * px);
-    // With split style features, or a style image for ONNX (one global input for the batch), the per-image
-    // global inputs are not needed at all.
-    const global = styleFeatures || (onnx && style) ? null : new Float32Array(B * S * S);
+    // With split style features, or a style image (one global input for the batch), the per-image global
+    // inputs are not needed at all.
+    const shared = Boolean(styleFeatures || style);
+    const global = styleFeatures ? null : shared ? style! : new Float32Array(B * S * S);
     group.forEach((p, i) => {
       if (p.localWidth !== w || p.localHeight !== h || p.local.length !== px) {
         throw new InvalidOptionError(`Expected one processing shape per batch (${w}x${h}) but received ${p.localWidth}x${p.localHeight} for ${p.key}`);
       }
       local.set(p.local, i * px);
-      if (global) {
-        const g = style ?? p.global;
-        if (g.length !== S * S) {
-          throw new InvalidOptionError(`Expected a global input of ${S}x${S} for ${p.key} but received ${g.length} values (prepare's globalSize must be the model's)`);
-        }
-        global.set(g, i * S * S);
-      }
+      if (global && !shared) global.set(globalOf(p), i * S * S);
     });
-    if (onnx) {
-      let r;
-      try {
-        r = await onnx.predict({ local, global: global ?? style!, batch: B, height: h, width: w });
-      } catch (err) {
-        throw outOfMemory(err, B, w, h) ?? err;
-      }
-      return withAb(group, r.ab, r.abHeight, r.abWidth);
+    const r = await runEngine(local, B, h, w, global, shared, styleFeatures);
+    return withAb(group, r.data, r.abH, r.abW);
+  }
+
+  /**
+   * One image too large for one pass: its local input in overlapping windows (tiles.ts), as many per engine
+   * call as `batchPixels` allows, each with the image's one global input; the kept parts of their ab make the
+   * image's, exactly as one pass would.
+   */
+  async function predictTiled(p: PreparedImage, styleFeatures: Tensor | null): Promise<PredictedImage> {
+    const { localWidth: w, localHeight: h } = p;
+    const plan = planTiles(w, h, tile, halo)!;
+    const { tileWidth: tw, tileHeight: th } = plan;
+    if (p.local.length !== w * h) throw new InvalidOptionError(`Expected a local input of ${w}x${h} for ${p.key} but received ${p.local.length} values`);
+    const global = styleFeatures ? null : globalOf(p);
+    const abW = w / 2;
+    const ab = new Float32Array(abW * (h / 2) * 2);
+    const per = Math.max(1, Math.min(plan.tiles.length, Math.floor(batchPixels / (tw * th))));
+    const local = new Float32Array(per * tw * th);
+    for (let i = 0; i < plan.tiles.length; i += per) {
+      const chunk = plan.tiles.slice(i, i + per);
+      chunk.forEach((t, j) => cutWindow(p.local, w, t.x.origin, t.y.origin, tw, th, local, j * tw * th));
+      const n = chunk.length;
+      const r = await runEngine(n === per ? local : local.subarray(0, n * tw * th), n, th, tw, global, true, styleFeatures);
+      if (r.abW !== tw / 2 || r.abH !== th / 2) throw new Error(`Expected ab of ${tw / 2}x${th / 2} per tile but the engine returned ${r.abW}x${r.abH}`);
+      chunk.forEach((t, j) => pasteKept(r.data, j * r.abW * r.abH * 2, tw, t, ab, abW));
     }
-    let ab: Tensor;
-    try {
-      ab = tf.tidy(() => {
-        const localT = tf.tensor4d(local, [B, h, w, 1]);
-        if (split) {
-          const feats = styleFeatures ? tf.tile(styleFeatures, [B, 1]) : first(split.global.predict(tf.tensor4d(global!, [B, S, S, 1])));
-          return first(split.local.predict([localT, feats]));
-        }
-        const inputs: Tensor[] = [];
-        inputs[io!.localIndex] = localT;
-        inputs[io!.globalIndex] = tf.tensor4d(global!, [B, S, S, 1]);
-        return first(infer!.predict(inputs));
-      });
-    } catch (err) {
-      throw outOfMemory(err, B, w, h) ?? err;
-    }
-    let data: Float32Array;
-    let abH: number;
-    let abW: number;
-    try {
-      [, abH, abW] = ab.shape as [number, number, number, number];
-      data = (await ab.data()) as Float32Array;
-    } catch (err) {
-      throw outOfMemory(err, B, w, h) ?? err;
-    } finally {
-      ab.dispose();
-    }
-    return withAb(group, data, abH, abW);
+    return withAb([p], ab, h / 2, abW)[0]!;
   }
 }
 
@@ -249,12 +343,18 @@ export function predict(options: PredictOptions): Stage<PreparedImage[], Predict
 function withAb(group: PreparedImage[], data: Float32Array, abH: number, abW: number): PredictedImage[] {
   const per = abH * abW * 2;
   return group.map((p, i) => {
-    const q: PredictedImage = { ...p, ab: data.slice(i * per, (i + 1) * per), abWidth: abW, abHeight: abH };
+    const ab = group.length === 1 && data.length === per ? data : data.slice(i * per, (i + 1) * per);
+    const q: PredictedImage = { ...p, ab, abWidth: abW, abHeight: abH };
     // The network's inputs are no longer needed: let them go (the write stage keeps L and alpha).
     q.local = q.local === p.L ? p.L : new Float32Array(0);
     q.global = new Float32Array(0);
     return q;
   });
+}
+
+/** An image the engine failed on: reported once with its path and the engine's reason. */
+function dropped(p: PreparedImage, err: unknown, ctx: StageContext): void {
+  ctx.reporter.report('predict', p.url ?? p.key, `the engine failed on this image: ${reasonOf(err).split('\n')[0]}`, err);
 }
 
 function outOfMemory(err: unknown, B: number, w: number, h: number): OutOfMemoryError | null {

@@ -203,3 +203,31 @@ export function countParams(config: ModelConfig): ParamCount {
   for (const l of t.classifier) k = add(l, k);
   return { total, trainable, byLayer };
 }
+
+/**
+ * How far the local path sees (low-level, mid-level, fusion and colorization layers): the largest distance, in
+ * input pixels, between an output pixel and an input pixel that changes it, and the path's total stride (a
+ * window cut at a multiple of it samples the same grid as the whole image). Counted conservatively: a 3x3
+ * convolution reaches one cell of its input each way, two on the far side at stride 2 (TF's 'same' pads after,
+ * so output i sees inputs 2i..2i+2); a nearest x2 upsampling one cell of its output; the output pixel at half
+ * size covers 2 input pixels. The paper's table: 72 pixels, stride 8. Fully convolutional, so windows with a
+ * margin of `reach` around the part kept give exactly the one-pass result (src/colorize/tiles.ts).
+ */
+export function localReach(table: Pick<NetworkTable, 'low' | 'mid' | 'fusion' | 'color'>): { reach: number; stride: number } {
+  let jump = 1;
+  let reach = 0;
+  let stride = 1;
+  for (const l of [...table.low, ...table.mid, ...table.fusion, ...table.color]) {
+    if (l.kind === 'conv') {
+      const k = l.kernel ?? 1;
+      const s = l.stride ?? 1;
+      reach += ((k - 1) / 2) * jump * (s > 1 ? 2 : 1);
+      jump *= s;
+      stride = Math.max(stride, jump);
+    } else if (l.kind === 'upsample') {
+      jump /= 2;
+      reach += jump;
+    }
+  }
+  return { reach: reach + jump, stride };
+}

@@ -3,7 +3,10 @@ import assert from 'node:assert/strict';
 import { predict, modelInputs, globalSizeOf, type PredictedImage, type BatchTiming } from '../../src/colorize/predict.js';
 import type { PreparedImage } from '../../src/colorize/image.js';
 import { pipeline, collect } from '../../src/core/pipeline.js';
-import { InvalidOptionError } from '../../src/core/errors.js';
+import { InvalidOptionError, Reporter } from '../../src/core/errors.js';
+import { cutWindow, pasteKept, planTiles } from '../../src/colorize/tiles.js';
+import { exportOnnx } from '../../src/model/onnx/export.js';
+import { loadOnnxColorizer } from '../../src/model/onnx/engine.js';
 import { setupEngine, type Engine } from '../../src/model/engine.js';
 import { buildColorizer, type Colorizer } from '../../src/model/network.js';
 
@@ -106,4 +109,84 @@ test('an early break stops pulling and returns the source', async () => {
   for await (const _ of pipeline(src(), predict({ tf: engine.tf, model: net }))) break;
   assert.ok(closed);
   assert.equal(pulled, 1);
+});
+
+/** Largest |a - b| over two ab arrays. */
+function maxDiff(a: Float32Array, b: Float32Array): number {
+  assert.equal(a.length, b.length);
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i]! - b[i]!));
+  return d;
+}
+
+test('an image larger than tile x tile runs in overlapping windows with the same ab as one pass (split, bare and ONNX models)', async () => {
+  const tf = engine.tf;
+  const big = () => [[prepared('big', 256, 200, 7)]];
+  const onePass = (await collect(pipeline(big(), predict({ tf, model: net, tile: 4096 }))))[0]!;
+  const before = tf.memory().numTensors;
+  const calls: number[] = [];
+  const tiled = (await collect(pipeline(big(), predict({ tf, model: net, tile: 192, batchPixels: 192 * 192 * 2, onBatch: (t) => calls.push(t.size) }))))[0]!;
+  assert.equal(tf.memory().numTensors, before, 'every tensor disposed');
+  assert.deepEqual([tiled.abWidth, tiled.abHeight], [128, 100]);
+  assert.deepEqual(calls, [1], 'one image in, one batch counted');
+  assert.ok(maxDiff(onePass.ab, tiled.ab) < 1e-5, `split: max diff ${maxDiff(onePass.ab, tiled.ab)}`);
+  const bare = (await collect(pipeline(big(), predict({ tf, model: net.infer, tile: 192 }))))[0]!;
+  assert.ok(maxDiff(onePass.ab, bare.ab) < 1e-5, `bare: max diff ${maxDiff(onePass.ab, bare.ab)}`);
+  // With a style reference the windows share its global input.
+  const style = plane(32 * 32, 99);
+  const styled = [(await collect(pipeline(big(), predict({ tf, model: net, style, tile: 4096 }))))[0]!, (await collect(pipeline(big(), predict({ tf, model: net, style, tile: 192 }))))[0]!];
+  assert.ok(maxDiff(styled[0]!.ab, styled[1]!.ab) < 1e-5);
+  const onnx = await loadOnnxColorizer(exportOnnx(net), { device: 'cpu', threads: 1 });
+  try {
+    const ortOne = (await collect(pipeline(big(), predict({ model: onnx, tile: 4096 }))))[0]!;
+    const ortTiled = (await collect(pipeline(big(), predict({ model: onnx, tile: 192, batchPixels: 192 * 192 * 4 }))))[0]!;
+    assert.ok(maxDiff(ortOne.ab, ortTiled.ab) < 1e-5, `onnx: max diff ${maxDiff(ortOne.ab, ortTiled.ab)}`);
+    assert.ok(maxDiff(ortOne.ab, onePass.ab) < 1e-4);
+  } finally {
+    await onnx.release();
+  }
+});
+
+test('the halo matters: windows with a margin smaller than the reach give visibly different ab at the seams', async () => {
+  // The same tiling by hand with a halo of 8: what the test above would catch if TILE_HALO were too small.
+  const tf = engine.tf;
+  const p = prepared('big', 256, 200, 7);
+  const onePass = (await collect(pipeline([[p]], predict({ tf, model: net, tile: 4096 }))))[0]!;
+  const plan = planTiles(256, 200, 192, 8)!;
+  const ab = new Float32Array(onePass.ab.length);
+  const win = new Float32Array(plan.tileWidth * plan.tileHeight);
+  for (const t of plan.tiles) {
+    cutWindow(p.local, 256, t.x.origin, t.y.origin, plan.tileWidth, plan.tileHeight, win, 0);
+    const out = tf.tidy(() => {
+      const y = net.infer.predict([tf.tensor4d(win, [1, plan.tileHeight, plan.tileWidth, 1]), tf.tensor4d(p.global, [1, 32, 32, 1])]);
+      return (Array.isArray(y) ? y[0]! : y).dataSync() as Float32Array;
+    });
+    pasteKept(out, 0, plan.tileWidth, t, ab, 128);
+  }
+  assert.ok(maxDiff(onePass.ab, ab) > 1e-3, `max diff ${maxDiff(onePass.ab, ab)}`);
+});
+
+test('an engine failure on one image is reported with its path and the rest of the batch goes on', async () => {
+  const tf = engine.tf;
+  // A model that fails on any batch holding the poisoned image's values (as an engine out of memory would).
+  const poisoned = prepared('poison', 16, 16, 1);
+  poisoned.local = new Float32Array(16 * 16).fill(-7);
+  poisoned.L = poisoned.local;
+  poisoned.url = '/in/poison.png';
+  const failing = {
+    inputs: net.infer.inputs,
+    predict: (x: Parameters<typeof net.infer.predict>[0]) => {
+      const local = (x as import('@tensorflow/tfjs-core').Tensor[])[0]!;
+      if ((local.dataSync() as Float32Array).includes(-7)) throw new Error('Aborted(). Build with -sASSERTIONS for more info (out of memory)');
+      return net.infer.predict(x);
+    },
+  };
+  const reporter = new Reporter({ log: null });
+  const groups = [[prepared('a', 16, 16, 2), poisoned, prepared('b', 16, 16, 3)], [prepared('c', 16, 16, 4)]];
+  const out = await collect(pipeline(groups, predict({ tf, model: failing }), { reporter }));
+  assert.deepEqual(out.map((p) => p.key), ['a', 'b', 'c']);
+  assert.equal(reporter.total, 1);
+  assert.equal(reporter.records[0]!.key, '/in/poison.png');
+  assert.equal(reporter.records[0]!.stage, 'predict');
+  assert.match(reporter.records[0]!.reason, /ran out of memory predicting a batch of 1 at 16x16/);
 });
