@@ -140,7 +140,7 @@ async function openStream(o: StreamOptions): Promise<{ results: AsyncIterable<Co
           maxPending: (o.prefetch ?? 2) * batchPixels * 2,
         }),
         predict({
-          tf: model.tf, model: model.model, style,
+          tf: model.tf, model: model.model, style, tile: o.tile,
           onBatch: (b) => {
             if (t.batches === 0) t.firstBatchWaitMs = b.waitMs;
             t.predictMs += b.computeMs;

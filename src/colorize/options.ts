@@ -8,6 +8,7 @@ import { invalidOption, object, oneOf, positiveInt } from '../core/validate.js';
 import type { BackendChoice, Engine } from '../model/engine.js';
 import { FORMATS, checkQuality, type FormatChoice } from './formats.js';
 import { checkResolution, type Resolution } from './image.js';
+import { DEFAULT_TILE, checkTile } from './tiles.js';
 import type { ColorizeModel, Runtime } from './model.js';
 import { RUNTIMES } from './model.js';
 import { ONNX_DEVICES, type OnnxDevice } from '../model/onnx/engine.js';
@@ -44,6 +45,11 @@ export interface ColorizeCommonOptions {
    * else the original size; the long side at most MAX_AUTO_SIDE). 'full' and N override it.
    */
   resolution?: Resolution;
+  /**
+   * Largest local input run in one pass, as a side (default 1024, tiles.ts DEFAULT_TILE): larger ones run in
+   * overlapping windows of it, with the same result and the engine's memory bounded by the window.
+   */
+  tile?: number;
   /** Output format (default 'same'). */
   format?: FormatChoice;
   /** Quality 1..100 of lossy formats (default 90). */
@@ -152,6 +158,7 @@ export function validateCommon(o: ColorizeCommonOptions): void {
   if (o.threads !== undefined) positiveInt(o.threads, 'options.threads');
   if (o.engineThreads !== undefined) positiveInt(o.engineThreads, 'options.engineThreads');
   checkResolution(o.resolution ?? 'auto', 'options.resolution');
+  checkTile(o.tile ?? DEFAULT_TILE, 'options.tile');
   oneOf(o.runtime ?? 'auto', 'options.runtime', RUNTIMES);
   oneOf(o.device ?? 'auto', 'options.device', ONNX_DEVICES);
   oneOf(o.format ?? 'same', 'options.format', FORMATS);

@@ -37,7 +37,7 @@ import { abortErrorOf } from '../core/abort.js';
 import { invalidOption, object, positiveInt } from '../core/validate.js';
 import type { PreparedImage } from './image.js';
 import type { OnnxColorizer } from '../model/onnx/engine.js';
-import { DEFAULT_TILE, TILE_HALO, cutWindow, pasteKept, planTiles } from './tiles.js';
+import { DEFAULT_TILE, TILE_HALO, checkTile, cutWindow, pasteKept, planTiles } from './tiles.js';
 
 /** A prepared image with the network's prediction: ab / normalized, at (localWidth / 2) x (localHeight / 2). */
 export interface PredictedImage extends PreparedImage {
@@ -173,8 +173,7 @@ export function predict(options: PredictOptions): Stage<PreparedImage[], Predict
     throw invalidOption('options.style', `Float32Array of ${S}x${S} values`, style instanceof Float32Array ? style.length : style);
   }
   const halo = TILE_HALO;
-  const tile = options.tile ?? DEFAULT_TILE;
-  if (!Number.isInteger(tile) || tile % 8 !== 0 || tile < 2 * halo + 8) throw invalidOption('options.tile', `a multiple of 8 of at least ${2 * halo + 8}`, tile);
+  const tile = checkTile(options.tile ?? DEFAULT_TILE, 'options.tile');
   const batchPixels = positiveInt(options.batchPixels ?? tile * tile, 'options.batchPixels');
   return async function* predictStage(source: AsyncIterable<PreparedImage[]>, ctx: StageContext): AsyncGenerator<PredictedImage> {
     const it = source[Symbol.asyncIterator]();

@@ -14,6 +14,7 @@
  */
 import { DEFAULT_CONFIG } from '../config.js';
 import { layerTable, localReach } from '../model/table.js';
+import { invalidOption } from '../core/validate.js';
 
 /**
  * The default largest local input run in one pass, as a side: 1024 x 1024 (about 0.3 GB of activations at the
@@ -27,6 +28,16 @@ export const TILE_HALO = (() => {
   const { reach, stride } = localReach(layerTable(DEFAULT_CONFIG.model));
   return Math.ceil(reach / stride) * stride;
 })();
+
+/**
+ * Checks a tile size: a multiple of 8 of at least 2 halo + 8.
+ * @throws InvalidOptionError naming `name`.
+ */
+export function checkTile(tile: unknown, name: string): number {
+  const min = 2 * TILE_HALO + 8;
+  if (!Number.isInteger(tile) || (tile as number) % 8 !== 0 || (tile as number) < min) throw invalidOption(name, `a multiple of 8 of at least ${min}`, tile);
+  return tile as number;
+}
 
 /** The windows along one axis: origins, each with the part it keeps [keepFrom, keepTo) (input pixels). */
 export interface AxisWindows {
