@@ -3,6 +3,8 @@
  *
  *   files (plan.ts: sorted, rank/world split, collisions and existing outputs left out before anything is
  *          read; then the files stage's reader)
+ *     -> admit (each image waits for its bytes of the memory budget, estimated from its header; released
+ *          when the write is done with it: in-flight memory bounded by pixels, not by count)
  *     -> prepare (worker pool: decode, L at the original size, local input, global 224 input)
  *     -> groupByShape (same processing shape, up to --batch and a pixel cap; eager: also the prefetch)
  *     -> predict (engine) -> prefetch
@@ -41,9 +43,11 @@ import { prefetch } from '../stages/prefetch.js';
 import { progress } from '../stages/progress.js';
 import { groupByShape } from '../stages/group-by-shape.js';
 import type { OutputFormat } from './formats.js';
-import { prepareImage, prepareSettings, resolveResolution, type PreparedImage } from './image.js';
+import { imageCost, prepareImage, prepareSettings, resolveResolution, type PreparedImage } from './image.js';
+import { ByteBudget } from '../core/budget.js';
+import { admit } from '../stages/admit.js';
 import {
-  DEFAULT_BATCH, DEFAULT_BATCH_PIXELS, defaultEngineThreads, emptyTimings, validateCommon,
+  DEFAULT_BATCH, DEFAULT_BATCH_PIXELS, DEFAULT_MEMORY_BUDGET, defaultEngineThreads, emptyTimings, validateCommon,
   type ColorizeCommonOptions, type ColorizeOptions, type ColorizeSummary, type ColorizeTimings,
 } from './options.js';
 import { checkPaths, planFiles } from './plan.js';
@@ -117,17 +121,22 @@ async function openStream(o: StreamOptions): Promise<{ results: AsyncIterable<Co
   }
   const model = loaded;
   const batchPixels = o.batchPixels ?? DEFAULT_BATCH_PIXELS;
+  const budget = new ByteBudget(o.memoryBudget ?? DEFAULT_MEMORY_BUDGET);
   const t = o.timings;
   let lastPredictEnd = 0;
   async function* results(): AsyncGenerator<ColorizedImage> {
     try {
+      const prep = {
+        resolution: resolveResolution(o.resolution ?? 'auto', model.trainingScale),
+        globalSize: S, limitInputPixels: o.limitInputPixels, keepRgb: o.keepRgb ?? false,
+      };
+      const settings = prepareSettings(prep);
       const p = pipeline(
         o.source,
-        prepare({
-          resolution: resolveResolution(o.resolution ?? 'auto', model.trainingScale),
-          globalSize: S, limitInputPixels: o.limitInputPixels, keepRgb: o.keepRgb ?? false,
-          pool, concurrency: prepareConcurrency, onImage: (ms) => (t.prepareMs += ms),
-        }),
+        // What is in flight from here to the write is bounded by its bytes (decoded pixels): a few 24-megapixel
+        // photos at a time, many small images.
+        admit<IndexedSample>({ budget, costOf: (sample) => imageCost(sample.image, settings) }),
+        prepare({ ...prep, pool, concurrency: prepareConcurrency, onImage: (ms) => (t.prepareMs += ms) }),
         // Eager grouping is also the prefetch before the engine: it holds prepared images (up to `prefetch`
         // batches' worth of floats), hands the engine a full group when there is one and otherwise the
         // largest (an idle engine takes what is ready: no stall at the start, on rare shapes or at the end).
@@ -172,6 +181,7 @@ async function openStream(o: StreamOptions): Promise<{ results: AsyncIterable<Co
       yield* p;
     } finally {
       if (lastPredictEnd > 0) t.tailMs = performance.now() - lastPredictEnd;
+      t.inFlightPeakBytes = budget.peak;
       await pool.destroy();
       await model.release();
     }

@@ -27,8 +27,9 @@
  * Errors: prepareImage throws BadInputError (with the reason) for input it cannot use; prepareSettings and
  * checkResolution throw InvalidOptionError; encodeImage rejects with sharp's error.
  */
-import sharp, { type Sharp } from 'sharp';
+import sharp, { type Metadata, type Sharp } from 'sharp';
 import type { Sample, TrainingScale } from '../types.js';
+import type { Lease } from '../core/budget.js';
 import { BadInputError, reasonOf } from '../core/errors.js';
 import { bool, invalidOption, object } from '../core/validate.js';
 import { DEFAULT_CONFIG } from '../config.js';
@@ -95,6 +96,8 @@ export interface PreparedImage {
   format: OutputFormat | null;
   /** With keepRgb: the decoded 8-bit sRGB at width x height. */
   rgb?: Uint8Array;
+  /** The image's share of the run's memory budget (the admit stage's), released by whoever finishes it. */
+  lease?: Lease;
 }
 
 /** What prepareSettings reads (the prepare stage's options add the pool's). */
@@ -254,6 +257,32 @@ export async function prepareImage(sample: PrepareTask['sample'], s: PrepareSett
   } catch (err) {
     throw new BadInputError(img.url ?? img.key, reasonOf(err), { cause: err });
   }
+}
+
+/**
+ * The bytes one image takes at most while colorize has it in flight, from its header (sharp metadata, no
+ * decode): the file; per pixel of the original size, the decode (sharp's raw output and the 8-bit RGB), L
+ * (kept until the write) and the compose (the RGB it makes), with alpha its plane and the RGBA the encoder
+ * gets, with keepRgb the kept RGB; per pixel of the local input, that input, the engine's copy of it and the
+ * ab. An estimate that errs high: the admit stage (src/stages/admit.ts) holds it against the run's memory
+ * budget. A file whose header cannot be read costs its size (prepare reports it).
+ */
+export async function imageCost(image: Uint8Array | undefined, s: PrepareSettings): Promise<number> {
+  const bytes = image?.length ?? 0;
+  if (!image || bytes === 0) return bytes;
+  let meta: Metadata;
+  try {
+    meta = await sharp(image, { limitInputPixels: s.decode.limitInputPixels, failOn: s.decode.failOn }).metadata();
+  } catch {
+    return bytes;
+  }
+  const width = meta.autoOrient?.width ?? meta.width ?? 0;
+  const height = meta.autoOrient?.height ?? meta.height ?? 0;
+  const n = width * height;
+  if (!(n > 0) || n > s.decode.limitInputPixels) return bytes;
+  const p = processingSize(width, height, s.resolution);
+  const perPixel = 12 + (meta.hasAlpha ? 5 : 0) + (s.keepRgb ? 3 : 0);
+  return bytes + n * perPixel + p.width * p.height * 10;
 }
 
 /** The buffers of a prepared image, each once (local may be L): what a worker transfers back. */

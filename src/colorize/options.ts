@@ -25,6 +25,13 @@ export const DEFAULT_BATCH = 8;
 export const DEFAULT_BATCH_PIXELS = 4 * 1024 * 1024;
 
 /**
+ * Default memory budget of the images in flight (decoded pixels, their planes and encodings; image.ts
+ * imageCost): 1 GiB. With the process's own (Node, the engine, the workers) a run of 24-megapixel photos stays
+ * within about 1.5 GB; small images are not held back by it (the counts of the stages bound them first).
+ */
+export const DEFAULT_MEMORY_BUDGET = 1024 * 1024 * 1024;
+
+/**
  * ONNX Runtime's CPU threads in a colorize run: cores - 1, at least 1 (the engine gets the cores the decode and
  * encode workers leave free while it predicts).
  */
@@ -72,6 +79,11 @@ export interface ColorizeCommonOptions {
   engineThreads?: number;
   /** Worker threads for decode and encode (default: cores). */
   threads?: number;
+  /**
+   * Bytes the images in flight may take, estimated from their headers (default DEFAULT_MEMORY_BUDGET, 1 GiB):
+   * an image waits before its decode until they fit; one larger than the budget runs alone.
+   */
+  memoryBudget?: number;
   /** Batches of prepared images held ahead of the engine (default 2). */
   prefetch?: number;
   /** sharp's decompression-bomb guard (default config.loader.limitInputPixels). */
@@ -125,6 +137,8 @@ export interface ColorizeTimings {
   /** Files written and found existing at write time (counted when done, also while a run stops). */
   written: number;
   existing: number;
+  /** The most bytes of the memory budget held at once (image.ts imageCost's estimates). */
+  inFlightPeakBytes: number;
 }
 
 export interface ColorizeSummary {
@@ -157,6 +171,7 @@ export function validateCommon(o: ColorizeCommonOptions): void {
   positiveInt(o.prefetch ?? 2, 'options.prefetch');
   if (o.threads !== undefined) positiveInt(o.threads, 'options.threads');
   if (o.engineThreads !== undefined) positiveInt(o.engineThreads, 'options.engineThreads');
+  positiveInt(o.memoryBudget ?? DEFAULT_MEMORY_BUDGET, 'options.memoryBudget');
   checkResolution(o.resolution ?? 'auto', 'options.resolution');
   checkTile(o.tile ?? DEFAULT_TILE, 'options.tile');
   oneOf(o.runtime ?? 'auto', 'options.runtime', RUNTIMES);
@@ -168,6 +183,6 @@ export function validateCommon(o: ColorizeCommonOptions): void {
 export function emptyTimings(): ColorizeTimings {
   return {
     prepareMs: 0, predictMs: 0, predictWaitMs: 0, firstBatchWaitMs: 0, tailMs: 0, composeMs: 0, writeMs: 0, batches: 0,
-    written: 0, existing: 0,
+    written: 0, existing: 0, inFlightPeakBytes: 0,
   };
 }

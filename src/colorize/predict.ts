@@ -353,6 +353,7 @@ function withAb(group: PreparedImage[], data: Float32Array, abH: number, abW: nu
 
 /** An image the engine failed on: reported once with its path and the engine's reason. */
 function dropped(p: PreparedImage, err: unknown, ctx: StageContext): void {
+  p.lease?.release();
   ctx.reporter.report('predict', p.url ?? p.key, `the engine failed on this image: ${reasonOf(err).split('\n')[0]}`, err);
 }
 

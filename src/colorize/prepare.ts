@@ -7,7 +7,8 @@
  * transfer. At most `concurrency` images are in flight; results keep input order.
  *
  * Bad input (empty, not an image, corrupt, truncated, over the pixel limit) is reported to ctx.reporter as
- * stage 'decode' with the file's path and the reason, and the stream goes on. Errors that surface at the
+ * stage 'decode' with the file's path and the reason, and the stream goes on. A sample's `lease` (the admit
+ * stage's share of the memory budget) passes to its prepared image, or is released when the sample is bad. Errors that surface at the
  * consumer's await: AbortError when the pipeline aborts; BadInputError from the reporter with onError 'fail';
  * a worker crash (a bug, not bad input). InvalidOptionError is thrown by the factory.
  *
@@ -25,6 +26,13 @@ import {
   prepareImage, prepareSettings, type PreparedImage, type PrepareSettingsOptions, type PrepareTask, type PrepareTaskResult,
 } from './image.js';
 import { createColorizePool, poolSettings } from './pool.js';
+import type { Lease } from '../core/budget.js';
+
+/** The prepared image with the sample's lease of the memory budget (it stays with the image to the write). */
+function leased(image: PreparedImage, lease: Lease | undefined): PreparedImage {
+  if (lease) image.lease = lease;
+  return image;
+}
 
 export interface PrepareOptions extends PrepareSettingsOptions {
   /** 'inline', a piscina pool running worker.ts (shared with write), or undefined: a pool of `threads`. */
@@ -42,18 +50,18 @@ export interface PrepareOptions extends PrepareSettingsOptions {
  * @throws InvalidOptionError at once for a wrong option.
  * @example pipeline(files({ input: 'in/' }), prepare({ resolution: 'full' }), ...)
  */
-export function prepare(options: PrepareOptions = {}): Stage<Sample & { index?: number }, PreparedImage> {
+export function prepare(options: PrepareOptions = {}): Stage<Sample & { index?: number; lease?: Lease }, PreparedImage> {
   const settings = prepareSettings(options);
   const { given, threads, concurrency } = poolSettings(options);
   return async function* prepareStage(source, ctx: StageContext): AsyncGenerator<PreparedImage> {
     const pool = given ?? createColorizePool(threads);
-    const one = async (sample: Sample & { index?: number }): Promise<PreparedImage | BadInputError> => {
+    const one = async (sample: Sample & { index?: number; lease?: Lease }): Promise<PreparedImage | BadInputError> => {
       const t0 = performance.now();
       try {
         if (pool === 'inline') {
           const image = await prepareImage(sample, settings);
           options.onImage?.(performance.now() - t0);
-          return image;
+          return leased(image, sample.lease);
         }
         const task: PrepareTask = {
           sample: { key: sample.key, image: sample.image, imageExt: sample.imageExt, url: sample.url, relPath: sample.relPath, index: sample.index },
@@ -61,9 +69,13 @@ export function prepare(options: PrepareOptions = {}): Stage<Sample & { index?: 
         };
         const r = (await pool.run(task, { name: 'prepareTask' })) as PrepareTaskResult;
         options.onImage?.(r.ms);
-        if (r.bad) return new BadInputError(r.bad.key, r.bad.reason);
-        return r.image!;
+        if (r.bad) {
+          sample.lease?.release();
+          return new BadInputError(r.bad.key, r.bad.reason);
+        }
+        return leased(r.image!, sample.lease);
       } catch (err) {
+        sample.lease?.release();
         if (err instanceof BadInputError) return err;
         throw err;
       }

@@ -15,6 +15,9 @@
  * `out: null` returns the encoded bytes instead of writing (colorizeBuffers); `encode: false` returns the
  * composed RGB (eval).
  *
+ * Each image's `lease` of the memory budget (src/stages/admit.ts) is released as it leaves the stage (written,
+ * skipped or reported).
+ *
  * Bad output (an encode failure, a write error such as EACCES or ENOSPC, a target inside the input) is reported
  * to ctx.reporter as stage 'write' with the target path and the reason, and the stream goes on. Errors that
  * surface at the consumer's await: AbortError, BadInputError with onError 'fail', a worker crash.
@@ -219,7 +222,10 @@ export function write(options: WriteOptions): Stage<PredictedImage, ColorizedIma
     };
     const slots = new Semaphore(concurrency);
     try {
-      for await (const r of parallelMap(one, { concurrency: concurrency + (out === null ? 0 : ioConcurrency) })(source, ctx)) {
+      const done = async (img: PredictedImage) => ({ img, r: await one(img) });
+      for await (const { img, r } of parallelMap(done, { concurrency: concurrency + (out === null ? 0 : ioConcurrency) })(source, ctx)) {
+        // The image's share of the memory budget, once it leaves the stage.
+        img.lease?.release();
         if (r instanceof BadInputError) ctx.reporter.report('write', r.key, r.reason, r.cause);
         else yield r;
       }

@@ -10,7 +10,7 @@ import sharp from 'sharp';
 import { colorizeGraph, colorizeBuffers } from '../../src/colorize/graph.js';
 import { resolveModelPath } from '../../src/colorize/model.js';
 import { lightness } from '../../src/color/lightness.js';
-import { processingSize, MAX_AUTO_SIDE } from '../../src/colorize/image.js';
+import { imageCost, prepareSettings, processingSize, MAX_AUTO_SIDE } from '../../src/colorize/image.js';
 import { decodeSample, decodeSettings } from '../../src/stages/decode.js';
 import { InvalidOptionError, Reporter } from '../../src/core/errors.js';
 import { setupEngine, type Engine } from '../../src/model/engine.js';
@@ -384,4 +384,36 @@ test('temps a kill -9 left anywhere in --out are removed on start; a 255-byte fi
   await writeFile(path.join(out, 'sub', '.tmp-999999999-0-00'), 'x');
   assert.equal((await colorizeGraph({ input, out, model: net, engine, ...quiet })).skipped, 2);
   assert.deepEqual(await listFiles(out), ['photo.jpg', `sub/${long}`]);
+});
+
+test('the memory budget bounds the images in flight by their pixels: under a budget of one image they go one at a time, all written', async () => {
+  const names = ['photo.jpg', 'rgba.png', 'rot6.jpg', 'deep16.png', 'cmyk.jpg'];
+  const inputs = await Promise.all(names.map(async (name) => ({ name, data: await GOOD[name]!() })));
+  const settings = prepareSettings({ resolution: 'full', globalSize: 32 });
+  const costs = await Promise.all(inputs.map((i) => imageCost(i.data, settings)));
+  const run = async (memoryBudget?: number) => {
+    const dir = await mkdtemp(path.join(root, 'budget-'));
+    await Promise.all(inputs.map((i) => writeFile(path.join(dir, i.name), i.data)));
+    return colorizeGraph({ input: dir, out: `${dir}-out`, model: net, engine, resolution: 'full', memoryBudget, threads: 2, ...quiet });
+  };
+  const tight = await run(1);
+  assert.equal(tight.written, names.length);
+  assert.equal(tight.timings.inFlightPeakBytes, Math.max(...costs), 'one image at a time: the peak is the largest one');
+  const roomy = await run();
+  assert.equal(roomy.written, names.length);
+  const peak = roomy.timings.inFlightPeakBytes;
+  assert.ok(peak > Math.max(...costs) && peak <= costs.reduce((a, b) => a + b), `several at once under the default budget (${peak})`);
+});
+
+test('--resolution full over the tile size runs in windows: the same pixels as one pass, within one level', async () => {
+  const photo = await jpeg(328, 232, 4);
+  const run = async (tile: number) => {
+    const out: Buffer[] = [];
+    for await (const r of colorizeBuffers([{ name: 'p.png', data: photo }], { model: net, engine, resolution: 'full', tile, log: null })) out.push(r.data);
+    return sharp(out[0]!).raw().toBuffer();
+  };
+  const one = await run(4096);
+  const tiled = await run(192);
+  assert.ok(maxAbsDiff(one, tiled) <= 1, `max diff ${maxAbsDiff(one, tiled)}`);
+  await assert.rejects(run(100), /options\.tile/);
 });

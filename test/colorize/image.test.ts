@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import sharp from 'sharp';
 import {
-  checkResolution, composeImage, encodeImage, prepareImage, prepareSettings, preparedBuffers, processingSize, resizePlane, resolveResolution, MAX_AUTO_SIDE,
+  imageCost, checkResolution, composeImage, encodeImage, prepareImage, prepareSettings, preparedBuffers, processingSize, resizePlane, resolveResolution, MAX_AUTO_SIDE,
 } from '../../src/colorize/image.js';
 import { lightness } from '../../src/color/lightness.js';
 import { InvalidOptionError } from '../../src/core/errors.js';
@@ -131,4 +131,21 @@ test('prepareSettings and checkResolution validate at once; preparedBuffers list
   const p = await prepareImage(sample('a', await png(32, 16), 'png'), prepareSettings({ globalSize: 8 }));
   // local is L itself here: one buffer for both.
   assert.equal(preparedBuffers(p).length, 2);
+});
+
+test('imageCost: from the header, by pixels and not file size; alpha and keepRgb add their planes; an unreadable file costs its bytes', async () => {
+  const s = prepareSettings({ resolution: 'full' });
+  // A 4000 x 3000 PNG of one colour: little on disk, 12 million pixels decoded.
+  const flat = await sharp({ create: { width: 4000, height: 3000, channels: 3, background: '#336699' } }).png().toBuffer();
+  assert.ok(flat.length < 1e6);
+  const cost = await imageCost(flat, s);
+  assert.ok(cost >= 12e6 * 12 + 12e6 * 10, `${cost}`);
+  const withAlpha = await sharp({ create: { width: 4000, height: 3000, channels: 4, background: '#33669980' } }).png().toBuffer();
+  assert.ok((await imageCost(withAlpha, s)) > cost);
+  assert.ok((await imageCost(flat, prepareSettings({ resolution: 'full', keepRgb: true }))) > cost);
+  // The local input at 256 on the long side costs far less than at full size.
+  assert.ok((await imageCost(flat, prepareSettings({ resolution: 256 }))) < cost - 12e6 * 9);
+  const junk = Buffer.from('not an image at all');
+  assert.equal(await imageCost(junk, s), junk.length);
+  assert.equal(await imageCost(Buffer.alloc(0), s), 0);
 });
