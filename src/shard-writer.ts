@@ -2,10 +2,20 @@
  * `writeShards`: a folder of images into WebDataset tar shards (`pipe shard`).
  *
  * Each shard `PREFIX-000000.tar`, ... holds up to `maxcount` samples of three members sharing a key:
- * `KEY.EXT` (the original bytes, in the original format; extension lower-cased, `jpeg` written `jpg`), `KEY.cls`
- * (the class index as decimal text, when `labels: 'dirs'` and the file sits in a sub-folder) and `KEY.json`
- * (`{ path, width, height, format }`: the relative path, the displayed size after EXIF orientation, sharp's format
- * name). `classes.json` maps each first-level sub-folder name to its index (names sorted by code point, 0..n-1).
+ * `KEY.EXT` (the image, see below), `KEY.cls` (the class index as decimal text, when `labels: 'dirs'` and the
+ * file sits in a sub-folder) and `KEY.json` (`{ path, width, height, format }`: the relative path, the displayed
+ * size after EXIF orientation, sharp's name of the stored bytes' format, plus `source_format` when the bytes were
+ * converted). `classes.json` maps each first-level sub-folder name to its index (names sorted by code point, 0..n-1).
+ *
+ * The image member's extension names the format of its bytes, as sharp finds it from their content, never the
+ * file's name (`memberExtFor`): WebDataset readers pick a decoder by the member's extension (Python webdataset's
+ * `.decode("pil")`, torchvision's and DALI's readers, our own shards stage), so a PNG saved as `x.jpg` is stored
+ * as `KEY.png`. JPEG, PNG, WebP, GIF, TIFF and AVIF keep their original bytes; any other format sharp decodes
+ * (SVG, HEIF that is not AVIF) is stored rasterized as a lossless PNG, because no common WebDataset reader decodes
+ * it by extension (PIL has no SVG decoder, and our shards stage takes no `.svg` member), and because rasterizing
+ * once fixes its pixels (an SVG's rendering depends on the librsvg version and the installed fonts). An SVG is
+ * rendered from its bytes alone (no file name is given to librsvg, so it loads no external file or URL), at
+ * sharp's default 72 dpi, with librsvg's size limits on (sharp's `unlimited: false`).
  *
  * Keys follow the Python webdataset rule that the key ends at the first dot of the basename: the path without
  * its extension, dots in the basename replaced by '_' (`a/x.seg.png` -> key `a/x_seg`, member `a/x_seg.png`), a
@@ -103,6 +113,8 @@ export interface ImageCheck {
   width?: number;
   height?: number;
   format?: string;
+  /** HEIF's compression (`av1` for AVIF), from the header. */
+  compression?: string;
 }
 
 /**
@@ -129,7 +141,9 @@ export async function checkImage(
     if (options.filter && ((meta.channels ?? 3) < 3 || isNearGray(data, info.channels))) {
       return { ok: false, reason: 'grayscale or near-grayscale image (filter)' };
     }
-    return { ok: true, width, height, format: meta.format };
+    const ok: ImageCheck = { ok: true, width, height, format: meta.format };
+    if (meta.compression !== undefined) ok.compression = meta.compression;
+    return ok;
   } catch (err) {
     return { ok: false, reason: `cannot decode: ${reasonOf(err)}` };
   }
@@ -154,11 +168,50 @@ export function keyFor(relPath: string, taken: Set<string>): string {
   return key;
 }
 
-function memberExt(relPath: string): string {
+/**
+ * The image member's extension for bytes of sharp's `format` (with HEIF's `compression`), or null when they are
+ * stored converted to PNG (see the module comment). `sourceExt` (the file's, lower case) only chooses between two
+ * names of one format: `tiff` stays `tiff`, any other TIFF is `tif`; JPEG is always `jpg`.
+ */
+export function memberExtFor(format: string | undefined, compression: string | undefined, sourceExt: string): string | null {
+  switch (format) {
+    case 'jpeg':
+      return 'jpg';
+    case 'png':
+    case 'webp':
+    case 'gif':
+      return format;
+    case 'tiff':
+      return sourceExt === 'tiff' ? 'tiff' : 'tif';
+    case 'heif':
+      return compression === 'av1' ? 'avif' : null;
+    default:
+      return null;
+  }
+}
+
+/** An image member: its extension, bytes and their format, and the source's format when converted. */
+export interface ImageMember {
+  ext: string;
+  data: Buffer;
+  format: string;
+  sourceFormat?: string;
+}
+
+/**
+ * The member stored for a file that passed checkImage: its own bytes under the extension of their format, or
+ * (for a format no WebDataset reader decodes by extension) a PNG rendering, orientation applied.
+ * @throws what sharp throws when the conversion fails (the caller reports it).
+ */
+export async function imageMember(bytes: Buffer, check: ImageCheck, relPath: string, limitInputPixels: number): Promise<ImageMember> {
   const base = relPath.slice(relPath.lastIndexOf('/') + 1);
   const dot = base.lastIndexOf('.');
-  const ext = dot > 0 ? base.slice(dot + 1).toLowerCase() : 'img';
-  return ext === 'jpeg' ? 'jpg' : ext;
+  const format = check.format ?? 'unknown';
+  const ext = memberExtFor(check.format, check.compression, dot > 0 ? base.slice(dot + 1).toLowerCase() : '');
+  if (ext !== null) return { ext, data: bytes, format };
+  // From the buffer alone: librsvg gets no base file name, so an SVG's references to files or URLs load nothing.
+  const png = await sharp(bytes, { limitInputPixels, failOn: 'truncated', unlimited: false }).rotate().png().toBuffer();
+  return { ext: 'png', data: png, format: 'png', sourceFormat: format };
 }
 
 const HEADER_FIXED = { mode: 0o644, uid: 0, gid: 0, uname: '', gname: '', mtime: new Date(0), type: 'file' as const };
@@ -242,7 +295,7 @@ export async function writeShards(options: WriteShardsOptions): Promise<WriteSha
 
   interface Checked {
     file: ImageFile;
-    bytes: Buffer | null;
+    member: ImageMember | null;
     check: ImageCheck;
   }
   const checkOne = async (file: ImageFile): Promise<Checked> => {
@@ -250,9 +303,15 @@ export async function writeShards(options: WriteShardsOptions): Promise<WriteSha
     try {
       bytes = await fsp.readFile(file.abs);
     } catch (err) {
-      return { file, bytes: null, check: { ok: false, reason: `cannot read file: ${reasonOf(err)}` } };
+      return { file, member: null, check: { ok: false, reason: `cannot read file: ${reasonOf(err)}` } };
     }
-    return { file, bytes, check: await checkImage(bytes, { limitInputPixels, filter }) };
+    const check = await checkImage(bytes, { limitInputPixels, filter });
+    if (!check.ok) return { file, member: null, check };
+    try {
+      return { file, member: await imageMember(bytes, check, file.relPath, limitInputPixels), check };
+    } catch (err) {
+      return { file, member: null, check: { ok: false, reason: `cannot convert ${check.format} to PNG: ${reasonOf(err)}` } };
+    }
   };
 
   const shards: string[] = [];
@@ -263,9 +322,9 @@ export async function writeShards(options: WriteShardsOptions): Promise<WriteSha
   let current: ShardFile | null = null;
   const run = pipeline(list, parallelMap(checkOne, { concurrency }), { reporter, signal: options.signal });
   try {
-    for await (const { file, bytes, check } of run) {
+    for await (const { file, member, check } of run) {
       done++;
-      if (!check.ok || bytes === null) {
+      if (!check.ok || member === null) {
         skipped++;
         reporter.report('shard', file.relPath, check.reason ?? 'unusable');
         options.onProgress?.(done, list.length);
@@ -273,13 +332,14 @@ export async function writeShards(options: WriteShardsOptions): Promise<WriteSha
       }
       if (current === null) current = new ShardFile(path.join(outDir, `${prefix}-${String(shards.length).padStart(6, '0')}.tar`));
       const key = keyFor(file.relPath, taken);
-      await current.add(`${key}.${memberExt(file.relPath)}`, bytes);
+      await current.add(`${key}.${member.ext}`, member.data);
       const cls = labels === 'dirs' && file.relPath.includes('/') ? file.relPath.slice(0, file.relPath.indexOf('/')) : null;
       if (cls !== null) {
         await current.add(`${key}.cls`, Buffer.from(String(classes[cls])));
         counts[cls]!++;
       }
-      const meta = { path: file.relPath, width: check.width, height: check.height, format: check.format };
+      const meta: Record<string, unknown> = { path: file.relPath, width: check.width, height: check.height, format: member.format };
+      if (member.sourceFormat !== undefined) meta['source_format'] = member.sourceFormat;
       await current.add(`${key}.json`, Buffer.from(JSON.stringify(meta)));
       current.count++;
       written++;

@@ -47,6 +47,11 @@ export interface DecodedImage {
   rgb: Uint8Array;
   /** Infer mode only, when the input has an alpha channel: alpha bytes, length width * height. */
   alpha?: Uint8Array;
+  /**
+   * Set when the input has frames or pages that were not decoded (an animated GIF or WebP, a multi-page TIFF:
+   * see multiFrameNote in stages/decode.ts); the decode stage gives it to ctx.reporter.notice once per file.
+   */
+  note?: string;
 }
 
 /**

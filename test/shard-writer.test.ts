@@ -3,7 +3,10 @@ import assert from 'node:assert/strict';
 import { cpSync, copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import tar from 'tar-stream';
-import { writeShards, keyFor, isNearGray, checkImage } from '../src/shard-writer.js';
+import sharp from 'sharp';
+import { writeShards, keyFor, isNearGray, checkImage, memberExtFor } from '../src/shard-writer.js';
+import { decode } from '../src/stages/decode.js';
+import { animatedGif, animatedWebp, jpeg, multiPageTiff, png } from './helpers/images.js';
 import { shards } from '../src/stages/shards.js';
 import { splitMemberName } from '../src/webdataset/tar.js';
 import { pipeline, collect } from '../src/core/pipeline.js';
@@ -166,6 +169,94 @@ test("filter skips grayscale images; labels 'none' writes no .cls; onError 'fail
     await assert.rejects(writeShards({ input, output: out, maxcount: 0 }), /options.maxcount/);
     await assert.rejects(writeShards({ input, output: out, labels: 'x' as 'dirs' }), /options.labels/);
     await assert.rejects(writeShards({ input: path.join(dir, 'missing'), output: out }), /options.input/);
+  } finally {
+    cleanup();
+  }
+});
+
+/** Every member of a tar: name and bytes. */
+async function contents(file: string): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>();
+  const extract = tar.extract();
+  extract.end(readFileSync(file));
+  for await (const e of extract) {
+    const chunks: Buffer[] = [];
+    for await (const c of e) chunks.push(c as Buffer);
+    out.set(e.header.name, Buffer.concat(chunks));
+  }
+  return out;
+}
+
+test('memberExtFor: the extension names the format, the source only picks between tif and tiff', () => {
+  assert.equal(memberExtFor('jpeg', undefined, 'jpeg'), 'jpg');
+  assert.equal(memberExtFor('png', undefined, 'jpg'), 'png');
+  assert.equal(memberExtFor('tiff', undefined, 'tiff'), 'tiff');
+  assert.equal(memberExtFor('tiff', undefined, 'png'), 'tif');
+  assert.equal(memberExtFor('heif', 'av1', 'png'), 'avif');
+  assert.equal(memberExtFor('heif', 'hevc', 'heic'), null);
+  assert.equal(memberExtFor('svg', undefined, 'png'), null);
+});
+
+test("an image member's extension matches its bytes: renamed by content, SVG rasterized to PNG (no external file loaded)", async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const input = path.join(dir, 'in');
+    mkdirSync(input);
+    // A red square on disk that an SVG points at by absolute file URL: rendered from its bytes alone, it stays out.
+    const red = path.join(dir, 'red.png');
+    writeFileSync(red, await sharp({ create: { width: 8, height: 8, channels: 3, background: '#ff0000' } }).png().toBuffer());
+    const svg = Buffer.from(
+      '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="40" height="20">' +
+        `<image xlink:href="file://${red}" x="0" y="0" width="20" height="20"/><rect x="20" width="20" height="20" fill="#0000ff"/></svg>`,
+    );
+    const files: Record<string, Buffer> = {
+      'photo.jpeg': await jpeg(32, 24),
+      'mislabeled.jpg': await png(32, 24, 1),
+      'logo.png': svg,
+      'drawing.svg': svg,
+      'scan.tif': await multiPageTiff(32, 24, 2),
+      'scan2.TIFF': await multiPageTiff(32, 24, 1),
+      'tiff-as.png': await multiPageTiff(32, 24, 1),
+      'anim.gif': await animatedGif(32, 24, 3),
+      'gif-as.webp': await animatedGif(32, 24, 2),
+      'anim.webp': await animatedWebp(32, 24, 2),
+      'pic.avif': await sharp(await png(32, 24, 2)).avif().toBuffer(),
+      'avif-as.jpg': await sharp(await png(32, 24, 3)).avif().toBuffer(),
+    };
+    for (const [name, data] of Object.entries(files)) writeFileSync(path.join(input, name), data);
+    const reporter = new Reporter({ log: null });
+    const extensions = ['jpg', 'jpeg', 'png', 'webp', 'tif', 'tiff', 'gif', 'avif', 'svg'];
+    const res = await writeShards({ input, output: path.join(dir, 'out'), labels: 'none', extensions, reporter });
+    assert.deepEqual(reporter.records, []);
+    assert.equal(res.written, Object.keys(files).length);
+    const m = await contents(res.shards[0]!);
+    const images = [...m.keys()].filter((n) => !n.endsWith('.json')).sort();
+    assert.deepEqual(images, [
+      'anim.gif', 'anim_1.webp', 'avif-as.avif', 'drawing.png', 'gif-as.gif', 'logo.png', 'mislabeled.png', 'photo.jpg',
+      'pic.avif', 'scan.tif', 'scan2.tiff', 'tiff-as.tif',
+    ]);
+    const formatOf: Record<string, string> = { jpg: 'jpeg', png: 'png', gif: 'gif', webp: 'webp', tif: 'tiff', tiff: 'tiff', avif: 'heif' };
+    for (const name of images) {
+      const meta = await sharp(m.get(name)!).metadata();
+      const ext = name.slice(name.indexOf('.') + 1);
+      assert.equal(meta.format, formatOf[ext], name);
+      const json = JSON.parse(m.get(`${name.slice(0, name.indexOf('.'))}.json`)!.toString());
+      assert.equal(json.format, meta.format, name);
+    }
+    // Kept formats keep their bytes (every frame, every page); SVG is rendered to a PNG of its size.
+    for (const [member, file] of [['anim.gif', 'anim.gif'], ['mislabeled.png', 'mislabeled.jpg'], ['scan.tif', 'scan.tif'], ['avif-as.avif', 'avif-as.jpg']]) {
+      assert.deepEqual(m.get(member), files[file], member);
+    }
+    for (const key of ['logo', 'drawing']) {
+      assert.deepEqual(JSON.parse(m.get(`${key}.json`)!.toString()), { path: `${key === 'logo' ? 'logo.png' : 'drawing.svg'}`, width: 40, height: 20, format: 'png', source_format: 'svg' });
+      const { data, info } = await sharp(m.get(`${key}.png`)!).raw().toBuffer({ resolveWithObject: true });
+      assert.deepEqual([info.width, info.height, info.channels], [40, 20, 4]);
+      assert.deepEqual([...data.subarray(0, 4)], [0, 0, 0, 0], 'the referenced file is not drawn');
+      assert.deepEqual([...data.subarray(30 * 4, 30 * 4 + 4)], [0, 0, 255, 255]);
+    }
+    // The training side reads every member back as an image: the shards stage finds it, decode decodes it.
+    const back = await collect(pipeline(shards({ urls: res.shards[0]! }), decode({ mode: 'train', resize: 20, crop: 16 }), { reporter: new Reporter({ log: null }) }));
+    assert.equal(back.length, Object.keys(files).length);
   } finally {
     cleanup();
   }

@@ -28,6 +28,8 @@
  *
  * Bad input (no image member, empty, not an image, corrupt, truncated, over the pixel limit, a short side
  * under `minSide`) is reported to `ctx.reporter` as stage 'decode' with the reason, and the stream goes on.
+ * An input with more frames or pages than the one decoded (an animated GIF or WebP, a multi-page TIFF) is still
+ * used, and said so once per file as a notice (`multiFrameNote`; the output's `note`).
  * Errors that surface at the consumer's await: AbortError when the pipeline aborts; BadInputError from the
  * reporter with onError 'fail'. InvalidOptionError is thrown by the factory.
  *
@@ -35,7 +37,7 @@
  * still in flight, so no decode outlives the stage.
  */
 import os from 'node:os';
-import sharp, { type Sharp } from 'sharp';
+import sharp, { type Metadata, type Sharp } from 'sharp';
 import type { Stage, StageContext } from '../core/pipeline.js';
 import type { DecodedImage, Sample } from '../types.js';
 import { BadInputError, InvalidOptionError, reasonOf } from '../core/errors.js';
@@ -153,12 +155,39 @@ export function augmentation(w: number, h: number, key: string, epoch: number, s
   return { width, height, left, top, flip };
 }
 
+/**
+ * The note for an input of which only one frame or page is decoded, or null for a single image. libvips loads
+ * the first page unless told otherwise (for HEIF, sharp loads the primary image), so an animated GIF or WebP
+ * trains on (or is colorized as) its first frame, a multi-page TIFF as its first page. Cheap: `pages` is read
+ * from the header by sharp's `metadata()` (no pixel is decoded), which decode calls anyway.
+ * @param meta sharp's metadata of the input; only `format` and `pages` are read
+ * @returns e.g. "animated GIF with 12 frames: only the first is used"
+ * @example const note = multiFrameNote(await sharp(bytes).metadata()); if (note) reporter.notice('decode', path, note);
+ */
+export function multiFrameNote(meta: Pick<Metadata, 'format' | 'pages'>): string | null {
+  const n = meta.pages ?? 1;
+  if (!(n > 1)) return null;
+  switch (meta.format) {
+    case 'gif':
+      return `animated GIF with ${n} frames: only the first is used`;
+    case 'webp':
+      return `animated WebP with ${n} frames: only the first is used`;
+    case 'tiff':
+      return `multi-page TIFF with ${n} pages: only the first is used`;
+    case 'heif':
+      return `HEIF with ${n} images: only the primary image is used`;
+    default:
+      return `${String(meta.format).toUpperCase()} with ${n} pages: only the first is used`;
+  }
+}
+
 /** A sharp instance with the sample's size checked, and what decodeSample copies onto its output. */
 interface Opened {
   img: Sharp;
   width: number;
   height: number;
   where: string;
+  note: string | null;
 }
 
 async function open(sample: Sample, s: DecodeSettings): Promise<Opened> {
@@ -177,7 +206,7 @@ async function open(sample: Sample, s: DecodeSettings): Promise<Opened> {
   if (Math.min(width, height) < s.minSide) {
     throw new BadInputError(where, `too small: ${width}x${height}, the short side is under ${s.minSide}`);
   }
-  return { img, width, height, where };
+  return { img, width, height, where, note: multiFrameNote(meta) };
 }
 
 /** Sets up the train-mode geometry (scale, crop window, flip) on an opened image. */
@@ -211,6 +240,7 @@ export async function decodeSample(sample: Sample, s: DecodeSettings): Promise<D
     if (sample.cls !== undefined) out.cls = sample.cls;
     if (sample.position !== undefined) out.position = sample.position;
     if (sample.relPath !== undefined) out.relPath = sample.relPath;
+    if (o.note !== null) out.note = o.note;
     if (s.mode === 'train') {
       const { data, info } = await trainGeometry(o, sample, s).toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
       out.width = info.width;
@@ -239,6 +269,8 @@ export async function decodeSample(sample: Sample, s: DecodeSettings): Promise<D
 export interface QuantizedLabImage extends QuantizedLab {
   width: number;
   height: number;
+  /** As DecodedImage's: only one of the input's frames or pages was decoded (multiFrameNote). */
+  note?: string;
 }
 
 /**
@@ -259,7 +291,9 @@ export async function decodeTrainLab(sample: Sample, s: DecodeSettings): Promise
     const lab = data.byteOffset % 4 === 0
       ? new Float32Array(data.buffer, data.byteOffset, data.length / 4)
       : new Float32Array(Uint8Array.from(data).buffer);
-    return { width: info.width, height: info.height, ...quantizeLab(lab) };
+    const out: QuantizedLabImage = { width: info.width, height: info.height, ...quantizeLab(lab) };
+    if (o.note !== null) out.note = o.note;
+    return out;
   } catch (err) {
     throw badInput(sample, err);
   }
@@ -311,6 +345,8 @@ function toRgb(data: Buffer, channels: number, n: number): Uint8Array {
 export function decode(options: DecodeOptions): Stage<Sample, DecodedImage> {
   const { concurrency, ...settings } = decodeSettings(options);
   return async function* decodeStage(source: AsyncIterable<Sample>, ctx: StageContext): AsyncGenerator<DecodedImage> {
+    // Notes are given once per file, not once per epoch: the names already noted (only inputs that have a note).
+    const noted = new Set<string>();
     const results = mapOrdered(
       source,
       async (sample: Sample): Promise<DecodedImage | BadInputError> => {
@@ -323,8 +359,18 @@ export function decode(options: DecodeOptions): Stage<Sample, DecodedImage> {
       { concurrency, signal: ctx.signal },
     );
     for await (const r of results) {
-      if (r instanceof BadInputError) ctx.reporter.report('decode', r.key, r.reason, r.cause);
-      else yield r;
+      if (r instanceof BadInputError) {
+        ctx.reporter.report('decode', r.key, r.reason, r.cause);
+        continue;
+      }
+      if (r.note !== undefined) {
+        const where = sampleName(r);
+        if (!noted.has(where)) {
+          noted.add(where);
+          ctx.reporter.notice('decode', where, r.note);
+        }
+      }
+      yield r;
     }
   };
 }

@@ -54,6 +54,17 @@ export const rotatedJpeg = (w: number, h: number): Promise<Buffer> =>
 export const png16 = (w: number, h: number): Promise<Buffer> => rawImage(w, h).toColourspace('rgb16').png().toBuffer();
 export const cmykJpeg = (w: number, h: number): Promise<Buffer> => rawImage(w, h).toColourspace('cmyk').jpeg().toBuffer();
 
+/** `frames` colourful w x h frames (seeds 0, 1, ...) as one strip that sharp writes as a multi-page image. */
+function frameStrip(w: number, h: number, frames: number): Sharp {
+  const strip = Buffer.concat(Array.from({ length: frames }, (_, i) => colourfulRgb(w, h, i)));
+  return sharp(strip, { raw: { width: w, height: h * frames, channels: 3, pageHeight: h } });
+}
+
+/** Multi-frame images: an animated GIF, an animated lossless WebP, a multi-page TIFF (frame i has seed i). */
+export const animatedGif = (w: number, h: number, frames: number): Promise<Buffer> => frameStrip(w, h, frames).gif().toBuffer();
+export const animatedWebp = (w: number, h: number, frames: number): Promise<Buffer> => frameStrip(w, h, frames).webp({ lossless: true }).toBuffer();
+export const multiPageTiff = (w: number, h: number, pages: number): Promise<Buffer> => frameStrip(w, h, pages).tiff().toBuffer();
+
 /** The bad inputs decode must report, by name. */
 export async function badInputs(): Promise<Record<string, Buffer>> {
   const good = await jpeg(64, 48);

@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import sharp from 'sharp';
-import { decode, decodeSample, decodeSettings, augmentation } from '../../src/stages/decode.js';
+import { decode, decodeSample, decodeSettings, decodeTrainLab, augmentation, multiFrameNote } from '../../src/stages/decode.js';
 import { pipeline, collect } from '../../src/core/pipeline.js';
 import { Reporter, InvalidOptionError } from '../../src/core/errors.js';
 import type { DecodedImage, Sample } from '../../src/types.js';
 import { Rng } from '../../src/rng.js';
-import { alphaPng, badInputs, cmykJpeg, colourfulRgb, greyPng, jpeg, png, png16, rotatedJpeg } from '../helpers/images.js';
+import { alphaPng, animatedGif, animatedWebp, badInputs, cmykJpeg, colourfulRgb, greyPng, jpeg, multiPageTiff, png, png16, rotatedJpeg } from '../helpers/images.js';
 
 const sample = (key: string, image: Buffer | undefined, extra: Partial<Sample> = {}): Sample => ({ key, url: 'test.tar', image, fields: {}, ...extra });
 const quiet = () => new Reporter({ log: null });
@@ -229,4 +229,47 @@ test('options are validated when the factory is called', () => {
   assert.throws(() => decode({ mode: 'train', resize: 40, crop: 32, scaleJitter: [48, 40] }), /options.scaleJitter/);
   assert.throws(() => decode({ mode: 'train', resize: 40, crop: 32, scaleJitter: [40.5, 48] as [number, number] }), /options.scaleJitter/);
   assert.throws(() => decode({ mode: 'train', resize: 40, crop: 32, scaleJitter: [40] as unknown as [number, number] }), /options.scaleJitter/);
+});
+
+test('multiFrameNote: says which frame is used for each multi-frame format, null for one frame', () => {
+  assert.equal(multiFrameNote({ format: 'gif', pages: 12 }), 'animated GIF with 12 frames: only the first is used');
+  assert.equal(multiFrameNote({ format: 'webp', pages: 3 }), 'animated WebP with 3 frames: only the first is used');
+  assert.equal(multiFrameNote({ format: 'tiff', pages: 2 }), 'multi-page TIFF with 2 pages: only the first is used');
+  assert.equal(multiFrameNote({ format: 'heif', pages: 4 }), 'HEIF with 4 images: only the primary image is used');
+  assert.equal(multiFrameNote({ format: 'gif', pages: 1 }), null);
+  assert.equal(multiFrameNote({ format: 'png' }), null);
+});
+
+test('animated GIF and WebP, multi-page TIFF: the first frame is decoded and noted once per file; one frame, no note', async () => {
+  const gif = await animatedGif(24, 20, 12);
+  const webp = await animatedWebp(24, 20, 3);
+  const tiff = await multiPageTiff(24, 20, 2);
+  const still = await animatedGif(24, 20, 1);
+  // The header alone tells (sharp's metadata), and the pixels are frame 0's (lossless WebP: exact).
+  assert.equal(multiFrameNote(await sharp(gif).metadata()), 'animated GIF with 12 frames: only the first is used');
+  const w = await decodeSample(sample('w', webp), infer);
+  assert.deepEqual([w.width, w.height, w.note], [24, 20, 'animated WebP with 3 frames: only the first is used']);
+  assert.equal(meanAbsDiff(w.rgb, colourfulRgb(24, 20, 0)), 0);
+  assert.equal((await decodeSample(sample('s', still), infer)).note, undefined);
+  const lab = await decodeTrainLab(sample('t', tiff), decodeSettings({ mode: 'train', resize: 20, crop: 16 }));
+  assert.deepEqual([lab.width, lab.note], [16, 'multi-page TIFF with 2 pages: only the first is used']);
+
+  // Two epochs of the same files: every sample comes out, each multi-frame file is noted once, with its name.
+  for (const mode of ['infer', 'train'] as const) {
+    const lines: string[] = [];
+    const reporter = new Reporter({ log: (l) => lines.push(l) });
+    const files = [sample('anim', gif), sample('webp', webp), sample('still', still), sample('pages', tiff)];
+    const files2 = [sample('anim', gif, { url: '/in/a.gif', relPath: 'a.gif' }), sample('anim', gif, { url: '/in/b.gif', relPath: 'b.gif' })];
+    const out = await collect(pipeline([...files, ...files, ...files2, ...files2], decode({ mode, resize: 20, crop: 16, concurrency: 3 }), { reporter }));
+    assert.deepEqual(out.map((o) => o.key), ['anim', 'webp', 'still', 'pages', 'anim', 'webp', 'still', 'pages', 'anim', 'anim', 'anim', 'anim'], mode);
+    assert.equal(reporter.total, 0);
+    assert.deepEqual(lines, [
+      'colorpipe: note: test.tar#anim (decode): animated GIF with 12 frames: only the first is used',
+      'colorpipe: note: test.tar#webp (decode): animated WebP with 3 frames: only the first is used',
+      'colorpipe: note: test.tar#pages (decode): multi-page TIFF with 2 pages: only the first is used',
+      'colorpipe: note: /in/a.gif (decode): animated GIF with 12 frames: only the first is used',
+      'colorpipe: note: /in/b.gif (decode): animated GIF with 12 frames: only the first is used',
+    ], mode);
+    assert.deepEqual(reporter.notices.map((n) => n.stage), ['decode', 'decode', 'decode', 'decode', 'decode']);
+  }
 });

@@ -27,35 +27,45 @@ export type Frame =
       L: Uint8Array;
       /** round(ab) + 128, interleaved, length 2 * width * height. */
       ab: Uint8Array;
+      /** A note on the input (only its first frame was decoded), named as reports name it; see merge.ts. */
+      note?: { key: string; reason: string };
     }
   | { t: 'drop'; rank: number; key: string; position: ShardPosition; stage: 'decode' | 'filter'; reason: string }
   | { t: 'end'; rank: number; epoch: number }
   | { t: 'report'; stage: string; key: string; reason: string }
+  | NoticeMessage
   | { t: 'fatal'; code: string; message: string }
   | { t: 'done' };
 
 export type SampleFrame = Frame & { t: 'sample' };
 export type DropFrame = Frame & { t: 'drop' };
 export type ReportMessage = { t: 'report'; stage: string; key: string; reason: string };
+/** A Reporter notice (never fatal) crossing the same boundaries as reports. */
+export type NoticeMessage = { t: 'notice'; stage: string; key: string; reason: string };
 
 /** Messages from the hub worker (hub.ts) to the loader's iterator (via-hub.ts). */
 export type HubMessage =
   | { t: 'sample'; s: LoaderSample }
   | ReportMessage
+  | NoticeMessage
   | { t: 'filtered'; key: string; reason: string }
   | { t: 'error'; name: string; code: string; message: string }
   | { t: 'done' };
 
 /**
- * A Reporter that decides nothing itself: every bad input becomes a 'report' message to the process or thread
- * that owns the real reporter (a child's pipe, the hub's port), whose onError then applies in order.
+ * A Reporter that decides nothing itself: every bad input becomes a 'report' message (every notice a 'notice'
+ * message) to the process or thread that owns the real reporter (a child's pipe, the hub's port), whose onError
+ * then applies in order.
  */
 export class ForwardingReporter extends Reporter {
-  constructor(private readonly forward: (m: ReportMessage) => void) {
+  constructor(private readonly forward: (m: ReportMessage | NoticeMessage) => void) {
     super({ onError: 'skip', log: null });
   }
   override report(stage: string, key: string, reason: string): void {
     this.forward({ t: 'report', stage, key, reason });
+  }
+  override notice(stage: string, key: string, reason: string): void {
+    this.forward({ t: 'notice', stage, key, reason });
   }
 }
 

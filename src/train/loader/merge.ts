@@ -48,10 +48,18 @@ export async function* loaderCore(
     if (f.stage === 'filter') onFiltered(f.key, f.reason);
     else ctx.reporter.report(f.stage, f.key, f.reason);
   };
+  // A kept sample's note (only the first frame of an animated GIF was decoded) is given once per file, not once
+  // per epoch: the names already noted (only inputs that have a note).
+  const noted = new Set<string>();
+  const noteOf = (f: SampleFrame) => {
+    if (f.note === undefined || noted.has(f.note.key)) return;
+    noted.add(f.note.key);
+    ctx.reporter.notice('decode', f.note.key, f.note.reason);
+  };
   let sources: RankSources | null = null;
   try {
     sources = c.processes === 0 ? new InProcessSources(job, ctx) : new ChildSources(job, c.processes, ctx);
-    if (c.replay.length > 0) yield* replay(c.replay, job, ctx, reportDrop);
+    if (c.replay.length > 0) yield* replay(c.replay, job, ctx, reportDrop, noteOf);
     for (let e = first; e < c.end; e++) {
       // The head of each rank: its next kept sample in epoch e; a rank leaves when it ends the epoch.
       const heads = new Map<number, SampleFrame>();
@@ -64,6 +72,7 @@ export async function* loaderCore(
             if (f.position.epoch !== e) {
               throw new ColorpipeError('ERR_LOADER_PROTOCOL', `rank ${rank} sent a sample of epoch ${f.position.epoch} during epoch ${e}`);
             }
+            noteOf(f);
             heads.set(rank, f);
             return;
           } else if (f.t === 'end') {

@@ -20,7 +20,7 @@ import type { Readable } from 'node:stream';
 import type { StageContext } from '../../core/pipeline.js';
 import { ColorpipeError } from '../../core/errors.js';
 import { abortErrorOf, onAbort } from '../../core/abort.js';
-import { FrameParser, wireError, type Frame, type ReportMessage } from './frames.js';
+import { FrameParser, wireError, type Frame, type NoticeMessage, type ReportMessage } from './frames.js';
 import { rankFrames, type LoaderJob } from './rank-stream.js';
 
 export interface RankSources {
@@ -57,7 +57,7 @@ export class Child {
   private readonly pipe: Readable;
   private readonly parser = new FrameParser();
   private readonly queues = new Map<number, Frame[]>();
-  private readonly reports: ReportMessage[] = [];
+  private readonly reports: (ReportMessage | NoticeMessage)[] = [];
   private buffered = 0;
   private paused = false;
   private fatal: (Frame & { t: 'fatal' }) | null = null;
@@ -111,7 +111,7 @@ export class Child {
         }
         q.push(f);
         if (f.t === 'sample') this.buffered += f.L.length + f.ab.length;
-      } else if (f.t === 'report') {
+      } else if (f.t === 'report' || f.t === 'notice') {
         this.reports.push(f);
       } else if (f.t === 'fatal') {
         this.fatal = f;
@@ -127,8 +127,9 @@ export class Child {
   async next(rank: number): Promise<Frame> {
     for (;;) {
       while (this.reports.length > 0) {
-        const r = this.reports.shift() as ReportMessage;
-        this.ctx.reporter.report(r.stage, r.key, r.reason);
+        const r = this.reports.shift()!;
+        if (r.t === 'notice') this.ctx.reporter.notice(r.stage, r.key, r.reason);
+        else this.ctx.reporter.report(r.stage, r.key, r.reason);
       }
       const q = this.queues.get(rank)!;
       const f = q.shift();

@@ -10,9 +10,9 @@ import type { ShardPosition } from '../../types.js';
 import { BadInputError } from '../../core/errors.js';
 import { mapOrdered } from '../../core/map-concurrent.js';
 import { shards, readSamplesAt, type ShardSample } from '../../stages/shards.js';
-import { decodeTrainLab, type DecodeSettings } from '../../stages/decode.js';
+import { decodeTrainLab, sampleName, type DecodeSettings } from '../../stages/decode.js';
 import { filterReason, type ColourFilter } from '../../stages/filter.js';
-import { toSample, type DropFrame, type Frame, type LoaderSample } from './frames.js';
+import { toSample, type DropFrame, type Frame, type LoaderSample, type SampleFrame } from './frames.js';
 
 /** Everything a rank's stream depends on; sent to each child as one JSON line on its stdin. */
 export interface LoaderJob {
@@ -52,6 +52,7 @@ export async function frameOf(s: ShardSample, rank: number, decode: DecodeSettin
     if (reason !== null) return { t: 'drop', rank, key: s.key, position, stage: 'filter', reason };
     const frame: Frame = { t: 'sample', rank, key: s.key, position, width: q.width, height: q.height, L: q.L, ab: q.ab };
     if (s.cls !== undefined) frame.cls = s.cls;
+    if (q.note !== undefined) frame.note = { key: sampleName(s), reason: q.note };
     return frame;
   } catch (err) {
     if (!(err instanceof BadInputError)) throw err;
@@ -126,13 +127,15 @@ async function* rawItems(job: LoaderJob, ctx: StageContext): AsyncGenerator<RawI
 
 /**
  * The replay positions (a shuffle buffer's content, so few), read with readSamplesAt and decoded here with the
- * same deterministic crop, in the given order, marked `replayed: true`; dropped ones go to reportDrop.
+ * same deterministic crop, in the given order, marked `replayed: true`; dropped ones go to reportDrop, kept
+ * ones to onSample before they are yielded (for their note).
  */
 export async function* replay(
   positions: ShardPosition[],
   job: LoaderJob,
   ctx: StageContext,
   reportDrop: (f: DropFrame) => void,
+  onSample: (f: SampleFrame) => void = () => undefined,
 ): AsyncGenerator<LoaderSample> {
   const frames = mapOrdered(
     readSamplesAt(positions, ctx, { world: job.world }),
@@ -140,7 +143,9 @@ export async function* replay(
     { concurrency: Math.max(2, os.availableParallelism()), signal: ctx.signal },
   );
   for await (const f of frames) {
-    if (f.t === 'sample') yield toSample(f, true);
-    else if (f.t === 'drop') reportDrop(f);
+    if (f.t === 'sample') {
+      onSample(f);
+      yield toSample(f, true);
+    } else if (f.t === 'drop') reportDrop(f);
   }
 }

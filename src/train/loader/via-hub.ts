@@ -81,6 +81,8 @@ export async function* viaHub(core: LoaderCore, ctx: StageContext): AsyncGenerat
         }
       } else if (m.t === 'report') {
         ctx.reporter.report(m.stage, m.key, m.reason);
+      } else if (m.t === 'notice') {
+        ctx.reporter.notice(m.stage, m.key, m.reason);
       } else if (m.t === 'filtered') {
         recordFiltered(ctx.reporter, m.key, m.reason);
       } else if (m.t === 'error') {

@@ -53,12 +53,18 @@ test('toSample is the dequantization of the planes (byte k -> k / 255), with ran
   assert.equal('cls' in t, false);
 });
 
-test('ForwardingReporter forwards every report and decides nothing', () => {
+test('ForwardingReporter forwards every report and notice and decides nothing', () => {
   const got: unknown[] = [];
   const r = new ForwardingReporter((m) => got.push(m));
   r.report('decode', 'a', 'bad');
   r.report('shards', 'b', 'truncated');
-  assert.deepEqual(got, [{ t: 'report', stage: 'decode', key: 'a', reason: 'bad' }, { t: 'report', stage: 'shards', key: 'b', reason: 'truncated' }]);
+  r.notice('decode', 'c', 'animated GIF with 2 frames: only the first is used');
+  assert.deepEqual(got, [
+    { t: 'report', stage: 'decode', key: 'a', reason: 'bad' },
+    { t: 'report', stage: 'shards', key: 'b', reason: 'truncated' },
+    { t: 'notice', stage: 'decode', key: 'c', reason: 'animated GIF with 2 frames: only the first is used' },
+  ]);
+  assert.deepEqual(r.notices, []);
 });
 
 test('wireError rebuilds the error class from its code', () => {

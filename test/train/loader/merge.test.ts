@@ -5,6 +5,10 @@ import { pipeline, collect } from '../../../src/core/pipeline.js';
 import { ColorpipeError } from '../../../src/core/errors.js';
 import { makeConfig } from '../../../src/config.js';
 import { config, makeShards, quiet } from './fixtures.js';
+import { Reporter } from '../../../src/core/errors.js';
+import { animatedGif, multiPageTiff, png, writeTar } from '../../helpers/images.js';
+import { tempDir } from '../../helpers/tar.js';
+import { join } from 'node:path';
 
 let urls = '';
 let cleanup = () => undefined as void;
@@ -37,4 +41,29 @@ test('a finite run whose epochs yield nothing just ends', async () => {
   const picky = makeConfig({ model: { inputSize: 16 }, filter: { minMeanChroma: 1000 } });
   const p = pipeline(loader({ urls, config: picky, processes: 0, world: 2, seed: 1, epochs: 1 }), { reporter: quiet() });
   assert.deepEqual(await collect(p), []);
+});
+
+test('a multi-frame image trains on its first frame and is noted once per file over epochs, in-process and via the hub', async () => {
+  const { dir, cleanup: rm } = tempDir();
+  try {
+    await writeTar(join(dir, 'anim-0.tar'), [
+      { name: 'anim.gif', data: await animatedGif(24, 20, 5) },
+      { name: 'still.png', data: await png(24, 20) },
+      { name: 'pages.tif', data: await multiPageTiff(24, 20, 3) },
+    ]);
+    const url = join(dir, 'anim-0.tar');
+    for (const processes of [0, 2]) {
+      const lines: string[] = [];
+      const reporter = new Reporter({ log: (l) => lines.push(l) });
+      const out = await collect(pipeline(loader({ urls: url, config, processes, seed: 3, epochs: 3 }), { reporter }));
+      assert.deepEqual(out.map((s) => s.key), ['anim', 'still', 'pages', 'anim', 'still', 'pages', 'anim', 'still', 'pages'], `processes ${processes}`);
+      assert.equal(reporter.total, 0);
+      assert.deepEqual(lines, [
+        `colorpipe: note: ${url}#anim (decode): animated GIF with 5 frames: only the first is used`,
+        `colorpipe: note: ${url}#pages (decode): multi-page TIFF with 3 pages: only the first is used`,
+      ], `processes ${processes}`);
+    }
+  } finally {
+    rm();
+  }
 });

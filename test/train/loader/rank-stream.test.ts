@@ -8,6 +8,7 @@ import { decodeSettings } from '../../../src/stages/decode.js';
 import { colourFilter } from '../../../src/stages/filter.js';
 import type { StageContext } from '../../../src/core/pipeline.js';
 import { config, makeShards, quiet } from './fixtures.js';
+import { animatedGif } from '../../helpers/images.js';
 
 let urls = '';
 let cleanup = () => undefined as void;
@@ -67,9 +68,11 @@ test('replay yields the positions in the given order, same bytes as frameOf, mar
   const dropped = all.find((f): f is DropFrame => f.t === 'drop')!;
   const picks = [kept[5]!, dropped, kept[0]!, kept[9]!];
   const drops: DropFrame[] = [];
+  const seen: string[] = [];
   const got = [];
-  for await (const s of replay(picks.map((f) => f.position), j, ctx(), (d) => drops.push(d))) got.push(s);
+  for await (const s of replay(picks.map((f) => f.position), j, ctx(), (d) => drops.push(d), (f) => seen.push(f.key))) got.push(s);
   assert.deepEqual(got.map((s) => s.key), [kept[5]!.key, kept[0]!.key, kept[9]!.key]);
+  assert.deepEqual(seen, got.map((s) => s.key), 'each kept frame goes to onSample (for its note)');
   assert.ok(got.every((s) => s.replayed === true));
   assert.deepEqual(drops.map((d) => d.key), [dropped.key]);
   // The crop is a function of the position: the replayed sample is the one the stream produced.
@@ -79,4 +82,14 @@ test('replay yields the positions in the given order, same bytes as frameOf, mar
     return out;
   })();
   assert.deepEqual(again, kept[5]);
+});
+
+test('frameOf carries the note of a multi-frame image, named as reports name it; a single frame has none', async () => {
+  const j = await job();
+  const base = { url: 'x.tar', fields: {}, position: pos(0, 0), rank: 0 };
+  const f = await frameOf({ ...base, key: 'anim', image: await animatedGif(24, 20, 4) }, 0, j.decode, j.filter);
+  assert.equal(f.t, 'sample');
+  assert.deepEqual(f.t === 'sample' && f.note, { key: 'x.tar#anim', reason: 'animated GIF with 4 frames: only the first is used' });
+  const g = await frameOf({ ...base, key: 'still', image: await animatedGif(24, 20, 1) }, 0, j.decode, j.filter);
+  assert.equal(g.t === 'sample' && g.note, undefined);
 });
