@@ -4,22 +4,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { FIXTURES, tempDir } from '../helpers/tar.js';
+import { FIXTURES, ROOT, tempDir } from '../helpers/tar.js';
+import { noStack, pipe } from '../helpers/faults.js';
 import { setupEngine } from '../../src/model/engine.js';
 import { buildColorizer, disposeColorizer, saveColorizer } from '../../src/model/network.js';
-
-const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const pipe = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000 });
-
-/** No line of `stderr` looks like a stack frame. */
-function noStack(stderr: string): void {
-  assert.ok(!/^\s+at /m.test(stderr), `a stack trace: ${stderr}`);
-}
 
 test('pipe --version and -v print the package version', { timeout: 30_000 }, () => {
   const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
