@@ -96,6 +96,8 @@ export interface PreparedImage {
   format: OutputFormat | null;
   /** With keepRgb: the decoded 8-bit sRGB at width x height. */
   rgb?: Uint8Array;
+  /** Said once of the input: only its first frame or page is used (stages/decode.ts multiFrameNote). */
+  note?: string;
   /** The image's share of the run's memory budget (the admit stage's), released by whoever finishes it. */
   lease?: Lease;
 }
@@ -252,6 +254,7 @@ export async function prepareImage(sample: PrepareTask['sample'], s: PrepareSett
     if (sample.url !== undefined) out.url = sample.url;
     if (sample.index !== undefined) out.index = sample.index;
     if (img.alpha) out.alpha = img.alpha;
+    if (img.note !== undefined) out.note = img.note;
     if (s.keepRgb) out.rgb = rgb;
     return out;
   } catch (err) {

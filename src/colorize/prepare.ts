@@ -7,7 +7,8 @@
  * transfer. At most `concurrency` images are in flight; results keep input order.
  *
  * Bad input (empty, not an image, corrupt, truncated, over the pixel limit) is reported to ctx.reporter as
- * stage 'decode' with the file's path and the reason, and the stream goes on. A sample's `lease` (the admit
+ * stage 'decode' with the file's path and the reason, and the stream goes on. An animated or multi-page input
+ * is colorized by its first frame, and a notice says so. A sample's `lease` (the admit
  * stage's share of the memory budget) passes to its prepared image, or is released when the sample is bad. Errors that surface at the
  * consumer's await: AbortError when the pipeline aborts; BadInputError from the reporter with onError 'fail';
  * a worker crash (a bug, not bad input). InvalidOptionError is thrown by the factory.
@@ -84,7 +85,10 @@ export function prepare(options: PrepareOptions = {}): Stage<Sample & { index?: 
       const results = parallelMap(one, { concurrency })(source, ctx);
       for await (const r of results) {
         if (r instanceof BadInputError) ctx.reporter.report('decode', r.key, r.reason, r.cause);
-        else yield r;
+        else {
+          if (r.note !== undefined) ctx.reporter.notice('decode', r.url ?? r.key, r.note);
+          yield r;
+        }
       }
     } finally {
       if (given === undefined && pool !== 'inline') await pool.destroy();

@@ -6,7 +6,7 @@ import { createColorizePool } from '../../src/colorize/pool.js';
 import { pipeline, collect } from '../../src/core/pipeline.js';
 import { InvalidOptionError, Reporter } from '../../src/core/errors.js';
 import type { Sample } from '../../src/types.js';
-import { badInputs, jpeg, png } from '../helpers/images.js';
+import { animatedGif, badInputs, jpeg, multiPageTiff, png } from '../helpers/images.js';
 
 const sample = (key: string, image: Buffer, ext = 'jpg'): Sample => ({ key, url: `/in/${key}.${ext}`, relPath: `${key}.${ext}`, image, imageExt: ext, fields: {} });
 
@@ -78,4 +78,21 @@ test('prepare stage: an early break stops the source and destroys its own pool',
 test('onError fail: the first bad input ends the stream', async () => {
   const reporter = new Reporter({ onError: 'fail', log: null });
   await assert.rejects(collect(pipeline(await mixed(), prepare({ globalSize: 16, pool: 'inline' }), { reporter })), /empty\.jpg: empty image file/);
+});
+
+test('an animated GIF or multi-page TIFF is prepared from its first frame, with one notice naming its path (through the pool too)', async () => {
+  const lines: string[] = [];
+  const reporter = new Reporter({ log: (l) => lines.push(l) });
+  const pool = createColorizePool(2);
+  try {
+    const samples = [sample('anim', await animatedGif(24, 20, 5), 'gif'), sample('pages', await multiPageTiff(24, 20, 3), 'tif'), sample('still', await png(16, 16, 2), 'png')];
+    const out = await collect(pipeline(samples, prepare({ globalSize: 16, pool }), { reporter }));
+    assert.deepEqual(out.map((p) => [p.key, p.width, p.height]), [['anim', 24, 20], ['pages', 24, 20], ['still', 16, 16]]);
+    assert.equal(reporter.total, 0, 'not failures');
+    assert.equal(lines.length, 2);
+    assert.match(lines[0]!, /\/in\/anim\.gif.*animated GIF with 5 frames: only the first is used/);
+    assert.match(lines[1]!, /\/in\/pages\.tif.*3 pages: only the first is used/);
+  } finally {
+    await pool.destroy();
+  }
 });
