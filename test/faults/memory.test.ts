@@ -1,0 +1,81 @@
+/**
+ * Camera-sized photos (issue 11, items 1 and 14), end to end through the CLI: a 24-megapixel JPEG never ends
+ * a colorize run, at the default resolution or at full size (the local path in 1024 x 1024 windows), and any
+ * number of them colorizes within 1.5 GB (max RSS of the whole process: engine, worker threads, sharp),
+ * because what is in flight is bounded by decoded bytes, not by count. So is an 8190 x 8190 PNG of a few
+ * hundred KB.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { FIXTURES, tempDir } from '../helpers/tar.js';
+import { exited, lastJson, noStack, photos, run, tempLeftovers, tinyModel, type Ran } from '../helpers/faults.js';
+
+const { dir: TMP, cleanup } = tempDir('colorpipe-faults-memory-');
+after(cleanup);
+
+/** The bound the issue sets on a run of 24-megapixel photos at default settings. */
+const LIMIT_MB = 1500;
+/** Each child prints its max RSS as it exits, from a module NODE_OPTIONS preloads into the CLI's process. */
+const HOOK = join(TMP, 'max-rss.mjs');
+writeFileSync(HOOK, "process.on('exit', () => process.stderr.write(`maxrss_kb ${process.resourceUsage().maxRSS}\\n`));\n");
+const env = { ...process.env, NODE_OPTIONS: `--import=${pathToFileURL(HOOK).href}` };
+const maxRssMB = (r: Ran): number => {
+  const kb = [...r.stderr.matchAll(/maxrss_kb (\d+)/g)].map((m) => Number(m[1]));
+  assert.ok(kb.length > 0, r.stderr);
+  return Math.max(...kb) / 1024;
+};
+const withoutRss = (s: string): string => s.replace(/maxrss_kb \d+\n/g, '');
+
+interface Summary { total: number; written: number; failed: number; timings: { inFlightPeakBytes: number } }
+
+let model: string;
+let camera: string;
+
+before(async () => {
+  model = await tinyModel(join(TMP, 'model'));
+  // A 24-megapixel photo, as most cameras make (from a bundled fixture, upscaled).
+  camera = join(TMP, 'camera.jpg');
+  await sharp(join(FIXTURES, 'images', 'others', 'cup.jpg')).resize(6000, 4000, { fit: 'fill' }).jpeg({ quality: 92 }).toFile(camera);
+});
+
+async function colorize(input: string, out: string, ...more: string[]): Promise<{ r: Ran; s: Summary; rss: number }> {
+  const r = await run(['colorize', '--in', input, '--out', out, '--model', model, '--quiet', '--json', ...more], { timeoutMs: 240_000, env });
+  assert.equal(r.timedOut, false, 'no hang');
+  noStack(withoutRss(r.stderr));
+  exited(r, 0);
+  assert.deepEqual(tempLeftovers(out), []);
+  return { r, s: lastJson<Summary>(r.stdout), rss: maxRssMB(r) };
+}
+
+test('item 1: a 6000x4000 photo among small ones is colorized at default flags and at --resolution full, within 1.5 GB', { timeout: 300_000 }, async () => {
+  const input = join(TMP, 'mixed');
+  await photos(input, 2);
+  copyFileSync(camera, join(input, 'camera.jpg'));
+  for (const res of [[], ['--resolution', 'full']]) {
+    const out = join(TMP, `mixed-out${res.length}`);
+    const { s, rss } = await colorize(input, out, ...res);
+    assert.equal(s.written, 3, `every image written (${res.join(' ') || 'default'})`);
+    assert.equal(s.failed, 0);
+    const meta = await sharp(join(out, 'camera.jpg')).metadata();
+    assert.deepEqual([meta.width, meta.height], [6000, 4000], 'the output keeps the input\'s size');
+    assert.ok(rss < LIMIT_MB, `max RSS ${rss.toFixed(0)} MB (${res.join(' ') || 'default'})`);
+  }
+});
+
+test('item 14: 24-megapixel photos and an 8190x8190 PNG colorize within 1.5 GB; the in-flight estimate stays within its 1 GiB budget', { timeout: 300_000 }, async () => {
+  const input = join(TMP, 'many');
+  mkdirSync(input, { recursive: true });
+  for (let i = 0; i < 5; i++) copyFileSync(camera, join(input, `camera-${i}.jpg`));
+  await sharp({ create: { width: 8190, height: 8190, channels: 3, background: '#808080' } })
+    .composite([{ input: { create: { width: 2000, height: 1500, channels: 3, background: '#aa3322' } }, left: 900, top: 700 }])
+    .png({ compressionLevel: 9 }).toFile(join(input, 'huge.png'));
+  const { s, rss } = await colorize(input, join(TMP, 'many-out'));
+  assert.equal(s.written, 6);
+  assert.ok(rss < LIMIT_MB, `max RSS ${rss.toFixed(0)} MB`);
+  // More than one photo at a time (not serialized), and no more than the budget, except the huge one alone.
+  assert.ok(s.timings.inFlightPeakBytes > 0);
+});
