@@ -5,6 +5,7 @@
  */
 import { errorText, exitCodeOf, printable } from './core/errors.js';
 import { colorpipeVersion } from './version.js';
+import { withFlagNames, type FlagNames } from './commands/args.js';
 
 const HELP = `pipe: train and run the Iizuka et al. 2016 colorization network as a streaming pipeline
 
@@ -26,7 +27,13 @@ Exit status: 0 done, 1 a failure (or inputs that failed), 2 a usage error (a bad
 130 interrupted (Ctrl-C).`;
 
 
-const COMMANDS: Record<string, () => Promise<{ run(argv: string[]): Promise<number> }>> = {
+/** A command: `run` returns the exit status; FLAG_NAMES maps the API's option names to its flags. */
+interface Command {
+  run(argv: string[]): Promise<number>;
+  FLAG_NAMES?: FlagNames;
+}
+
+const COMMANDS: Record<string, () => Promise<Command>> = {
   train: () => import('./commands/train.js'),
   colorize: () => import('./commands/colorize.js'),
   shard: () => import('./commands/shard.js'),
@@ -52,7 +59,12 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const mod = await load();
-  return mod.run(rest);
+  try {
+    return await mod.run(rest);
+  } catch (err) {
+    // The API's errors name its options (`options.input`); the user typed the command's flags (`--in`).
+    throw withFlagNames(err, mod.FLAG_NAMES);
+  }
 }
 
 // Exit explicitly once stdout and stderr are flushed: engine worker threads (wasm pthreads, Dawn) may otherwise

@@ -10,7 +10,7 @@
  */
 export { pipeline, compose, collect, drain } from './core/pipeline.js';
 export { sleep, throwIfAborted, abortErrorOf } from './core/abort.js';
-export type { Stage, StageContext, Source, Pipeline, PipelineOptions } from './core/pipeline.js';
+export type { Stage, PassThroughStage, StageContext, Source, Pipeline, PipelineOptions } from './core/pipeline.js';
 export type { Sample, ShardPosition, DecodedImage, LabSample, LabBatch } from './types.js';
 export {
   ColorpipeError, InvalidOptionError, BadInputError, AbortError, OutOfMemoryError, EngineUnavailableError,
@@ -34,7 +34,7 @@ export { filter } from './stages/filter.js';
 export { loader, loaderResumeFrom } from './train/loader/index.js';
 export type { LoaderOptions, LoaderResume, LoaderSample } from './train/loader/index.js';
 export { shuffle } from './stages/shuffle.js';
-export type { ShuffleOptions, ShuffleState, ShuffleStage } from './stages/shuffle.js';
+export type { ShuffleOptions, ShuffleState, ShuffleStage, ShuffleControls, PassThroughShuffleStage, Positioned } from './stages/shuffle.js';
 export { batch } from './stages/batch.js';
 export { prefetch } from './stages/prefetch.js';
 export { parallelMap } from './stages/parallel-map.js';

@@ -2,10 +2,11 @@
  * `pipe bench loader|train|colorize|predict|fidelity [options]`: runs one of the benchmarks in bench/ (compiled to dist/bench/),
  * each in its own Node process so engines and worker pools start fresh. Each prints JSON on stdout.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 import { InvalidOptionError } from '../core/errors.js';
+import { interruptible } from './args.js';
 
 const BENCHES = ['loader', 'train', 'colorize', 'predict', 'fidelity'] as const;
 
@@ -13,13 +14,26 @@ export async function run(argv: string[]): Promise<number> {
   const [which, ...rest] = argv;
   if (!which || which === '--help' || which === '-h') {
     process.stdout.write(`Usage: pipe bench ${BENCHES.join('|')} [options]   (prints JSON; see BENCHMARKS.md)\n`);
-    return which ? 0 : 1;
+    return which ? 0 : 2; // no benchmark named: a usage error
   }
   if (!(BENCHES as readonly string[]).includes(which)) {
     throw new InvalidOptionError(`Expected one of ${BENCHES.join('|')} for the benchmark but received ${which}`);
   }
   const script = fileURLToPath(new URL(`../../bench/${which}.js`, import.meta.url));
-  if (!existsSync(script)) throw new InvalidOptionError(`Benchmark ${script} is missing: run 'npm run build' first`);
-  const r = spawnSync(process.execPath, [script, ...rest], { stdio: 'inherit' });
-  return r.status ?? 1;
+  if (!existsSync(script)) {
+    // The benchmarks need the repository (bench/, fixtures/, demo/): the npm package ships without them.
+    throw new InvalidOptionError(`Benchmark ${script} is missing: pipe bench runs in a clone of the colorpipe repository, after 'npm run build'`);
+  }
+  // Ctrl-C: a terminal's reaches the benchmark too (one process group); a `kill -INT` of this process is passed on.
+  return interruptible('stopping the benchmark', (stop) =>
+    new Promise<number>((resolve, reject) => {
+      const child = spawn(process.execPath, [script, ...rest], { stdio: 'inherit' });
+      const forward = () => child.kill('SIGINT');
+      stop.addEventListener('abort', forward, { once: true });
+      child.once('error', reject);
+      child.once('exit', (code, signal) => {
+        stop.removeEventListener('abort', forward);
+        resolve(code ?? (signal === 'SIGINT' ? 130 : 1));
+      });
+    }));
 }

@@ -4,12 +4,12 @@
  * Ctrl-C. The summary goes to stderr, and with --json as one JSON line to stdout. Ctrl-C once stops after the
  * files being written (whole files only), twice exits at once.
  */
-import { parse, num, required, oneOf, interruptible, resolutionFlag } from './args.js';
+import { parse, num, required, oneOf, interruptible, resolutionFlag, shareOf, shareNotice, type FlagNames } from './args.js';
 import { BACKENDS, type BackendChoice } from '../model/engine.js';
 import { colorizeGraph } from '../colorize/graph.js';
 import type { ColorizeSummary } from '../colorize/options.js';
 import { FORMATS, type FormatChoice } from '../colorize/formats.js';
-import { InvalidOptionError, printable } from '../core/errors.js';
+import { printable } from '../core/errors.js';
 import { RUNTIMES, type Runtime } from '../colorize/model.js';
 import { ONNX_DEVICES, type OnnxDevice } from '../model/onnx/engine.js';
 
@@ -30,10 +30,19 @@ const USAGE = `Usage: pipe colorize --in DIR|FILE --out DIR --model runs/NAME|pa
   --quality Q          1..100 for jpg, webp, avif, tiff (default 90)
   --overwrite          replace existing outputs (default: skip them, so a rerun finishes a killed run)
   --on-error skip|fail skip and report bad inputs (default) or stop at the first
-  --rank R --world W   process only the files whose index % W == R (split a folder over W processes)
+  --rank R --world W   process only the files whose index % W == R (split a folder over W processes); when
+                       not given, taken from a Slurm job array (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_MIN,
+                       SLURM_ARRAY_TASK_COUNT) or a Kubernetes Indexed Job (JOB_COMPLETION_INDEX, with --world)
   --threads T          decode/encode worker threads (default: cores)
-  --quiet              no progress bar
+  --quiet              no progress bar (nor the line saying where --rank and --world came from)
   --json               print a machine-readable summary on stdout`;
+
+/** The API's option names, as this command's flags (for the API's errors). */
+export const FLAG_NAMES: FlagNames = {
+  input: '--in', out: '--out', model: '--model', style: '--style', batch: '--batch', backend: '--backend', runtime: '--engine',
+  device: '--device', resolution: '--resolution', format: '--format', quality: '--quality', overwrite: '--overwrite',
+  onError: '--on-error', rank: '--rank', world: '--world', threads: '--threads',
+};
 
 /** The summary's lines for stderr. */
 export function formatSummary(s: ColorizeSummary): string {
@@ -63,31 +72,26 @@ export async function run(argv: string[]): Promise<number> {
   const format = oneOf<FormatChoice>(v.format, 'format', FORMATS, 'same');
   const onError = oneOf(v['on-error'], 'on-error', ['skip', 'fail'] as const, 'skip');
   const resolution = resolutionFlag(v.resolution);
-  const world = num(v.world, 'world', { int: true, min: 1 });
-  const rank = num(v.rank, 'rank', { int: true, min: 0 });
-  if ((rank === undefined) !== (world === undefined)) throw new InvalidOptionError('Expected --rank and --world together', { usage: USAGE });
+  const share = shareOf(v);
   const quiet = Boolean(v.quiet);
+  if (share?.from && !quiet) process.stderr.write(shareNotice(share) + '\n');
 
-  const stop = interruptible('finishing the files being written');
-  try {
+  return interruptible('finishing the files being written', async (stop) => {
     const s = await colorizeGraph({
-      input, out, model, backend, runtime, device, format, onError, resolution, rank, world,
+      input, out, model, backend, runtime, device, format, onError, resolution, rank: share?.rank, world: share?.world,
       style: v.style as string | undefined,
       batch: num(v.batch, 'batch', { int: true, min: 1 }),
       quality: num(v.quality, 'quality', { int: true, min: 1 }),
       threads: num(v.threads, 'threads', { int: true, min: 1 }),
       overwrite: Boolean(v.overwrite),
       quiet,
-      stop: stop.signal,
+      stop,
     });
     process.stderr.write(formatSummary(s) + '\n');
     if (v.json) {
       const { failures, timings, ...rest } = s;
       process.stdout.write(JSON.stringify({ ...rest, failures, timings }) + '\n');
     }
-    if (stop.signal.aborted) return 130;
     return s.failed > 0 || s.stopped ? 1 : 0;
-  } finally {
-    stop.dispose();
-  }
+  });
 }

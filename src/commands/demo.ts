@@ -8,7 +8,7 @@ import { promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
-import { parse, num, str, oneOf } from './args.js';
+import { parse, num, str, oneOf, interruptible } from './args.js';
 import { loadConfig, applyOverrides } from '../config.js';
 import { Reporter } from '../core/errors.js';
 import { writeShards } from '../shard-writer.js';
@@ -48,57 +48,66 @@ export async function run(argv: string[]): Promise<number> {
   log(`  Takes about ${Math.ceil(minutes + 2)} minutes on 2 cores (training stops at ${minutes} min with a checkpoint); output in ${out}`);
   if (v.fresh) await fsp.rm(out, { recursive: true, force: true });
 
-  // 1. Shards (once).
-  const trainShards = join(out, 'shards', 'train');
-  const heldShards = join(out, 'shards', 'heldout');
-  const quiet = new Reporter({ log: null });
-  if (!(await exists(join(trainShards, 'classes.json')))) {
-    log('[1/4] building shards from demo/photos');
-    await writeShards({ input: join(photos, 'train'), output: trainShards, maxcount: 64, labels: 'dirs', reporter: quiet });
-    await writeShards({ input: join(photos, 'heldout'), output: heldShards, maxcount: 64, labels: 'none', reporter: quiet });
-  } else {
-    log('[1/4] shards already built');
-  }
+  // Ctrl-C as in every command: stop after the current shard, training step (with a checkpoint) or file, then
+  // exit 130; a rerun continues.
+  return interruptible('stopping (while training: after this step, with a checkpoint); a rerun continues', async (stop) => {
+    // 1. Shards (once). The training shards' classes.json, written last, says both sets are whole.
+    const trainShards = join(out, 'shards', 'train');
+    const heldShards = join(out, 'shards', 'heldout');
+    const quiet = new Reporter({ log: null });
+    if (!(await exists(join(trainShards, 'classes.json')))) {
+      log('[1/4] building shards from demo/photos');
+      await writeShards({ input: join(photos, 'heldout'), output: heldShards, maxcount: 64, labels: 'none', reporter: quiet, signal: stop });
+      await writeShards({ input: join(photos, 'train'), output: trainShards, maxcount: 64, labels: 'dirs', reporter: quiet, signal: stop });
+    } else {
+      log('[1/4] shards already built');
+    }
 
-  // 2. Train, within the time limit (continues an earlier demo run).
-  log('[2/4] training');
-  const engine = await setupEngine({ backend });
-  const stop = new AbortController();
-  const timer = setTimeout(() => stop.abort(), minutes * 60_000);
-  const onSigint = () => stop.abort();
-  process.on('SIGINT', onSigint);
-  let trained;
-  try {
-    trained = await trainGraph({
-      shards: join(trainShards, '*.tar'), valShards: join(heldShards, '*.tar'), config, out, engine,
-      resume: true, steps: config.train.steps, stop: stop.signal, quiet: Boolean(v.quiet), label: 'demo: train',
-    });
-  } finally {
-    clearTimeout(timer);
-    process.off('SIGINT', onSigint);
-  }
-  log(`      step ${trained.steps}, loss ${trained.lastLoss.toFixed(5)}, ${trained.meanImgPerS.toFixed(1)} img/s on ${engine.describe}`);
+    // 2. Train, within the time limit (continues an earlier demo run).
+    log('[2/4] training');
+    const engine = await setupEngine({ backend });
+    const limit = new AbortController();
+    const timer = setTimeout(() => limit.abort(), minutes * 60_000);
+    const onStop = () => limit.abort();
+    stop.addEventListener('abort', onStop, { once: true });
+    let trained;
+    try {
+      trained = await trainGraph({
+        shards: join(trainShards, '*.tar'), valShards: join(heldShards, '*.tar'), config, out, engine,
+        resume: true, steps: config.train.steps, stop: limit.signal, quiet: Boolean(v.quiet), label: 'demo: train',
+      });
+    } finally {
+      clearTimeout(timer);
+      stop.removeEventListener('abort', onStop);
+    }
+    log(`      step ${trained.steps}, loss ${trained.lastLoss.toFixed(5)}, ${trained.meanImgPerS.toFixed(1)} img/s on ${engine.describe}`);
+    if (stop.aborted) {
+      log(`colorpipe demo: stopped at step ${trained.steps}, checkpoint written; 'pipe demo' continues from it`);
+      return 0;
+    }
 
-  // The paper colorizes at any resolution, but a network sees objects best at the scale it trained on: the model
-  // records that scale (crops of photos whose short side was scaled to augment.resize), and colorize's default
-  // resolution ('auto') uses it for the local path; the ab it predicts is upsampled onto the full-size L.
-  // 3. Colorize the held-apart photos, as `pipe colorize --model runs/demo` would: no resolution given.
-  log(`[3/4] colorizing the held-apart photos (local path at the training scale: short side ${config.augment.resize} px; output at full size)`);
-  const colorized = join(out, 'colorized');
-  const summary = await colorizeGraph({ input: join(photos, 'heldout'), out: colorized, model: join(out, 'model'), engine, overwrite: true, quiet: true });
+    // The paper colorizes at any resolution, but a network sees objects best at the scale it trained on: the model
+    // records that scale (crops of photos whose short side was scaled to augment.resize), and colorize's default
+    // resolution ('auto') uses it for the local path; the ab it predicts is upsampled onto the full-size L.
+    // 3. Colorize the held-apart photos, as `pipe colorize --model runs/demo` would: no resolution given.
+    log(`[3/4] colorizing the held-apart photos (local path at the training scale: short side ${config.augment.resize} px; output at full size)`);
+    const colorized = join(out, 'colorized');
+    const summary = await colorizeGraph({ input: join(photos, 'heldout'), out: colorized, model: join(out, 'model'), engine, overwrite: true, quiet: true, stop });
+    if (stop.aborted) return 0;
 
-  // 4. Evaluate and report.
-  log('[4/4] evaluating');
-  const ev = await evaluateFolder({ input: join(photos, 'heldout'), model: join(out, 'model'), engine, log: null });
-  const grid = await heldoutGrid(join(photos, 'heldout'), colorized, 12);
-  await writeFileAtomic(join(out, 'heldout.png'), grid);
-  await writeReport({ runDir: out, title: 'colorpipe demo', extraHtml: demoHtml(ev, summary.written) });
-  log('\n' + formatEvalTable(ev));
-  log(`\ncolorpipe demo: done in ${((performance.now() - t0) / 60000).toFixed(1)} min.`);
-  log(`  report:      ${join(out, 'report.html')}`);
-  log(`  colorized:   ${colorized}/`);
-  log(`  model:       ${join(out, 'model', 'model.json')}`);
-  return 0;
+    // 4. Evaluate and report.
+    log('[4/4] evaluating');
+    const ev = await evaluateFolder({ input: join(photos, 'heldout'), model: join(out, 'model'), engine, log: null, signal: stop });
+    const grid = await heldoutGrid(join(photos, 'heldout'), colorized, 12);
+    await writeFileAtomic(join(out, 'heldout.png'), grid);
+    await writeReport({ runDir: out, title: 'colorpipe demo', extraHtml: demoHtml(ev, summary.written) });
+    log('\n' + formatEvalTable(ev));
+    log(`\ncolorpipe demo: done in ${((performance.now() - t0) / 60000).toFixed(1)} min.`);
+    log(`  report:      ${join(out, 'report.html')}`);
+    log(`  colorized:   ${colorized}/`);
+    log(`  model:       ${join(out, 'model', 'model.json')}`);
+    return 0;
+  });
 }
 
 async function countFiles(dir: string): Promise<number> {

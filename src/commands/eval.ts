@@ -1,5 +1,5 @@
 /** `pipe eval`: see the usage text. Prints the table on stderr (stdout with no --json) and JSON with --json. */
-import { parse, num, required, oneOf, resolutionFlag } from './args.js';
+import { parse, num, required, oneOf, resolutionFlag, interruptible, type FlagNames } from './args.js';
 import { BACKENDS, type BackendChoice } from '../model/engine.js';
 import { evaluateFolder, formatEvalTable } from '../eval.js';
 import { RUNTIMES, type Runtime } from '../colorize/model.js';
@@ -18,6 +18,11 @@ const USAGE = `Usage: pipe eval --in DIR --model runs/NAME|model.json [options]
   --backend B          tfjs's backend (--engine tfjs): auto|tensorflow|webgpu|wasm|cpu (default auto)
   --json               print the figures as JSON on stdout`;
 
+/** The API's option names, as this command's flags (for the API's errors). */
+export const FLAG_NAMES: FlagNames = {
+  input: '--in', model: '--model', resolution: '--resolution', batch: '--batch', backend: '--backend', runtime: '--engine', device: '--device',
+};
+
 export async function run(argv: string[]): Promise<number> {
   const v = parse(argv, {
     in: { type: 'string' }, model: { type: 'string' }, resolution: { type: 'string' }, batch: { type: 'string' },
@@ -29,13 +34,16 @@ export async function run(argv: string[]): Promise<number> {
   const runtime = oneOf<Runtime>(v.engine, 'engine', RUNTIMES, 'auto');
   const device = oneOf<OnnxDevice>(v.device, 'device', ONNX_DEVICES, 'auto');
   const resolution = resolutionFlag(v.resolution);
-  const s = await evaluateFolder({ input, model, backend, runtime, device, resolution, batch: num(v.batch, 'batch', { int: true, min: 1 }) });
-  const table = formatEvalTable(s);
-  if (v.json) {
-    process.stderr.write(table + '\n');
-    process.stdout.write(JSON.stringify(s) + '\n');
-  } else {
-    process.stdout.write(table + '\n');
-  }
-  return s.images > 0 && s.failed === 0 ? 0 : 1;
+  const batch = num(v.batch, 'batch', { int: true, min: 1 });
+  return interruptible('stopping (eval writes nothing)', async (signal) => {
+    const s = await evaluateFolder({ input, model, backend, runtime, device, resolution, batch, signal });
+    const table = formatEvalTable(s);
+    if (v.json) {
+      process.stderr.write(table + '\n');
+      process.stdout.write(JSON.stringify(s) + '\n');
+    } else {
+      process.stdout.write(table + '\n');
+    }
+    return s.images > 0 && s.failed === 0 ? 0 : 1;
+  });
 }

@@ -1,7 +1,7 @@
 /** `pipe export`: a trained model (tfjs Layers format) -> its inference graph as one .onnx file, written atomically. */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { parse, num, required, str, oneOf } from './args.js';
+import { parse, num, required, str, oneOf, interruptible, type FlagNames } from './args.js';
 import { InvalidOptionError } from '../core/errors.js';
 import { setupEngine } from '../model/engine.js';
 import { disposeColorizer, loadColorizer, type Colorizer } from '../model/network.js';
@@ -40,6 +40,9 @@ async function trainingScale(runDir: string | null): Promise<ExportOptions['trai
   return undefined;
 }
 
+/** The API's option names, as this command's flags (for the API's errors). */
+export const FLAG_NAMES: FlagNames = { model: '--model', out: '--out', opset: '--opset', fusion: '--fusion' };
+
 export async function run(argv: string[]): Promise<number> {
   const { values: v } = parse(argv, {
     model: { type: 'string' }, out: { type: 'string' }, opset: { type: 'string' }, fusion: { type: 'string' }, quiet: { type: 'boolean' },
@@ -50,25 +53,29 @@ export async function run(argv: string[]): Promise<number> {
   const fusion = oneOf(v.fusion, 'fusion', ['split', 'concat'] as const, 'split');
   const where = await locate(model);
   const out = str(v.out) ?? where.out;
-  // Reading weights needs a tfjs backend; the pure-JS one starts at once and is enough for a copy.
-  await setupEngine({ backend: 'cpu' });
-  let c: Colorizer;
-  try {
-    c = await loadColorizer(where.modelJson);
-  } catch (err) {
-    if (err instanceof InvalidOptionError) throw err;
-    throw new InvalidOptionError(`Cannot load the model ${where.modelJson}: ${(err as Error).message.split('\n')[0]}`);
-  }
-  try {
-    const bytes = await writeOnnx(c, out, { opset, fusion, trainingScale: c.trainingScale ?? (await trainingScale(where.runDir)) }).catch((err: unknown) => {
-      throw new InvalidOptionError(`Cannot write ${out}: ${(err as Error).message.split('\n')[0]}`);
-    });
-    if (!v.quiet) {
-      const { inputSize, width, numClasses } = c.config;
-      process.stderr.write(`colorpipe: wrote ${out} (${(bytes / 1e6).toFixed(1)} MB, opset ${opset}; inputSize ${inputSize}, width ${width}, ${numClasses} classes)\n`);
+  // Ctrl-C: the file is written whole or not at all (writeOnnx takes no signal: an export takes seconds), then 130.
+  return interruptible('finishing the export (the file is written whole or not at all)', async (stop) => {
+    // Reading weights needs a tfjs backend; the pure-JS one starts at once and is enough for a copy.
+    await setupEngine({ backend: 'cpu' });
+    let c: Colorizer;
+    try {
+      c = await loadColorizer(where.modelJson);
+    } catch (err) {
+      if (err instanceof InvalidOptionError) throw err;
+      throw new InvalidOptionError(`Cannot load the model ${where.modelJson}: ${(err as Error).message.split('\n')[0]}`);
     }
-  } finally {
-    disposeColorizer(c);
-  }
-  return 0;
+    try {
+      if (stop.aborted) return 0; // before anything is written
+      const bytes = await writeOnnx(c, out, { opset, fusion, trainingScale: c.trainingScale ?? (await trainingScale(where.runDir)) }).catch((err: unknown) => {
+        throw new InvalidOptionError(`Cannot write ${out}: ${(err as Error).message.split('\n')[0]}`);
+      });
+      if (!v.quiet) {
+        const { inputSize, width, numClasses } = c.config;
+        process.stderr.write(`colorpipe: wrote ${out} (${(bytes / 1e6).toFixed(1)} MB, opset ${opset}; inputSize ${inputSize}, width ${width}, ${numClasses} classes)\n`);
+      }
+    } finally {
+      disposeColorizer(c);
+    }
+    return 0;
+  });
 }

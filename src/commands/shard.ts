@@ -1,5 +1,5 @@
 /** `pipe shard`: a folder of images -> WebDataset tar shards (deterministic, atomic, bad files reported). */
-import { parse, num, required, oneOf, str } from './args.js';
+import { parse, num, required, oneOf, str, interruptible, type FlagNames } from './args.js';
 import { writeShards } from '../shard-writer.js';
 import { Reporter, printable } from '../core/errors.js';
 
@@ -13,24 +13,28 @@ const USAGE = `Usage: pipe shard --in DIR --out DIR [options]
   --on-error skip|fail skip and report bad files (default) or stop at the first
   --quiet              no per-file warnings`;
 
+/** The API's option names, as this command's flags (for the API's errors). */
+export const FLAG_NAMES: FlagNames = {
+  input: '--in', output: '--out', maxcount: '--maxcount', prefix: '--prefix', labels: '--labels', filter: '--filter', onError: '--on-error',
+};
+
 export async function run(argv: string[]): Promise<number> {
   const { values: v } = parse(argv, {
     in: { type: 'string' }, out: { type: 'string' }, maxcount: { type: 'string' }, prefix: { type: 'string' },
     labels: { type: 'string' }, filter: { type: 'boolean' }, 'on-error': { type: 'string' }, quiet: { type: 'boolean' },
   }, USAGE);
   const reporter = new Reporter({ onError: oneOf(v['on-error'], 'on-error', ['skip', 'fail'] as const, 'skip'), log: v.quiet ? null : undefined });
-  const r = await writeShards({
-    input: required(str(v.in), 'in', USAGE),
-    output: required(str(v.out), 'out', USAGE),
-    maxcount: num(v.maxcount, 'maxcount', { int: true, min: 1 }),
-    prefix: str(v.prefix),
-    labels: oneOf(v.labels, 'labels', ['dirs', 'none'] as const, 'dirs'),
-    filter: Boolean(v.filter),
-    reporter,
+  const input = required(str(v.in), 'in', USAGE);
+  const output = required(str(v.out), 'out', USAGE);
+  const maxcount = num(v.maxcount, 'maxcount', { int: true, min: 1 });
+  const labels = oneOf(v.labels, 'labels', ['dirs', 'none'] as const, 'dirs');
+  // Stopped, writeShards removes the shard it was writing (finished ones are whole) and throws its AbortError.
+  return interruptible('removing the unfinished shard (finished shards are kept)', async (signal) => {
+    const r = await writeShards({ input, output, maxcount, prefix: str(v.prefix), labels, filter: Boolean(v.filter), reporter, signal });
+    process.stderr.write(
+      `colorpipe: wrote ${r.written} samples in ${r.shards.length} shards to ${printable(output)}` +
+      `${Object.keys(r.classes).length ? ` (${Object.keys(r.classes).length} classes)` : ''}; skipped ${r.skipped}\n`,
+    );
+    return 0;
   });
-  process.stderr.write(
-    `colorpipe: wrote ${r.written} samples in ${r.shards.length} shards to ${printable(str(v.out)!)}` +
-    `${Object.keys(r.classes).length ? ` (${Object.keys(r.classes).length} classes)` : ''}; skipped ${r.skipped}\n`,
-  );
-  return 0;
 }

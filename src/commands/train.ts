@@ -1,11 +1,12 @@
 /** `pipe train`: see the usage text. Ctrl-C once: checkpoint, then exit 130; twice: exit 130 at once. */
 import { resolve } from 'node:path';
-import { parse, num, required, oneOf, str, interruptible } from './args.js';
+import { parse, num, required, oneOf, str, interruptible, withFlagNames, type FlagNames } from './args.js';
 import { applyOverrides, loadConfig, makeConfig, resumeConflicts } from '../config.js';
 import { BACKENDS, type BackendChoice } from '../model/engine.js';
 import { trainGraph } from '../train/graph.js';
 import { InvalidOptionError, printable } from '../core/errors.js';
 import { latestCheckpoint } from '../train/checkpoint.js';
+import { expandShardSpec } from '../webdataset/spec.js';
 
 const USAGE = `Usage: pipe train --shards 'data/*.tar' --out runs/NAME [options]
   --shards GLOB        training shards: globs, brace ranges (data-{000000..000009}.tar), comma-separated lists
@@ -23,6 +24,15 @@ const USAGE = `Usage: pipe train --shards 'data/*.tar' --out runs/NAME [options]
   --on-error skip|fail skip and report bad inputs (default) or stop at the first
   --log-keys           write data-order.jsonl (the sample keys of every step)
   --quiet              no progress bar`;
+
+/**
+ * The API's option names, as this command's flags (for the API's errors). `options.urls` is the shard list's
+ * name in the shards stage and the loader: --shards; --val-shards is checked here first, under its own name.
+ */
+export const FLAG_NAMES: FlagNames = {
+  shards: '--shards', urls: '--shards', out: '--out', config: '--config', steps: '--steps', backend: '--backend',
+  valShards: '--val-shards', processes: '--processes', onError: '--on-error', checkpointEvery: '--checkpoint-every', seed: '--seed',
+};
 
 export async function run(argv: string[]): Promise<number> {
   const { values: v } = parse(argv, {
@@ -59,17 +69,23 @@ export async function run(argv: string[]): Promise<number> {
   const backend = oneOf<BackendChoice>(v.backend, 'backend', BACKENDS, 'auto');
   const onError = oneOf(v['on-error'], 'on-error', ['skip', 'fail'] as const, 'skip');
 
-  const stop = interruptible('writing a checkpoint after this step');
-  try {
+  const valShards = str(v['val-shards']);
+  if (valShards !== undefined) {
+    // Expanded again by the training graph; checked here so that nothing matching is said of --val-shards.
+    await expandShardSpec(valShards).catch((err: unknown) => {
+      throw withFlagNames(err, { urls: '--val-shards' });
+    });
+  }
+
+  return interruptible('writing a checkpoint after this step', async (stop) => {
     const r = await trainGraph({
       shards,
-      config, out, backend, onError,
-      valShards: str(v['val-shards']),
+      config, out, backend, onError, valShards,
       resume: Boolean(v.resume),
       ...(v.resume ? { checkpoint: saved } : {}),
       steps: num(v.steps, 'steps', { int: true, min: 1 }),
       processes: num(v.processes, 'processes', { int: true, min: 0 }),
-      stop: stop.signal,
+      stop,
       quiet: Boolean(v.quiet),
       logKeys: Boolean(v['log-keys']),
       ...(v['software-gpu'] ? { softwareGpu: true } : {}),
@@ -80,9 +96,7 @@ export async function run(argv: string[]): Promise<number> {
       `${r.meanImgPerS.toFixed(1)} img/s, data stall ${(r.meanDataStall * 100).toFixed(1)}%${bad}\n` +
       `  model:  ${printable(resolve(out, 'model', 'model.json'))}\n  report: ${printable(resolve(out, 'report.html'))}\n`,
     );
-    // Interrupted: the checkpoint is written, and the status says it was Ctrl-C (130), as in every command.
-    return stop.signal.aborted ? 130 : 0;
-  } finally {
-    stop.dispose();
-  }
+    // Interrupted: the checkpoint is written, and interruptible makes the status 130, as in every command.
+    return 0;
+  });
 }

@@ -23,6 +23,14 @@ export interface StageContext {
 /** A stage: `(source, ctx) => AsyncIterable`. Factories take an options object and return one. */
 export type Stage<I, O> = (source: AsyncIterable<I>, ctx: StageContext) => AsyncIterable<O>;
 
+/**
+ * A stage that hands on the items it receives, of whatever type (prefetch, shuffle), as a generic function: in
+ * `pipeline(source, a, b, prefetch(4))` TypeScript then infers its item type from the stage before it, where a
+ * `Stage<T, T>` made by a call without a type argument would be a `Stage<unknown, unknown>`. It is assignable to
+ * any `Stage<T, T>` whose T satisfies `Bound`.
+ */
+export type PassThroughStage<Bound = unknown> = <T extends Bound>(source: AsyncIterable<T>, ctx: StageContext) => AsyncIterable<T>;
+
 /** The head of a pipeline: a function of the context, or any (async) iterable. */
 export type Source<O> = ((ctx: StageContext) => AsyncIterable<O>) | AsyncIterable<O> | Iterable<O>;
 

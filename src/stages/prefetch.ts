@@ -11,7 +11,7 @@
  * returned (its `finally` runs); a `next()` already in flight on the source is let finish first, which is
  * quick because the pipeline aborts ctx.signal before returning its stages.
  */
-import type { Stage, StageContext } from '../core/pipeline.js';
+import type { PassThroughStage, Stage, StageContext } from '../core/pipeline.js';
 import { abortErrorOf } from '../core/abort.js';
 import { positiveInt } from '../core/validate.js';
 import { pullAhead } from '../core/pull-ahead.js';
@@ -23,10 +23,14 @@ export interface PrefetchOptions {
 
 /**
  * @param options the number of items to pull ahead, or `{ size }`.
+ * @returns a stage generic in its item type (pipeline() infers it from the stage before), or with a type
+ *   argument (`prefetch<LabBatch>(4)`) a `Stage` of that type.
  * @throws InvalidOptionError at once unless the size is a positive integer.
  * @example pipeline(source, batch({ size: 32 }), prefetch(4))
  */
-export function prefetch<T>(options: number | PrefetchOptions): Stage<T, T> {
+export function prefetch(options: number | PrefetchOptions): PassThroughStage;
+export function prefetch<T>(options: number | PrefetchOptions): Stage<T, T>;
+export function prefetch(options: number | PrefetchOptions): PassThroughStage {
   const size = positiveInt(typeof options === 'number' ? options : options?.size, 'options.size');
   return (source, ctx) => prefetchRun(source, ctx, size);
 }

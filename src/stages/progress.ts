@@ -1,6 +1,7 @@
 /**
  * A pass-through stage that draws a progress bar on stderr: on a TTY one line redrawn at most 10 times a
- * second, elsewhere (CI, pipes) a plain line every `every` seconds. It never changes the items.
+ * second (each frame clears what the previous one left), elsewhere (CI, pipes) a plain line every `every`
+ * seconds. It never changes the items.
  */
 import type { Stage } from '../core/pipeline.js';
 import { finiteNumber } from '../core/validate.js';
@@ -25,6 +26,9 @@ export interface ProgressOptions<T> {
   every?: number;
   label?: string;
 }
+
+/** ANSI/ECMA-48 Erase in Line (CSI K): clears from the cursor to the end of the line. */
+export const ERASE_TO_END_OF_LINE = '\x1b[K';
 
 export function formatBar(count: number, total: number | undefined, width = 24): string {
   if (!total) return '';
@@ -61,7 +65,9 @@ export function progress<T>(options: ProgressOptions<T> = {}): Stage<T, T> {
       const text = `${options.label ? options.label + ' ' : ''}${formatBar(count, options.total)}${count}${options.total ? '/' + options.total : ''} ${item !== undefined && options.render ? options.render(item, state) : ''} ${formatDuration(elapsed)}${final ? '' : eta}`;
       if (tty) {
         const cols = stream.columns ?? 120;
-        stream.write('\r' + text.slice(0, cols - 1).padEnd(Math.min(cols - 1, text.length + 2)));
+        // Back to the line's start, the new frame, then erase to the end of the line (CSI K): a shorter frame
+        // would otherwise leave the end of the longer one before it on screen ("ta 0s").
+        stream.write('\r' + text.slice(0, cols - 1) + ERASE_TO_END_OF_LINE);
         drewTTY = true;
         if (final) stream.write('\n');
       } else {

@@ -54,8 +54,8 @@ export interface ShuffleOptions {
   restore?: ShuffleState | null;
 }
 
-/** The stage, with its resume bookkeeping attached (for the run that called it last). */
-export interface ShuffleStage<T extends Positioned> extends Stage<T, T> {
+/** The resume bookkeeping a shuffle stage carries (for the run that called it last). */
+export interface ShuffleControls {
   /** A snapshot, as if the first `consumed` pending items had also been acknowledged (default 0; no mutation). */
   state(consumed?: number): ShuffleState;
   /** The first n emitted, not yet acknowledged items have been consumed: drop them from the pending log. */
@@ -69,6 +69,18 @@ export interface ShuffleStage<T extends Positioned> extends Stage<T, T> {
   ackThrough(position: ShardPosition): number;
   /** How many emitted items await acknowledgement. */
   readonly pendingCount: number;
+}
+
+/** The stage of one item type, with its resume bookkeeping attached: what `shuffle<T>(options)` returns. */
+export interface ShuffleStage<T extends Positioned> extends Stage<T, T>, ShuffleControls {}
+
+/**
+ * The stage generic in its item type (a PassThroughStage of Positioned items) with its resume bookkeeping: what
+ * `shuffle(options)` returns, so that `pipeline(source, ..., shuffle(options), batch(...))` infers the items'
+ * type from the stage before the shuffle.
+ */
+export interface PassThroughShuffleStage extends ShuffleControls {
+  <T extends Positioned>(source: AsyncIterable<T>, ctx: StageContext): AsyncIterable<T>;
 }
 
 /** True when two positions name the same sample. */
@@ -100,7 +112,9 @@ interface RunState<T> {
  * const sh = shuffle({ size: 512, seed: 1 });
  * for await (const b of pipeline(source, sh, batch({ size: 32 }))) { train(b); sh.ack(b.size); save(sh.state()); }
  */
-export function shuffle<T extends Positioned>(options: ShuffleOptions): ShuffleStage<T> {
+export function shuffle(options: ShuffleOptions): PassThroughShuffleStage;
+export function shuffle<T extends Positioned>(options: ShuffleOptions): ShuffleStage<T>;
+export function shuffle(options: ShuffleOptions): PassThroughShuffleStage {
   object(options, 'options');
   const size = positiveInt(options.size, 'options.size');
   const { seed } = options;
@@ -110,9 +124,9 @@ export function shuffle<T extends Positioned>(options: ShuffleOptions): ShuffleS
   const restore = options.restore ?? null;
   if (restore !== null) validateState(restore, size);
 
-  let run: RunState<T> | null = null;
+  let run: RunState<Positioned> | null = null;
 
-  const stage = ((source: AsyncIterable<T>, ctx: StageContext) => {
+  const stage = (<T extends Positioned>(source: AsyncIterable<T>, ctx: StageContext) => {
     const st: RunState<T> = {
       rng: restore ? Rng.fromState(restore.rng) : new Rng(seed).fork('shuffle'),
       buffer: [],
@@ -122,7 +136,7 @@ export function shuffle<T extends Positioned>(options: ShuffleOptions): ShuffleS
     };
     run = st;
     return shuffleRun(source, ctx, st, size, restore);
-  }) as unknown as ShuffleStage<T>;
+  }) as unknown as PassThroughShuffleStage; // its controls are attached below
 
   stage.state = (consumed = 0): ShuffleState => {
     nonNegativeInt(consumed, 'consumed');

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { num, oneOf, parse, required, str } from '../../src/commands/args.js';
-import { InvalidOptionError } from '../../src/core/errors.js';
+import { interruptible, num, oneOf, parse, required, shareNotice, shareOf, str, withFlagNames } from '../../src/commands/args.js';
+import { AbortError, InvalidOptionError } from '../../src/core/errors.js';
 
 const USAGE = 'Usage: pipe thing --in DIR';
 
@@ -33,4 +33,121 @@ test('parse: a stray positional is an error; names that look like files (an unqu
   assert.throws(() => parse(['--out', 'o', 'a.tar', 'b.tar', 'c.tar', 'd.tar', 'e.tar'], opts, USAGE), /Unexpected arguments "a.tar", "b.tar", "c.tar" and 2 more/);
   assert.throws(() => parse(['--out', 'o', 'oops'], opts, USAGE), (e: unknown) => e instanceof InvalidOptionError && /^Unexpected argument "oops": options take one value each\n/.test(e.message));
   assert.throws(() => parse(['x.png'], opts, USAGE), /Unexpected argument "x.png".*quote it/);
+});
+
+test('shareOf: --rank and --world, else Slurm job-array variables (ID less MIN, over STEP; COUNT), flags first', () => {
+  const none = {};
+  assert.equal(shareOf({}, none), undefined, 'no flags, no job array: everything');
+  assert.deepEqual(shareOf({ rank: '1', world: '3' }, none), { rank: 1, world: 3, from: null });
+  assert.deepEqual(shareOf({}, { SLURM_ARRAY_TASK_ID: '2', SLURM_ARRAY_TASK_COUNT: '4' }), {
+    rank: 2, world: 4, from: 'SLURM_ARRAY_TASK_ID=2, SLURM_ARRAY_TASK_COUNT=4 (a Slurm job array)',
+  });
+  // #SBATCH --array=1-4: IDs 1..4 are ranks 0..3; --array=0-6:2: IDs 0, 2, 4, 6.
+  assert.equal(shareOf({}, { SLURM_ARRAY_TASK_ID: '4', SLURM_ARRAY_TASK_MIN: '1', SLURM_ARRAY_TASK_COUNT: '4' })!.rank, 3);
+  assert.equal(shareOf({}, { SLURM_ARRAY_TASK_ID: '1', SLURM_ARRAY_TASK_MIN: '1', SLURM_ARRAY_TASK_COUNT: '4' })!.rank, 0);
+  assert.equal(shareOf({}, { SLURM_ARRAY_TASK_ID: '4', SLURM_ARRAY_TASK_MIN: '0', SLURM_ARRAY_TASK_STEP: '2', SLURM_ARRAY_TASK_COUNT: '4' })!.rank, 2);
+  // Flags win, and a variable a flag replaces is never read (not even to be checked).
+  const slurm = { SLURM_ARRAY_TASK_ID: 'x', SLURM_ARRAY_TASK_COUNT: 'y' };
+  assert.deepEqual(shareOf({ rank: '0', world: '1' }, slurm), { rank: 0, world: 1, from: null });
+  assert.deepEqual(shareOf({ world: '8' }, { SLURM_ARRAY_TASK_ID: '5', SLURM_ARRAY_TASK_COUNT: 'y' }), {
+    rank: 5, world: 8, from: 'SLURM_ARRAY_TASK_ID=5, --world 8 (a Slurm job array)',
+  });
+  assert.equal(shareOf({ rank: '1' }, { SLURM_ARRAY_TASK_ID: 'x', SLURM_ARRAY_TASK_COUNT: '2' })!.rank, 1);
+});
+
+test('shareOf: a Kubernetes Indexed Job gives the rank (JOB_COMPLETION_INDEX); the world must come with --world', () => {
+  const k8s = { JOB_COMPLETION_INDEX: '3' };
+  assert.deepEqual(shareOf({ world: '4' }, k8s), { rank: 3, world: 4, from: 'JOB_COMPLETION_INDEX=3, --world 4 (a Kubernetes Indexed Job)' });
+  assert.throws(() => shareOf({}, k8s), (e: unknown) => e instanceof InvalidOptionError && /JOB_COMPLETION_INDEX is set .* but --world is not: give --world/.test(e.message));
+  assert.deepEqual(shareOf({ rank: '0', world: '1' }, k8s), { rank: 0, world: 1, from: null });
+  assert.match(shareNotice(shareOf({ world: '4' }, k8s)!), /^colorpipe: rank 3 of 4 from JOB_COMPLETION_INDEX=3, --world 4 \(a Kubernetes Indexed Job\); --rank and --world override it$/);
+});
+
+test('shareOf: bad values are usage errors naming the flag or the variable', () => {
+  const usage = (fn: () => unknown, re: RegExp) => assert.throws(fn, (e: unknown) => e instanceof InvalidOptionError && re.test(e.message), String(re));
+  usage(() => shareOf({ rank: '3', world: '2' }, {}), /^Expected integer in \[0, 1\] for --rank but received 3$/);
+  usage(() => shareOf({ rank: '1' }, {}), /^Expected --rank and --world together$/);
+  usage(() => shareOf({ world: '0', rank: '0' }, {}), /for --world/);
+  usage(() => shareOf({}, { SLURM_ARRAY_TASK_ID: 'abc', SLURM_ARRAY_TASK_COUNT: '4' }), /^Expected integer >= 0 for SLURM_ARRAY_TASK_ID \(in the environment\) but received "abc"$/);
+  usage(() => shareOf({}, { SLURM_ARRAY_TASK_ID: '1', SLURM_ARRAY_TASK_COUNT: '0' }), /for SLURM_ARRAY_TASK_COUNT \(in the environment\)/);
+  usage(() => shareOf({}, { SLURM_ARRAY_TASK_ID: '1', SLURM_ARRAY_TASK_MIN: '-1', SLURM_ARRAY_TASK_COUNT: '4' }), /for SLURM_ARRAY_TASK_MIN/);
+  usage(() => shareOf({}, { SLURM_ARRAY_TASK_ID: '1' }), /SLURM_ARRAY_TASK_COUNT is not: give --world/);
+  // An array that does not start at SLURM_ARRAY_TASK_MIN's rank 0, or a list with gaps: out of range, said so.
+  usage(() => shareOf({}, { SLURM_ARRAY_TASK_ID: '4', SLURM_ARRAY_TASK_COUNT: '4' }), /^Expected integer in \[0, 3\] \(the world, 4, from SLURM_ARRAY_TASK_COUNT\) for the rank from SLURM_ARRAY_TASK_ID 4 but received 4$/);
+  usage(() => shareOf({}, { SLURM_ARRAY_TASK_ID: '3', SLURM_ARRAY_TASK_STEP: '2', SLURM_ARRAY_TASK_COUNT: '4' }), /received 1\.5$/);
+  usage(() => shareOf({ world: '2' }, { JOB_COMPLETION_INDEX: '2' }), /for the rank from JOB_COMPLETION_INDEX but received 2/);
+  usage(() => shareOf({ world: '2' }, { JOB_COMPLETION_INDEX: '1.0' }), /for JOB_COMPLETION_INDEX \(in the environment\) but received "1\.0"/);
+});
+
+test('withFlagNames: the API option names a command maps become its flags; the rest is left alone', () => {
+  const names = { input: '--in', urls: '--shards' };
+  const usage = 'Usage: pipe x';
+  const e = withFlagNames(new InvalidOptionError('Expected an existing file for options.input but received /x', { usage }), names) as InvalidOptionError;
+  assert.ok(e instanceof InvalidOptionError);
+  assert.equal(e.brief, 'Expected an existing file for --in but received /x');
+  assert.equal(e.usage, usage, 'the usage is kept');
+  const nested = new InvalidOptionError('Expected options.urls.x or options.inputs or options.concurrency');
+  assert.equal((withFlagNames(nested, names) as InvalidOptionError).brief, 'Expected options.urls.x or options.inputs or options.concurrency');
+  assert.equal((withFlagNames(new InvalidOptionError('for options.urls.'), names) as InvalidOptionError).brief, 'for --shards.');
+  const other = new Error('options.input');
+  assert.equal(withFlagNames(other, names), other, 'only usage errors are reworded');
+  assert.equal(withFlagNames(nested, undefined), nested);
+});
+
+/** Runs `fn` with SIGINT's listeners (the test runner's, if any) set aside, process.exit and stderr recorded. */
+async function withSigint<T>(fn: (exits: number[], lines: string[]) => Promise<T>): Promise<T> {
+  const saved = process.listeners('SIGINT');
+  process.removeAllListeners('SIGINT');
+  const exit = process.exit;
+  const write = process.stderr.write;
+  const exits: number[] = [];
+  const lines: string[] = [];
+  process.exit = ((code?: number) => void exits.push(code ?? 0)) as typeof process.exit;
+  process.stderr.write = ((chunk: string) => (lines.push(String(chunk)), true)) as typeof process.stderr.write;
+  try {
+    return await fn(exits, lines);
+  } finally {
+    process.exit = exit;
+    process.stderr.write = write;
+    for (const l of saved) process.on('SIGINT', l);
+  }
+}
+
+test('interruptible: the first SIGINT aborts the work and the status is 130; a second exits 130 at once', async () => {
+  await withSigint(async (exits, lines) => {
+    let seen: AbortSignal | undefined;
+    const done = interruptible('finishing up', async (stop) => {
+      seen = stop;
+      await new Promise((r) => stop.addEventListener('abort', r, { once: true }));
+      process.emit('SIGINT'); // a second Ctrl-C while the work finishes
+      return 0;
+    });
+    assert.equal(process.listenerCount('SIGINT'), 1);
+    process.emit('SIGINT');
+    assert.equal(await done, 130, 'returned 0 after the abort: 130');
+    assert.ok(seen!.aborted);
+    assert.deepEqual(exits, [130], 'the second SIGINT exits 130 at once');
+    assert.match(lines.join(''), /^\ncolorpipe: interrupted: finishing up \(Ctrl-C again to quit now\)\n$/);
+    assert.equal(process.listenerCount('SIGINT'), 0, 'the handler is removed');
+  });
+});
+
+test('interruptible: an abort error after Ctrl-C is 130 quietly, another error is said and still 130; without Ctrl-C errors pass', async () => {
+  await withSigint(async (exits, lines) => {
+    const abortWith = (err: Error) =>
+      interruptible('x', async (stop) => {
+        queueMicrotask(() => process.emit('SIGINT'));
+        await new Promise((r) => stop.addEventListener('abort', r, { once: true }));
+        throw err;
+      });
+    assert.equal(await abortWith(new AbortError()), 130);
+    assert.equal(await abortWith(new Error('wrapped', { cause: new DOMException('stop', 'AbortError') })), 130);
+    assert.ok(!lines.join('').includes('wrapped'));
+    assert.equal(await abortWith(new Error('disk on fire')), 130);
+    assert.match(lines.join(''), /colorpipe: disk on fire\n/);
+    await assert.rejects(interruptible('x', async () => { throw new InvalidOptionError('bad'); }), /bad/);
+    assert.equal(await interruptible('x', async () => 1), 1);
+    assert.deepEqual(exits, []);
+    assert.equal(process.listenerCount('SIGINT'), 0);
+  });
 });

@@ -110,3 +110,11 @@ test('options are validated at once', () => {
   assert.throws(() => prefetch(0), /Expected positive integer for options.size but received 0/);
   assert.throws(() => prefetch({ size: 2.5 }), InvalidOptionError);
 });
+
+test('without a type argument the item type flows through pipeline() (checked when the tests compile)', async () => {
+  const p = pipeline([{ n: 1 }, { n: 2 }], prefetch(2), prefetch({ size: 1 }));
+  const got: number[] = [];
+  // `x` is { n: number }, not unknown: this line would not compile if prefetch(2) were a Stage<unknown, unknown>.
+  for await (const x of p) got.push(x.n);
+  assert.deepEqual(got, [1, 2]);
+});

@@ -194,3 +194,12 @@ test('a replayed item that never comes is skipped: nothing lost, nothing doubled
   const pendingIds = first.state.pending.map(idOf).filter((id) => id !== lostPending);
   assert.deepEqual(second.all.slice(0, pendingIds.length).map((x) => x.id), pendingIds);
 });
+
+test('without a type argument the item type flows through pipeline() (checked when the tests compile)', async () => {
+  const sh = shuffle({ size: 4, seed: 1 });
+  // `x` is an Item, not unknown or Positioned: `x.id` would not compile if the shuffle lost the type.
+  const ids = (await collect(pipeline(makeItems(6), sh))).map((x) => x.id);
+  assert.deepEqual([...ids].sort(), makeItems(6).map((x) => x.id).sort());
+  sh.ack(ids.length);
+  assert.equal(sh.pendingCount, 0, 'the generic stage keeps its controls');
+});

@@ -1,0 +1,98 @@
+/**
+ * The command line's conventions (issue 11): errors name the flag a user typed, not the API option behind it;
+ * --rank and --world come from a scheduler's job-array variables when not given.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { FIXTURES, tempDir } from './helpers/tar.js';
+import { jpeg } from './helpers/images.js';
+import { noStack, pipeAsync } from './helpers/cli.js';
+import { setupEngine } from '../src/model/engine.js';
+import { buildColorizer, disposeColorizer, saveColorizer } from '../src/model/network.js';
+
+test("usage errors from the API name the command's flag (--in), never the API option (options.input)", { timeout: 120_000 }, async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const missing = join(dir, 'nonexistent');
+    const shard = join(FIXTURES, 'shards', 'data-000000.tar');
+    const cases: [string[], RegExp][] = [
+      [['colorize', '--in', missing, '--out', join(dir, 'x'), '--model', 'm'], /for --in\b/],
+      [['colorize', '--in', join(FIXTURES, 'images'), '--out', join(dir, 'x'), '--model', 'm', '--rank', '3', '--world', '2'], /for --rank\b/],
+      [['shard', '--in', missing, '--out', join(dir, 'x')], /for --in\b/],
+      [['shard', '--in', join(FIXTURES, 'images'), '--out', join(dir, 'x'), '--prefix', 'a/b'], /for --prefix\b/],
+      [['eval', '--in', missing, '--model', 'm'], /for --in\b/],
+      [['train', '--shards', join(missing, '*.tar'), '--out', join(dir, 'run')], /for --shards\b/],
+      [['train', '--shards', shard, '--val-shards', join(missing, 'v.tar'), '--out', join(dir, 'run'), '--quiet'], /for --val-shards\b/],
+      [['export', '--model', missing], /for --model\b/],
+    ];
+    const results = await Promise.all(cases.map(([args]) => pipeAsync(args)));
+    for (const [i, [args, flag]] of cases.entries()) {
+      const r = results[i]!;
+      const what = `pipe ${args.join(' ')}: ${r.stderr}`;
+      assert.equal(r.status, 2, what);
+      assert.match(r.stderr, /^colorpipe: Expected /, what);
+      assert.match(r.stderr, flag, what);
+      assert.ok(!/options\./.test(r.stderr), what);
+      noStack(r.stderr);
+    }
+  } finally {
+    cleanup();
+  }
+});
+
+test('pipe colorize takes --rank/--world from a Slurm job array or a Kubernetes Indexed Job; flags win', { timeout: 180_000 }, async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    await setupEngine({ backend: 'cpu' });
+    const model = join(dir, 'model');
+    const net = buildColorizer({ inputSize: 32, width: 0.125, numClasses: 0 }, { seed: 1 });
+    await saveColorizer(net, model);
+    disposeColorizer(net);
+    const input = join(dir, 'in');
+    mkdirSync(input);
+    const names = ['a.jpg', 'b.jpg', 'c.jpg', 'd.jpg', 'e.jpg'];
+    for (const [i, n] of names.entries()) writeFileSync(join(input, n), await jpeg(40, 24, i));
+    const colorize = (out: string, env: NodeJS.ProcessEnv, ...flags: string[]) =>
+      pipeAsync(['colorize', '--in', input, '--out', join(dir, out), '--model', model, '--json', ...flags], env);
+    const written = (out: string) => names.filter((n) => existsSync(join(dir, out, n)));
+
+    // #SBATCH --array=1-2: task ID 2 of an array starting at 1 is rank 1 of 2, the files at odd indices.
+    // Run together (each loads its engine for a few seconds); checked one by one below.
+    const [slurm, k8s, flags] = await Promise.all([
+      colorize('slurm', { SLURM_ARRAY_TASK_ID: '2', SLURM_ARRAY_TASK_MIN: '1', SLURM_ARRAY_TASK_COUNT: '2' }),
+      colorize('k8s', { JOB_COMPLETION_INDEX: '2' }, '--world', '3', '--quiet'),
+      colorize('flags', { SLURM_ARRAY_TASK_ID: 'junk', SLURM_ARRAY_TASK_COUNT: '2' }, '--rank', '0', '--world', '1'),
+    ]);
+    assert.equal(slurm.status, 0, slurm.stderr);
+    assert.deepEqual(written('slurm'), ['b.jpg', 'd.jpg']);
+    assert.match(slurm.stderr, /^colorpipe: rank 1 of 2 from SLURM_ARRAY_TASK_ID=2, SLURM_ARRAY_TASK_MIN=1, SLURM_ARRAY_TASK_COUNT=2 \(a Slurm job array\); --rank and --world override it\n/);
+    // A Kubernetes Indexed Job's pod: the index from the environment, the world from --world; --quiet: no notice.
+    assert.equal(k8s.status, 0, k8s.stderr);
+    assert.deepEqual(written('k8s'), ['c.jpg']);
+    assert.ok(!k8s.stderr.includes('rank'), k8s.stderr);
+    // Flags win over the variables, which are then not read at all.
+    assert.equal(flags.status, 0, flags.stderr);
+    assert.deepEqual(written('flags'), names);
+    assert.ok(!flags.stderr.includes('rank'), flags.stderr);
+
+    // Usage errors (exit 2) that name the variable, or say that --world is needed; nothing is written.
+    const bad: [NodeJS.ProcessEnv, RegExp][] = [
+      [{ JOB_COMPLETION_INDEX: '1' }, /^colorpipe: JOB_COMPLETION_INDEX is set \(a Kubernetes Indexed Job\) but --world is not: give --world/],
+      [{ SLURM_ARRAY_TASK_ID: 'x1', SLURM_ARRAY_TASK_COUNT: '2' }, /^colorpipe: Expected integer >= 0 for SLURM_ARRAY_TASK_ID \(in the environment\) but received "x1"\n/],
+      [{ SLURM_ARRAY_TASK_ID: '1', SLURM_ARRAY_TASK_COUNT: 'many' }, /for SLURM_ARRAY_TASK_COUNT \(in the environment\)/],
+      [{ SLURM_ARRAY_TASK_ID: '5', SLURM_ARRAY_TASK_COUNT: '2' }, /for the rank from SLURM_ARRAY_TASK_ID 5 but received 5/],
+    ];
+    const badRuns = await Promise.all(bad.map(([env]) => colorize('bad', env)));
+    for (const [i, [, re]] of bad.entries()) {
+      const r = badRuns[i]!;
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, re);
+      noStack(r.stderr);
+    }
+    assert.ok(!existsSync(join(dir, 'bad')));
+  } finally {
+    cleanup();
+  }
+});
