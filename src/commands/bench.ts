@@ -1,5 +1,5 @@
 /**
- * `pipe bench loader|train|colorize|predict|fidelity [options]`: runs one of the benchmarks in bench/ (compiled to dist/bench/),
+ * `pipe bench loader|train|colorize|predict|fidelity|memory [options]`: runs one of the benchmarks in bench/ (compiled to dist/bench/),
  * each in its own Node process so engines and worker pools start fresh. Each prints JSON on stdout.
  */
 import { spawn } from 'node:child_process';
@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { InvalidOptionError } from '../core/errors.js';
 import { interruptible } from './args.js';
 
-const BENCHES = ['loader', 'train', 'colorize', 'predict', 'fidelity'] as const;
+const BENCHES = ['loader', 'train', 'colorize', 'predict', 'fidelity', 'memory'] as const;
 
 export async function run(argv: string[]): Promise<number> {
   const [which, ...rest] = argv;

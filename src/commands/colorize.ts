@@ -26,6 +26,11 @@ const USAGE = `Usage: pipe colorize --in DIR|FILE --out DIR --model runs/NAME|pa
   --resolution R       auto (default: the scale the model trained at, long side at most 2048), full (the
                        original size, rounded to a multiple of 8) or N (long side N); the output keeps the
                        input's size either way
+  --tile N             largest local input run in one pass, as a side (default 1024); a larger one runs in
+                       overlapping N x N windows: the same result, the engine's memory bounded
+  --memory-budget MB   memory the images in flight may take, estimated from their headers (default 1024);
+                       photos wait before their decode until they fit, so any number of 24-megapixel photos
+                       colorize in about 1.5 GB; one larger than the budget runs alone
   --format F           same (default)|jpg|png|webp|tiff|gif|avif; the extension follows the format
   --quality Q          1..100 for jpg, webp, avif, tiff (default 90)
   --overwrite          replace existing outputs (default: skip them, so a rerun finishes a killed run)
@@ -41,8 +46,10 @@ const USAGE = `Usage: pipe colorize --in DIR|FILE --out DIR --model runs/NAME|pa
 export const FLAG_NAMES: FlagNames = {
   input: '--in', out: '--out', model: '--model', style: '--style', batch: '--batch', backend: '--backend', runtime: '--engine',
   device: '--device', resolution: '--resolution', format: '--format', quality: '--quality', overwrite: '--overwrite',
-  onError: '--on-error', rank: '--rank', world: '--world', threads: '--threads',
+  onError: '--on-error', rank: '--rank', world: '--world', threads: '--threads', tile: '--tile', memoryBudget: '--memory-budget',
 };
+
+const mebibytes = (mb: number | undefined): number | undefined => (mb === undefined ? undefined : Math.round(mb * 2 ** 20));
 
 /** The summary's lines for stderr. */
 export function formatSummary(s: ColorizeSummary): string {
@@ -60,7 +67,7 @@ export async function run(argv: string[]): Promise<number> {
     in: { type: 'string' }, out: { type: 'string' }, model: { type: 'string' }, style: { type: 'string' },
     batch: { type: 'string' }, backend: { type: 'string' }, engine: { type: 'string' }, device: { type: 'string' }, resolution: { type: 'string' }, format: { type: 'string' },
     quality: { type: 'string' }, overwrite: { type: 'boolean' }, 'on-error': { type: 'string' },
-    rank: { type: 'string' }, world: { type: 'string' }, threads: { type: 'string' },
+    rank: { type: 'string' }, world: { type: 'string' }, threads: { type: 'string' }, tile: { type: 'string' }, 'memory-budget': { type: 'string' },
     quiet: { type: 'boolean' }, json: { type: 'boolean' },
   }, USAGE).values as Record<string, string | boolean | undefined>;
   const input = required(v.in as string | undefined, 'in', USAGE);
@@ -83,6 +90,8 @@ export async function run(argv: string[]): Promise<number> {
       batch: num(v.batch, 'batch', { int: true, min: 1 }),
       quality: num(v.quality, 'quality', { int: true, min: 1 }),
       threads: num(v.threads, 'threads', { int: true, min: 1 }),
+      tile: num(v.tile, 'tile', { int: true, min: 1 }),
+      memoryBudget: mebibytes(num(v['memory-budget'], 'memory-budget', { min: 1 })),
       overwrite: Boolean(v.overwrite),
       quiet,
       stop,
