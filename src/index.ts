@@ -43,6 +43,10 @@ export { train } from './train/step.js';
 export type { StepRecord, StepTrainer, TrainStageOptions } from './train/step.js';
 export { prepare } from './colorize/prepare.js';
 export { groupByShape } from './stages/group-by-shape.js';
+export { admit } from './stages/admit.js';
+export type { AdmitOptions, Leased } from './stages/admit.js';
+export { ByteBudget } from './core/budget.js';
+export type { Lease } from './core/budget.js';
 export { predict } from './colorize/predict.js';
 export { write } from './colorize/write.js';
 
