@@ -34,7 +34,7 @@ import { loadValidation, validateEvery, writeValidation } from './validation.js'
 import { logMetrics, RunTotals } from './metrics.js';
 import { checkWritableDir, cleanTemps, writeFileAtomic } from '../core/atomic.js';
 import { expandShardSpec } from '../webdataset/spec.js';
-import { checkClassCount, checkLabels } from './labels.js';
+import { checkClassCount } from './labels.js';
 
 export interface TrainGraphOptions {
   shards: string | string[];
@@ -162,7 +162,6 @@ export async function trainGraph(o: TrainGraphOptions): Promise<TrainResult> {
   const p = pipeline(
     source,
     sh,
-    checkLabels<LabSample>(config.model.numClasses),
     batch({ size: config.train.batch, dropLast: true }),
     prefetch<LabBatch>(config.train.prefetch),
     train({
