@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 import type { NamedTensor } from '@tensorflow/tfjs-core/dist/tensor_types.js';
 import { io } from '@tensorflow/tfjs-core';
 import type { Config } from '../config.js';
-import { cleanTemps, exists, symlinkAtomic, writeDirAtomic, writeFileAtomic } from '../core/atomic.js';
+import { cleanTemps, exists, symlinkAtomic, withPath, writeDirAtomic, writeFileAtomic } from '../core/atomic.js';
 import { ColorpipeError, printable } from '../core/errors.js';
 import { fileSaveHandler } from '../model/io.js';
 
@@ -73,15 +73,26 @@ export async function saveCheckpoint(o: SaveCheckpointOptions): Promise<string> 
     time: new Date().toISOString(),
   };
   let stateJSON = '';
+  // A write's ENOSPC names no file: each write names its own (writeDirAtomic turns the temp directory's name
+  // into the checkpoint's, and names the checkpoint itself for the model's two files).
+  const named = async (file: string, write: () => Promise<void>) => {
+    try {
+      await write();
+    } catch (err) {
+      throw withPath(err, file);
+    }
+  };
   await writeDirAtomic(target, async (tmp) => {
     await o.model.save(fileSaveHandler(tmp, o.modelMeta));
-    await fsp.writeFile(join(tmp, 'optimizer.bin'), new Uint8Array(io.CompositeArrayBuffer.join(encoded.data)));
+    const optimizer = join(tmp, 'optimizer.bin');
+    await named(optimizer, () => fsp.writeFile(optimizer, new Uint8Array(io.CompositeArrayBuffer.join(encoded.data))));
     // Sizes and checksums of what was just written: a resume verifies them (a truncated or damaged file
     // sends it to an older checkpoint instead of a stack trace).
     state.files = {};
     for (const f of CHECKPOINT_FILES) state.files[f] = await fileDigest(join(tmp, f));
     stateJSON = JSON.stringify(state, null, 1);
-    await fsp.writeFile(join(tmp, 'state.json'), stateJSON);
+    const stateFile = join(tmp, 'state.json');
+    await named(stateFile, () => fsp.writeFile(stateFile, stateJSON));
   });
   await symlinkAtomic(rel, join(runDir, 'model'));
   await writeFileAtomic(join(runDir, 'state.json'), stateJSON);

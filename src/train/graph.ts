@@ -32,7 +32,7 @@ import { fileLoadHandler } from '../model/io.js';
 import { writeReport } from './report.js';
 import { loadValidation, validateEvery, writeValidation } from './validation.js';
 import { logMetrics, RunTotals } from './metrics.js';
-import { checkWritableDir, cleanTemps, writeFileAtomic } from '../core/atomic.js';
+import { checkWritableDir, cleanTemps, withPath, writeFileAtomic } from '../core/atomic.js';
 import { expandShardSpec } from '../webdataset/spec.js';
 import { checkClassCount } from './labels.js';
 
@@ -181,7 +181,13 @@ export async function trainGraph(o: TrainGraphOptions): Promise<TrainResult> {
         else sh.ack(b.size);
         samplesSeen += b.size;
         // Synchronously, before the checkpoint of this step can be written: the key log never lags a checkpoint.
-        if (o.logKeys) appendFileSync(keysPath, JSON.stringify({ step: r.step, keys: b.keys }) + '\n');
+        if (o.logKeys) {
+          try {
+            appendFileSync(keysPath, JSON.stringify({ step: r.step, keys: b.keys }) + '\n');
+          } catch (err) {
+            throw withPath(err, keysPath);
+          }
+        }
         o.onBatch?.(b, r.step);
       },
     }),

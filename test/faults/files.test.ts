@@ -101,10 +101,7 @@ test('item 9: a full disk (ENOSPC) under pipe shard: one line naming the shard, 
   assert.deepEqual(tempLeftovers(out), []);
 });
 
-test('item 9: a full disk (ENOSPC) under pipe train: one line naming the file it could not write', {
-  timeout: 60_000,
-  todo: 'the checkpoint write\'s ENOSPC reaches the CLI without a path: "colorpipe: no space left on device (write)"',
-}, async (t) => {
+test('item 9: a full disk (ENOSPC) under pipe train: one line naming the file it could not write', { timeout: 60_000 }, async (t) => {
   const out = join(TMP, 'full-train');
   // Room for the writability probe, not for a checkpoint (about 3 MB with the tiny model).
   const why = tmpfs(out, 'size=256k');
