@@ -56,6 +56,7 @@ export interface TrainGraphOptions {
   stop?: AbortSignal;
   /** Hard abort (tests): stops at once, no checkpoint. */
   signal?: AbortSignal;
+  /** No progress bar (bad inputs and notes are still reported, one line each). */
   quiet?: boolean;
   /** Write data-order.jsonl (the sample keys of every step): for exact-resume checks. */
   logKeys?: boolean;
@@ -123,7 +124,8 @@ export async function trainGraph(o: TrainGraphOptions): Promise<TrainResult> {
   }
   await truncateLogs(runDir, startStep);
 
-  const reporter = new Reporter({ onError: o.onError ?? 'skip', log: o.quiet ? null : undefined });
+  // quiet hides the progress bar only: each bad input still gets its line (`pipe train --help`).
+  const reporter = new Reporter({ onError: o.onError ?? 'skip' });
   const sh = shuffle<LabSample & { rank?: number }>({ size: config.train.shuffleBuffer, seed: config.train.seed, restore: data?.shuffle ?? null });
   const source = loader({
     urls,
