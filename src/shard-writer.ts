@@ -28,16 +28,20 @@
  *
  * Deterministic: the input order is the sorted relative paths (listImageFiles), and every tar header is fixed
  * (mtime 0, uid/gid 0, mode 0644, empty uname/gname), so the same input gives byte-identical shards. Atomic:
- * each file is written as `NAME.tmp-PID` and renamed into place, so a killed run leaves only whole shards.
+ * each file is written under a temp name beside it (core/atomic.ts: `.tmp-PID-COUNTER-RANDOM`), fsynced and
+ * renamed into place, so a killed run leaves only whole shards, and its temps are removed by the next run
+ * (cleanTempsTree). A write that fails (a full or read-only disk) ends the run with that error naming the shard
+ * (or `output`, checked writable before any work), its temp file removed.
  * Decode checks run on up to `concurrency` images at once (sharp works on libuv's threads); writing is in order.
  */
-import { createWriteStream, promises as fsp } from 'node:fs';
+import { createWriteStream, promises as fsp, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import tar from 'tar-stream';
 import { AbortError, Reporter, reasonOf, type OnError } from './core/errors.js';
+import { checkWritableDir, cleanTempsTree, tempPathFor, writeFileAtomic } from './core/atomic.js';
 import { invalidOption, object, oneOf, optional, positiveInt, string } from './core/validate.js';
 import { listImageFiles, type ImageFile } from './stages/files.js';
 import { parallelMap } from './stages/parallel-map.js';
@@ -216,49 +220,69 @@ export async function imageMember(bytes: Buffer, check: ImageCheck, relPath: str
 
 const HEADER_FIXED = { mode: 0o644, uid: 0, gid: 0, uname: '', gname: '', mtime: new Date(0), type: 'file' as const };
 
-/** One shard being written to NAME.tmp-PID. */
+/**
+ * One shard being written under a temp name beside it (core/atomic.ts tempPathFor), fsynced and renamed into
+ * place by finish(). A failure of the file stream or of the tar pack (ENOSPC, EROFS, EIO) is caught here, never
+ * an unhandled 'error' event: the next add() or finish() throws it, naming the shard (`path`), and the temp file
+ * is removed (finish() on failure, or discard()).
+ */
 class ShardFile {
   private readonly pack = tar.pack();
-  private readonly out;
+  private readonly out: WriteStream;
   private readonly tmp: string;
   private failed: Error | null = null;
+  /** Resolves when the file stream has closed: after finishing, or after an error destroyed it. */
+  private readonly closed: Promise<void>;
   count = 0;
   constructor(readonly file: string) {
-    this.tmp = `${file}.tmp-${process.pid}`;
+    this.tmp = tempPathFor(file);
     this.out = createWriteStream(this.tmp);
-    // A write's ENOSPC carries no path: name the shard, so the CLI's line says which file could not be written.
-    this.out.on('error', (err: NodeJS.ErrnoException) => {
-      err.path ??= this.file;
-      this.failed = err;
-    });
+    this.closed = new Promise((resolve) => this.out.once('close', resolve));
+    // The first error wins: the file stream's (a write's ENOSPC, or EROFS opening the temp) also destroys the
+    // pack with it. Either names the shard, not the temp file.
+    const fail = (err: Error) => {
+      this.failed ??= Object.assign(err, { path: this.file });
+    };
+    this.out.on('error', fail);
+    this.pack.on('error', fail);
     this.pack.pipe(this.out);
   }
 
   async add(name: string, data: Buffer): Promise<void> {
     if (this.failed) throw this.failed;
     this.pack.entry({ ...HEADER_FIXED, name, size: data.length }, data);
-    // Keep memory bounded when the disk is slower than the decode checks.
-    if (this.out.writableNeedDrain) await once(this.out, 'drain');
+    // Keep memory bounded when the disk is slower than the decode checks; a stream that failed meanwhile
+    // never drains, but it closes.
+    if (this.out.writableNeedDrain) await Promise.race([once(this.out, 'drain'), this.closed]).catch(() => undefined);
+    if (this.failed) throw this.failed;
   }
 
+  /** Ends the tar, fsyncs it and renames it into place. @throws the write's error (naming the shard), temp removed. */
   async finish(): Promise<void> {
-    this.pack.finalize();
-    if (!this.out.closed) await once(this.out, 'close');
-    if (this.failed) throw this.failed;
-    await fsp.rename(this.tmp, this.file);
+    try {
+      if (this.failed) throw this.failed;
+      this.pack.finalize();
+      await this.closed;
+      if (this.failed) throw this.failed;
+      const fh = await fsp.open(this.tmp, 'r+');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await fsp.rename(this.tmp, this.file);
+    } catch (err) {
+      await this.discard();
+      throw Object.assign(err as Error, { path: this.file });
+    }
   }
 
   async discard(): Promise<void> {
     this.pack.destroy();
     this.out.destroy();
+    await this.closed;
     await fsp.rm(this.tmp, { force: true });
   }
-}
-
-async function writeAtomic(file: string, text: string): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
-  await fsp.writeFile(tmp, text);
-  await fsp.rename(tmp, file);
 }
 
 /**
@@ -282,7 +306,10 @@ export async function writeShards(options: WriteShardsOptions): Promise<WriteSha
 
   const list = await listImageFiles(input, options.extensions, (p, reason) => reporter.notice('files', p, reason));
   const outDir = path.resolve(output);
-  await fsp.mkdir(outDir, { recursive: true });
+  // A read-only or full file system, no permission, a file in the way: one error naming the folder, before any
+  // image is checked. Then the temp files a killed run left here go (those of a writer still running stay).
+  await checkWritableDir(outDir);
+  await cleanTempsTree(outDir);
 
   const classNames =
     labels === 'dirs'
@@ -362,6 +389,6 @@ export async function writeShards(options: WriteShardsOptions): Promise<WriteSha
     if (options.signal?.aborted && !(err instanceof AbortError)) throw new AbortError(undefined, { cause: err });
     throw err;
   }
-  await writeAtomic(path.join(outDir, 'classes.json'), JSON.stringify(classes, null, 2) + '\n');
+  await writeFileAtomic(path.join(outDir, 'classes.json'), JSON.stringify(classes, null, 2) + '\n');
   return { shards, written, skipped, classes, counts };
 }

@@ -174,6 +174,35 @@ test("filter skips grayscale images; labels 'none' writes no .cls; onError 'fail
   }
 });
 
+test('a shard that cannot be committed fails naming it, its temp file removed; a killed run\'s temps go; --out a file fails up front', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const out = path.join(dir, 's');
+    mkdirSync(out);
+    // A directory where the second shard goes: its rename fails (EISDIR) after the tar was written.
+    mkdirSync(path.join(out, 'data-000001.tar'));
+    // What killed writers left: atomic.ts's temp names and the shard writer's older NAME.tmp-PID (a dead PID).
+    const dead = 999_999_999;
+    const leftovers = [`.tmp-${dead}-0-deadbeef`, `data-000003.tar.tmp-${dead}`, `classes.json.tmp-${dead}`];
+    for (const f of leftovers) writeFileSync(path.join(out, f), 'half');
+    const err = await writeShards({ input: path.join(FIXTURES, 'images'), output: out, maxcount: 4, reporter: new Reporter({ log: null }) })
+      .catch((e: unknown) => e as NodeJS.ErrnoException);
+    assert.ok(err instanceof Error, 'it fails');
+    assert.equal(err.code, 'EISDIR');
+    assert.equal(err.path, path.join(out, 'data-000001.tar'), 'the error names the shard, not its temp file');
+    assert.deepEqual(readdirSync(out).sort(), ['data-000000.tar', 'data-000001.tar'], 'the whole first shard kept; no temp file, old or new');
+
+    const file = path.join(dir, 'a-file');
+    writeFileSync(file, 'x');
+    await assert.rejects(
+      writeShards({ input: path.join(FIXTURES, 'images'), output: file, reporter: new Reporter({ log: null }) }),
+      (e: NodeJS.ErrnoException) => e.code === 'EEXIST' && e.path === file,
+    );
+  } finally {
+    cleanup();
+  }
+});
+
 /** Every member of a tar: name and bytes. */
 async function contents(file: string): Promise<Map<string, Buffer>> {
   const out = new Map<string, Buffer>();

@@ -14,8 +14,8 @@ import { join, resolve } from 'node:path';
 import type { NamedTensor } from '@tensorflow/tfjs-core/dist/tensor_types.js';
 import { io } from '@tensorflow/tfjs-core';
 import type { Config } from '../config.js';
-import { cleanTemps, exists, symlinkAtomic, writeDirAtomic, writeFileAtomic } from '../core/atomic.js';
-import { ColorpipeError, printable } from '../core/errors.js';
+import { cleanTemps, exists, symlinkAtomic, withPath, writeDirAtomic, writeFileAtomic } from '../core/atomic.js';
+import { ColorpipeError, printable, reasonOf } from '../core/errors.js';
 import { fileSaveHandler } from '../model/io.js';
 
 export interface TensorSpec {
@@ -73,20 +73,46 @@ export async function saveCheckpoint(o: SaveCheckpointOptions): Promise<string> 
     time: new Date().toISOString(),
   };
   let stateJSON = '';
+  // A write's ENOSPC names no file: each write names its own (writeDirAtomic turns the temp directory's name
+  // into the checkpoint's, and names the checkpoint itself for the model's two files).
+  const named = async (file: string, write: () => Promise<void>) => {
+    try {
+      await write();
+    } catch (err) {
+      throw withPath(err, file);
+    }
+  };
   await writeDirAtomic(target, async (tmp) => {
     await o.model.save(fileSaveHandler(tmp, o.modelMeta));
-    await fsp.writeFile(join(tmp, 'optimizer.bin'), new Uint8Array(io.CompositeArrayBuffer.join(encoded.data)));
+    const optimizer = join(tmp, 'optimizer.bin');
+    await named(optimizer, () => fsp.writeFile(optimizer, new Uint8Array(io.CompositeArrayBuffer.join(encoded.data))));
     // Sizes and checksums of what was just written: a resume verifies them (a truncated or damaged file
     // sends it to an older checkpoint instead of a stack trace).
     state.files = {};
     for (const f of CHECKPOINT_FILES) state.files[f] = await fileDigest(join(tmp, f));
     stateJSON = JSON.stringify(state, null, 1);
-    await fsp.writeFile(join(tmp, 'state.json'), stateJSON);
+    const stateFile = join(tmp, 'state.json');
+    await named(stateFile, () => fsp.writeFile(stateFile, stateJSON));
   });
+  intact.add(target);
   await symlinkAtomic(rel, join(runDir, 'model'));
   await writeFileAtomic(join(runDir, 'state.json'), stateJSON);
   await pruneCheckpoints(runDir, o.keep ?? 2);
   return target;
+}
+
+/**
+ * Checkpoint directories known intact in this process: written by saveCheckpoint, or verified by
+ * latestCheckpoint or pruneCheckpoints (which forget one found damaged). Retention consults it so that it
+ * re-reads (hashes) only checkpoints it has not seen, such as the damaged one a resume fell back from.
+ */
+const intact = new Set<string>();
+
+async function isIntact(dir: string): Promise<boolean> {
+  if (intact.has(dir)) return true;
+  if ('reason' in (await verify(dir))) return false;
+  intact.add(dir);
+  return true;
 }
 
 async function listCheckpoints(runDir: string): Promise<string[]> {
@@ -100,11 +126,21 @@ async function listCheckpoints(runDir: string): Promise<string[]> {
   return names.filter((n) => /^step-\d{8}$/.test(n)).sort();
 }
 
+/**
+ * Retention: keeps the checkpoint state.json names and the newest intact ones up to `keep` in all; removes the
+ * rest, damaged ones included. A damaged checkpoint (one a resume fell back from, see latestCheckpoint) never
+ * counts toward `keep`, so it is never kept in place of an older intact one.
+ */
 async function pruneCheckpoints(runDir: string, keep: number): Promise<void> {
   await cleanTemps(join(runDir, 'checkpoints'));
-  const all = await listCheckpoints(runDir);
-  const current = JSON.parse(await fsp.readFile(join(runDir, 'state.json'), 'utf8')) as TrainState;
-  const doomed = all.slice(0, Math.max(0, all.length - keep)).filter((n) => join('checkpoints', n) !== current.checkpoint);
+  const current = (JSON.parse(await fsp.readFile(join(runDir, 'state.json'), 'utf8')) as TrainState).checkpoint;
+  const kept = new Set(current ? [current] : []);
+  for (const n of (await listCheckpoints(runDir)).reverse()) {
+    const rel = join('checkpoints', n);
+    if (kept.size >= keep) break;
+    if (!kept.has(rel) && (await isIntact(join(runDir, rel)))) kept.add(rel);
+  }
+  const doomed = (await listCheckpoints(runDir)).filter((n) => !kept.has(join('checkpoints', n)));
   await Promise.all(doomed.map((n) => fsp.rm(join(runDir, 'checkpoints', n), { recursive: true, force: true })));
 }
 
@@ -161,7 +197,9 @@ async function verify(dir: string): Promise<{ state: TrainState } | { reason: st
 /**
  * The newest intact checkpoint of a run, or null when it has none. Each candidate (the one state.json names,
  * then the checkpoint directories newest first) is verified; a damaged one is passed to `onDamaged` (default:
- * one warning line on stderr) and the next older one is tried.
+ * one warning line on stderr) and the next older one is tried. A run-level state.json that cannot be used
+ * (not JSON, a bad step, no checkpoint named, or one that is gone) is passed to `onStateIgnored` with the
+ * checkpoint used instead (null: none), once the search is over (default: one warning line naming the file).
  * @throws ColorpipeError 'ERR_CHECKPOINT' when checkpoints exist but none is intact (starting over silently
  *   would throw the run away).
  */
@@ -169,18 +207,29 @@ export async function latestCheckpoint(
   runDir: string,
   onDamaged: (dir: string, reason: string) => void = (dir, reason) =>
     process.stderr.write(`colorpipe: checkpoint ${printable(dir)} is damaged (${printable(reason)}): trying an older one\n`),
+  onStateIgnored: (file: string, reason: string, used: string | null) => void = (file, reason, used) =>
+    process.stderr.write(
+      `colorpipe: ${printable(file)} is damaged (${printable(reason)}): ignored; ` +
+        `${used ? `resuming from the newest intact checkpoint, ${printable(used)}` : 'no checkpoint to resume from'}\n`,
+    ),
 ): Promise<LoadedCheckpoint | null> {
   runDir = resolve(runDir);
+  const stateFile = join(runDir, 'state.json');
   const candidates: string[] = [];
+  let ignored: string | null = null;
   try {
-    const s = JSON.parse(await fsp.readFile(join(runDir, 'state.json'), 'utf8')) as TrainState;
-    if (s.checkpoint) candidates.push(s.checkpoint);
-  } catch {
-    // No or unreadable state.json: fall back to the checkpoint directories.
+    const named = runStateCheckpoint(JSON.parse(await fsp.readFile(stateFile, 'utf8')));
+    if (typeof named !== 'string') ignored = named.reason;
+    else if (!(await exists(join(runDir, named)))) ignored = `it names ${named}, which is missing`;
+    else candidates.push(named);
+  } catch (err) {
+    // None: a fresh run, or one killed before its first commit; the checkpoint directories decide.
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') ignored = reasonOf(err);
   }
   for (const n of (await listCheckpoints(runDir)).reverse()) candidates.push(join('checkpoints', n));
   const tried = new Set<string>();
   let damaged = 0;
+  let found: LoadedCheckpoint | null = null;
   for (const rel of candidates) {
     const dir = join(runDir, rel);
     if (tried.has(dir)) continue;
@@ -189,16 +238,29 @@ export async function latestCheckpoint(
     const v = await verify(dir);
     if ('reason' in v) {
       damaged++;
+      intact.delete(dir);
       onDamaged(dir, v.reason);
       continue;
     }
+    intact.add(dir);
     const b = await fsp.readFile(join(dir, 'optimizer.bin'));
-    return { dir, state: v.state, optimizerData: b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer };
+    found = { dir, state: v.state, optimizerData: b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer };
+    break;
   }
-  if (damaged > 0) {
+  if (ignored !== null) onStateIgnored(stateFile, ignored, found?.dir ?? null);
+  if (found === null && damaged > 0) {
     throw new ColorpipeError('ERR_CHECKPOINT', `every checkpoint in ${runDir} is damaged (${damaged}); nothing to resume from`);
   }
-  return null;
+  return found;
+}
+
+/** The checkpoint a run-level state.json names (relative to the run), or why it cannot be used. */
+function runStateCheckpoint(s: unknown): string | { reason: string } {
+  const bad = badState(s);
+  if (bad !== null) return { reason: bad.replace(/^state\.json(: | is )/, '') };
+  const rel = (s as TrainState).checkpoint;
+  if (typeof rel !== 'string' || !/^checkpoints[\\/]step-\d{8}$/.test(rel)) return { reason: `checkpoint ${JSON.stringify(rel)} is not a checkpoint directory` };
+  return rel;
 }
 
 /** Decodes a checkpoint's optimizer weights into named tensors, in the order the optimizer expects. */

@@ -32,9 +32,9 @@ import { fileLoadHandler } from '../model/io.js';
 import { writeReport } from './report.js';
 import { loadValidation, validateEvery, writeValidation } from './validation.js';
 import { logMetrics, RunTotals } from './metrics.js';
-import { checkWritableDir, cleanTemps, writeFileAtomic } from '../core/atomic.js';
+import { checkWritableDir, cleanTemps, withPath, writeFileAtomic } from '../core/atomic.js';
 import { expandShardSpec } from '../webdataset/spec.js';
-import { checkClassCount, checkLabels } from './labels.js';
+import { checkClassCount } from './labels.js';
 
 export interface TrainGraphOptions {
   shards: string | string[];
@@ -56,6 +56,7 @@ export interface TrainGraphOptions {
   stop?: AbortSignal;
   /** Hard abort (tests): stops at once, no checkpoint. */
   signal?: AbortSignal;
+  /** No progress bar (bad inputs and notes are still reported, one line each). */
   quiet?: boolean;
   /** Write data-order.jsonl (the sample keys of every step): for exact-resume checks. */
   logKeys?: boolean;
@@ -123,7 +124,8 @@ export async function trainGraph(o: TrainGraphOptions): Promise<TrainResult> {
   }
   await truncateLogs(runDir, startStep);
 
-  const reporter = new Reporter({ onError: o.onError ?? 'skip', log: o.quiet ? null : undefined });
+  // quiet hides the progress bar only: each bad input still gets its line (`pipe train --help`).
+  const reporter = new Reporter({ onError: o.onError ?? 'skip' });
   const sh = shuffle<LabSample & { rank?: number }>({ size: config.train.shuffleBuffer, seed: config.train.seed, restore: data?.shuffle ?? null });
   const source = loader({
     urls,
@@ -162,7 +164,6 @@ export async function trainGraph(o: TrainGraphOptions): Promise<TrainResult> {
   const p = pipeline(
     source,
     sh,
-    checkLabels<LabSample>(config.model.numClasses),
     batch({ size: config.train.batch, dropLast: true }),
     prefetch<LabBatch>(config.train.prefetch),
     train({
@@ -182,7 +183,13 @@ export async function trainGraph(o: TrainGraphOptions): Promise<TrainResult> {
         else sh.ack(b.size);
         samplesSeen += b.size;
         // Synchronously, before the checkpoint of this step can be written: the key log never lags a checkpoint.
-        if (o.logKeys) appendFileSync(keysPath, JSON.stringify({ step: r.step, keys: b.keys }) + '\n');
+        if (o.logKeys) {
+          try {
+            appendFileSync(keysPath, JSON.stringify({ step: r.step, keys: b.keys }) + '\n');
+          } catch (err) {
+            throw withPath(err, keysPath);
+          }
+        }
         o.onBatch?.(b, r.step);
       },
     }),

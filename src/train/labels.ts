@@ -5,14 +5,13 @@
  *
  * - `checkClassCount`: before training, each shard folder's classes.json (what `pipe shard` writes) against
  *   model.numClasses: more classes than the head is a usage error saying what to set.
- * - `checkLabels`: per sample, a label outside the head is reported once (path and reason) and the sample
- *   trains without it (its colours are still good data). With no head (numClasses 0) labels are not used.
+ * - `labelProblem`: per sample, in the loader's merge (loader/merge.ts), a label outside the head is reported
+ *   once per run (path and reason, whichever process read it) and the sample trains without it (its colours
+ *   are still good data). With no head (numClasses 0) labels are not used.
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import type { Stage, StageContext } from '../core/pipeline.js';
 import { InvalidOptionError } from '../core/errors.js';
-import type { LabSample } from '../types.js';
 
 /**
  * @throws InvalidOptionError when a classes.json beside the shards names more classes than the model's head.
@@ -36,18 +35,12 @@ export async function checkClassCount(shards: readonly string[], numClasses: num
   }
 }
 
-/** The per-sample check (see the module comment). */
-export function checkLabels<T extends LabSample & { url?: string }>(numClasses: number): Stage<T, T> {
-  return async function* checkLabelsStage(source: AsyncIterable<T>, ctx: StageContext): AsyncGenerator<T> {
-    for await (const s of source) {
-      if (numClasses > 0 && s.cls !== undefined && !(Number.isInteger(s.cls) && s.cls >= 0 && s.cls < numClasses)) {
-        const where = s.position ? `${s.position.shard}#${s.key}` : s.key;
-        ctx.reporter.report('labels', where, `class label ${s.cls} outside the model's ${numClasses} classes (0..${numClasses - 1}): trained without a label`);
-        const { cls: _dropped, ...rest } = s;
-        yield rest as T;
-        continue;
-      }
-      yield s;
-    }
-  };
+/**
+ * Why class label `cls` cannot train a head of `numClasses` (outside [0, numClasses)), or null when it can or
+ * when there is no head (numClasses 0: labels are not used). The loader's merge applies it to every sample,
+ * reporting each sample once per run and training it without the label (merge.ts).
+ */
+export function labelProblem(cls: number, numClasses: number): string | null {
+  if (numClasses === 0 || (Number.isInteger(cls) && cls >= 0 && cls < numClasses)) return null;
+  return `class label ${cls} outside the model's ${numClasses} classes (0..${numClasses - 1}): trained without a label`;
 }

@@ -6,6 +6,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import type { Stage } from '../core/pipeline.js';
+import { withPath } from '../core/atomic.js';
 import { positiveInt, string } from '../core/validate.js';
 import type { StepRecord } from './step.js';
 
@@ -71,7 +72,8 @@ export interface MetricsOptions {
 /**
  * A pass-through stage after `train`: appends a MetricsLine every `every` steps, at checkpointed steps (so the
  * log never lags a checkpoint it could be truncated to) and at the last step, before passing the record on.
- * @throws InvalidOptionError at once for a bad option; a failed append surfaces at the consumer's next await.
+ * @throws InvalidOptionError at once for a bad option; a failed append surfaces at the consumer's next await,
+ *   naming `path`.
  */
 export function logMetrics(options: MetricsOptions): Stage<StepRecord, StepRecord> {
   const path = string(options.path, 'options.path');
@@ -83,7 +85,10 @@ export function logMetrics(options: MetricsOptions): Stage<StepRecord, StepRecor
     for await (const r of source) {
       window.add(r);
       if (r.step % every === 0 || r.checkpointed || r.step === last) {
-        await fsp.appendFile(path, JSON.stringify(window.take(r, backend)) + '\n');
+        // A write's ENOSPC names no file: this one names metrics.jsonl.
+        await fsp.appendFile(path, JSON.stringify(window.take(r, backend)) + '\n').catch((err: unknown) => {
+          throw withPath(err, path);
+        });
       }
       yield r;
     }

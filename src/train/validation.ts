@@ -15,7 +15,7 @@ import type { Config } from '../config.js';
 import { Reporter } from '../core/errors.js';
 import { pipeline, type Stage } from '../core/pipeline.js';
 import { nonNegativeInt } from '../core/validate.js';
-import { writeFileAtomic } from '../core/atomic.js';
+import { withPath, writeFileAtomic } from '../core/atomic.js';
 import type { LabBatch, LabSample } from '../types.js';
 import { batch } from '../stages/batch.js';
 import { expandShardSpec } from '../webdataset/spec.js';
@@ -101,7 +101,10 @@ export interface WriteValidationOptions {
 /** Evaluates the validation set; appends its line to metrics.jsonl and writes samples/step-NNNNNNNN.png. */
 export async function writeValidation(o: WriteValidationOptions): Promise<EvalResult> {
   const r = await evaluateBatches(o.engine, o.model, o.val);
-  await fsp.appendFile(join(o.runDir, 'metrics.jsonl'), JSON.stringify({ type: 'val', step: o.step, loss: r.loss, psnr: r.psnr, psnr_gray: r.psnrGray }) + '\n');
+  const metrics = join(o.runDir, 'metrics.jsonl');
+  await fsp.appendFile(metrics, JSON.stringify({ type: 'val', step: o.step, loss: r.loss, psnr: r.psnr, psnr_gray: r.psnrGray }) + '\n').catch((err: unknown) => {
+    throw withPath(err, metrics);
+  });
   const grid = await makeGrid(r.triplets.slice(0, o.images));
   await writeFileAtomic(join(o.runDir, 'samples', `step-${String(o.step).padStart(8, '0')}.png`), grid);
   return r;

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, existsSync, mkdirSync, writeFileSync, readlinkSync, symlinkSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { tempDir } from '../helpers/tar.js';
-import { writeFileAtomic, writeDirAtomic, symlinkAtomic, cleanTemps, cleanTempsTree, checkWritableDir, tempPathFor, tempWriterPid } from '../../src/core/atomic.js';
+import { writeFileAtomic, writeDirAtomic, symlinkAtomic, cleanTemps, cleanTempsTree, checkWritableDir, makeDir, tempPathFor, tempWriterPid } from '../../src/core/atomic.js';
+import { mountTmpfs } from '../helpers/faults.js';
 
 test('writeFileAtomic replaces a file whole and leaves no temp file', async () => {
   const { dir, cleanup } = tempDir();
@@ -59,6 +60,9 @@ test('temp names are short and carry the PID; cleanTempsTree removes only dead w
     assert.match(name, /^\.tmp-\d+-\d+-[0-9a-f]{8}$/);
     assert.equal(tempWriterPid(name), process.pid);
     assert.equal(tempWriterPid('.tmp-photo.jpg-42-7'), 42, 'older names are recognised');
+    assert.equal(tempWriterPid('data-000003.tar.tmp-43'), 43, 'and the shard writer\'s older NAME.tmp-PID');
+    assert.equal(tempWriterPid('classes.json.tmp-44'), 44);
+    assert.equal(tempWriterPid('notes.tmp-45'), null, 'not any NAME.tmp-N');
     assert.equal(tempWriterPid('.tmpfile'), null);
     mkdirSync(join(dir, 'a', 'b'), { recursive: true });
     const dead = 999_999_999;
@@ -84,6 +88,43 @@ test('writeFileAtomic names the target in a write error; checkWritableDir fails 
     await checkWritableDir(join(dir, 'new', 'deep'));
     assert.deepEqual(readdirSync(join(dir, 'new', 'deep')), [], 'the probe is gone');
   } finally {
+    cleanup();
+  }
+});
+
+test('writeDirAtomic and symlinkAtomic: a failure names the target (not the temp name) and leaves no temp', { timeout: 10_000 }, async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const target = join(dir, 'ck');
+    // A write error with no path (what ENOSPC from a write looks like) gets the directory; one on a file inside
+    // the temp directory names the same file inside the target.
+    const noPath = Object.assign(new Error('no space left on device'), { code: 'ENOSPC', syscall: 'write' });
+    await assert.rejects(writeDirAtomic(target, async () => { throw noPath; }), (e: NodeJS.ErrnoException) => e === noPath && e.path === target);
+    await assert.rejects(
+      writeDirAtomic(target, async (tmp) => { mkdirSync(join(tmp, 'sub')); mkdirSync(join(tmp, 'sub')); }),
+      (e: NodeJS.ErrnoException) => e.code === 'EEXIST' && e.path === join(target, 'sub'),
+    );
+    // A file in the way of the link's rename: EISDIR naming the link, the temp link removed.
+    mkdirSync(join(dir, 'link'));
+    await assert.rejects(symlinkAtomic('x', join(dir, 'link')), (e: NodeJS.ErrnoException) => e.path === join(dir, 'link'));
+    assert.deepEqual(readdirSync(dir).sort(), ['link']);
+  } finally {
+    cleanup();
+  }
+});
+
+test('makeDir / checkWritableDir on a read-only file system: EROFS naming the first directory it could not make, not ENOENT', { timeout: 10_000 }, async (t) => {
+  const { dir, cleanup } = tempDir();
+  const mnt = join(dir, 'ro');
+  const unmount = mountTmpfs(mnt, 'size=64k,ro');
+  try {
+    if (typeof unmount === 'string') return t.skip(unmount);
+    for (const f of [makeDir, checkWritableDir]) {
+      await assert.rejects(f(join(mnt, 'new', 'deeper', 'run')), (e: NodeJS.ErrnoException) => e.code === 'EROFS' && e.path === join(mnt, 'new'));
+    }
+    await checkWritableDir(join(dir, 'rw', 'new'));
+  } finally {
+    if (typeof unmount !== 'string') unmount();
     cleanup();
   }
 });

@@ -90,10 +90,7 @@ test('item 9: a full disk (ENOSPC) under colorize: each file that did not fit is
   assert.deepEqual(tempLeftovers(out), []);
 });
 
-test('item 9: a full disk (ENOSPC) under pipe shard: one line naming the shard, no stack, no temp file', {
-  timeout: 60_000,
-  todo: 'src/shard-writer.ts: the tar-stream pack emits ENOSPC as an unhandled \'error\' event: a raw stack trace, and NAME.tmp-PID is left behind',
-}, async (t) => {
+test('item 9: a full disk (ENOSPC) under pipe shard: one line naming the shard, no stack, no temp file', { timeout: 60_000 }, async (t) => {
   const out = join(TMP, 'full-shard');
   const why = tmpfs(out, 'size=48k');
   if (why) return t.skip(why);
@@ -104,10 +101,7 @@ test('item 9: a full disk (ENOSPC) under pipe shard: one line naming the shard, 
   assert.deepEqual(tempLeftovers(out), []);
 });
 
-test('item 9: a full disk (ENOSPC) under pipe train: one line naming the file it could not write', {
-  timeout: 60_000,
-  todo: 'the checkpoint write\'s ENOSPC reaches the CLI without a path: "colorpipe: no space left on device (write)"',
-}, async (t) => {
+test('item 9: a full disk (ENOSPC) under pipe train: one line naming the file it could not write', { timeout: 60_000 }, async (t) => {
   const out = join(TMP, 'full-train');
   // Room for the writability probe, not for a checkpoint (about 3 MB with the tiny model).
   const why = tmpfs(out, 'size=256k');
@@ -151,10 +145,7 @@ test('item 9: an existing directory on a read-only file system: train and colori
   oneLineNaming(colorize, join(mnt, 'run'), /: read-only file system$/);
 });
 
-test('item 9: pipe shard on a read-only file system: one line naming the directory, no stack', {
-  timeout: 60_000,
-  todo: 'src/shard-writer.ts: EROFS opening NAME.tmp-PID is an unhandled \'error\' event of the tar pack: a raw stack trace',
-}, async (t) => {
+test('item 9: pipe shard on a read-only file system: one line naming the directory, no stack', { timeout: 60_000 }, async (t) => {
   const mnt = join(TMP, 'ro-shard');
   const why = tmpfs(mnt, 'size=1m');
   if (why) return t.skip(why);
@@ -165,10 +156,7 @@ test('item 9: pipe shard on a read-only file system: one line naming the directo
   oneLineNaming(r, join(mnt, 's'), /: read-only file system$/);
 });
 
-test('item 9: --out not yet made, on a read-only file system: "read-only file system", not a misleading ENOENT', {
-  timeout: 60_000,
-  todo: 'fs.mkdir({ recursive: true }) reports ENOENT for a missing parent on a read-only mount: "colorpipe: cannot write .../new: no such file or directory"',
-}, async (t) => {
+test('item 9: --out not yet made, on a read-only file system: "read-only file system", not a misleading ENOENT', { timeout: 60_000 }, async (t) => {
   const mnt = join(TMP, 'ro-new');
   const why = tmpfs(mnt, 'size=1m,ro');
   if (why) return t.skip(why);
@@ -266,10 +254,7 @@ test('item 13: a 0-byte tar is reported as bad with its path and reason; trainin
   assert.match(r.stderr, /done at step 3/);
 });
 
-test('item 13: a 0-byte tar is reported once, not once per epoch', {
-  timeout: 60_000,
-  todo: 'the shard reader reports the 0-byte tar every epoch it is opened (3 steps over 12 samples: several lines)',
-}, async () => {
+test('item 13: a 0-byte tar is reported once, not once per epoch', { timeout: 60_000 }, async () => {
   const { empty, r } = await emptyTar();
   exited(r, 0);
   assert.equal(linesMatching(r.stderr, new RegExp(`skipped ${empty} `)).length, 1, r.stderr);
@@ -286,10 +271,7 @@ test('item 13: colorize --quiet hides only the progress bar: each bad input stil
   assert.equal(lastJson<Summary>(r.stdout).written, 2);
 });
 
-test('item 13: train --quiet hides only the progress bar: the 0-byte tar is still reported', {
-  timeout: 60_000,
-  todo: 'src/train/graph.ts makes its Reporter with log: null under --quiet, though pipe train --help says --quiet is "no progress bar"',
-}, async () => {
+test('item 13: train --quiet hides only the progress bar: the 0-byte tar is still reported', { timeout: 60_000 }, async () => {
   const empty = join(TMP, 'quiet-train', 'empty.tar');
   mkdirSync(join(TMP, 'quiet-train'));
   writeFileSync(empty, '');

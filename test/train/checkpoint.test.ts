@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { latestCheckpoint, saveCheckpoint, checkpointName } from '../../src/train/checkpoint.js';
@@ -11,14 +11,13 @@ import { ColorpipeError } from '../../src/core/errors.js';
 
 const TINY = { inputSize: 32, width: 0.125, numClasses: 0 };
 
-async function runWithCheckpoints(steps: number[]): Promise<string> {
+async function runWithCheckpoints(steps: number[], runDir = mkdtempSync(join(tmpdir(), 'colorpipe-ck-')), keep = 5): Promise<string> {
   await setupEngine({ backend: 'cpu' });
-  const runDir = mkdtempSync(join(tmpdir(), 'colorpipe-ck-'));
   const net = buildColorizer(TINY, { seed: 1 });
   const config = makeConfig({ name: 'tiny', model: TINY });
   for (const step of steps) {
     await saveCheckpoint({
-      runDir, model: net.infer, keep: 5,
+      runDir, model: net.infer, keep,
       state: { version: 1, step, epoch: 0, samplesSeen: step, seed: 0, config, backend: 'cpu', data: null, optimizer: { type: 'adam' } },
       optimizerWeights: [],
     });
@@ -72,6 +71,49 @@ test('when every checkpoint is damaged, resuming is an error, not a silent start
     const empty = mkdtempSync(join(tmpdir(), 'colorpipe-ck-'));
     assert.equal(await latestCheckpoint(empty), null, 'no checkpoint at all: null (a fresh run)');
     rmSync(empty, { recursive: true, force: true });
+  } finally {
+    rmSync(runDir, { recursive: true, force: true });
+  }
+});
+
+test("the run's own state.json unusable: one notice naming it and the checkpoint used instead; absent: none", async () => {
+  const runDir = await runWithCheckpoints([1, 2]);
+  try {
+    const file = join(runDir, 'state.json');
+    for (const [text, why] of [
+      ['{"step": -5}', /^step -5 is not a non-negative integer$/],
+      ['{ "step": ', /JSON/],
+      [readFileSync(file, 'utf8').replace('checkpoints/step-00000002', 'checkpoints/step-00000009'), /^it names checkpoints\/step-00000009, which is missing$/],
+      [readFileSync(file, 'utf8').replace('checkpoints/step-00000002', '../../elsewhere'), /is not a checkpoint directory/],
+    ] as const) {
+      writeFileSync(file, text);
+      const ignored: [string, string, string | null][] = [];
+      const ck = await latestCheckpoint(runDir, () => assert.fail('no checkpoint is damaged'), (f, reason, used) => ignored.push([f, reason, used]));
+      assert.equal(ck?.state.step, 2, 'the newest intact checkpoint');
+      assert.equal(ignored.length, 1, text);
+      assert.equal(ignored[0]![0], file);
+      assert.match(ignored[0]![1], why);
+      assert.equal(ignored[0]![2], dirOf(runDir, 2));
+    }
+    rmSync(file);
+    assert.equal((await latestCheckpoint(runDir, undefined, () => assert.fail('a missing state.json is no damage')))?.state.step, 2);
+  } finally {
+    rmSync(runDir, { recursive: true, force: true });
+  }
+});
+
+test('retention never removes the newest intact checkpoint in favour of a damaged one (after a fallback)', async () => {
+  const runDir = await runWithCheckpoints([2, 4]);
+  try {
+    truncateSync(join(dirOf(runDir, 4), 'weights.bin'), 10);
+    const ck = await latestCheckpoint(runDir, () => undefined);
+    assert.equal(ck?.state.step, 2, 'resumed from the older one');
+    // The resumed run checkpoints step 3 keeping 2: by name alone that kept 3 and the damaged 4, and removed 2.
+    await runWithCheckpoints([3], runDir, 2);
+    assert.deepEqual(readdirSync(join(runDir, 'checkpoints')).sort(), ['step-00000002', 'step-00000003']);
+    // And on: the older intact ones go by age as before.
+    await runWithCheckpoints([4, 5], runDir, 2);
+    assert.deepEqual(readdirSync(join(runDir, 'checkpoints')).sort(), ['step-00000004', 'step-00000005']);
   } finally {
     rmSync(runDir, { recursive: true, force: true });
   }

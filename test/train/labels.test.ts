@@ -3,10 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkClassCount, checkLabels } from '../../src/train/labels.js';
-import { collect, pipeline } from '../../src/core/pipeline.js';
-import { InvalidOptionError, Reporter } from '../../src/core/errors.js';
-import type { LabSample } from '../../src/types.js';
+import { checkClassCount, labelProblem } from '../../src/train/labels.js';
+import { InvalidOptionError } from '../../src/core/errors.js';
 
 test('checkClassCount: more classes in classes.json than the head is a usage error saying what to set', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'colorpipe-labels-'));
@@ -23,18 +21,11 @@ test('checkClassCount: more classes in classes.json than the head is a usage err
   }
 });
 
-test('checkLabels: a label outside the head is reported once and the sample trains without it', async () => {
-  const sample = (key: string, cls?: number): LabSample => ({
-    key, width: 1, height: 1, L: new Float32Array(1), ab: new Float32Array(2), ...(cls === undefined ? {} : { cls }),
-    position: { epoch: 0, shardIndex: 0, shard: 's.tar', sample: 0 },
-  });
-  const reporter = new Reporter({ log: null });
-  const out = await collect(pipeline([sample('a', 2), sample('b', 9), sample('c', -5), sample('d')], checkLabels<LabSample>(4), { reporter }));
-  assert.deepEqual(out.map((s) => [s.key, s.cls]), [['a', 2], ['b', undefined], ['c', undefined], ['d', undefined]]);
-  assert.deepEqual(reporter.records.map((r) => r.key), ['s.tar#b', 's.tar#c']);
-  assert.match(reporter.records[0]!.reason, /class label 9 outside the model's 4 classes \(0\.\.3\)/);
-  // No head: nothing to check.
-  const none = new Reporter({ log: null });
-  await collect(pipeline([sample('b', 9)], checkLabels<LabSample>(0), { reporter: none }));
-  assert.equal(none.total, 0);
+test('labelProblem: a label outside the head says which, the range and what happens; none without a head', () => {
+  for (const ok of [0, 2, 3]) assert.equal(labelProblem(ok, 4), null);
+  assert.equal(labelProblem(9, 4), "class label 9 outside the model's 4 classes (0..3): trained without a label");
+  assert.match(labelProblem(-5, 4)!, /^class label -5 outside/);
+  assert.match(labelProblem(1.5, 4)!, /^class label 1\.5 outside/);
+  // No head: labels are not used, so nothing is wrong with them.
+  assert.equal(labelProblem(9, 0), null);
 });

@@ -137,6 +137,7 @@ export function loader(options: LoaderOptions): (ctx: StageContext) => AsyncIter
       replay: resume?.replay ?? [],
       resumeEpoch: resume?.epoch ?? null,
       spec: urls,
+      numClasses: config.model?.numClasses ?? 0,
     };
     if (core.processes === 0) {
       yield* loaderCore(core, ctx, (key, reason) => recordFiltered(ctx.reporter, key, reason));

@@ -12,7 +12,8 @@
  */
 import type { StageContext } from '../../core/pipeline.js';
 import type { ShardPosition } from '../../types.js';
-import { ColorpipeError } from '../../core/errors.js';
+import { ColorpipeError, Reporter } from '../../core/errors.js';
+import { labelProblem } from '../labels.js';
 import { toSample, type DropFrame, type LoaderSample, type SampleFrame } from './frames.js';
 import { mergeBefore, replay, type LoaderJob } from './rank-stream.js';
 import { ChildSources, InProcessSources, type RankSources } from './processes.js';
@@ -29,37 +30,69 @@ export interface LoaderCore {
   resumeEpoch: number | null;
   /** The shard spec as given, for messages. */
   spec: string | string[];
+  /** The model's class count: a label outside [0, numClasses) is reported and dropped (0: labels unused). */
+  numClasses: number;
+}
+
+/**
+ * The loader's reports, once per run: a bad input (a corrupt image, a 0-byte shard, a label outside the head)
+ * is reported, and a note given (an animated GIF's first frame), the first time the merge meets it, not once
+ * per epoch. The merge is where every rank's reports meet, whichever process or thread read them, so one
+ * such reporter in front of the run's covers them all. Keyed by (stage, key); what it lets through goes to
+ * `inner`, whose onError applies as usual.
+ */
+export class OncePerRun extends Reporter {
+  private readonly seen = new Set<string>();
+  constructor(private readonly inner: Reporter) {
+    super({ onError: inner.onError, log: null });
+  }
+  override report(stage: string, key: string, reason: string, cause?: unknown): void {
+    if (this.first('report', stage, key)) this.inner.report(stage, key, reason, cause);
+  }
+  override notice(stage: string, key: string, reason: string): void {
+    if (this.first('notice', stage, key)) this.inner.notice(stage, key, reason);
+  }
+  private first(kind: string, stage: string, key: string): boolean {
+    const id = `${kind}\u0000${stage}\u0000${key}`;
+    if (this.seen.has(id)) return false;
+    this.seen.add(id);
+    return true;
+  }
 }
 
 /**
  * The loader's merge (see the module comment), over in-process rank streams or child processes. Runs on the
- * main thread with `processes: 0`, otherwise in the hub worker (hub.ts). Bad input goes to
- * ctx.reporter, filtered samples to onFiltered.
+ * main thread with `processes: 0`, otherwise in the hub worker (hub.ts). Bad input goes to ctx.reporter, once
+ * per run (OncePerRun), filtered samples to onFiltered (counted each time).
  */
 export async function* loaderCore(
   c: LoaderCore,
-  ctx: StageContext,
+  outer: StageContext,
   onFiltered: (key: string, reason: string) => void,
 ): AsyncGenerator<LoaderSample> {
   const { job } = c;
   const world = job.world;
   const first = job.startEpoch;
+  // What the rank streams, the children and the replay report passes through OncePerRun.
+  const ctx: StageContext = { ...outer, reporter: new OncePerRun(outer.reporter) };
   const reportDrop = (f: DropFrame) => {
     if (f.stage === 'filter') onFiltered(f.key, f.reason);
     else ctx.reporter.report(f.stage, f.key, f.reason);
   };
-  // A kept sample's note (only the first frame of an animated GIF was decoded) is given once per file, not once
-  // per epoch: the names already noted (only inputs that have a note).
-  const noted = new Set<string>();
-  const noteOf = (f: SampleFrame) => {
-    if (f.note === undefined || noted.has(f.note.key)) return;
-    noted.add(f.note.key);
-    ctx.reporter.notice('decode', f.note.key, f.note.reason);
+  // A kept sample: its note (only the first frame of an animated GIF was decoded), and a label the head cannot
+  // hold reported and dropped (the sample's colours are still good data).
+  const admit = (f: SampleFrame) => {
+    if (f.note !== undefined) ctx.reporter.notice('decode', f.note.key, f.note.reason);
+    const problem = f.cls === undefined ? null : labelProblem(f.cls, c.numClasses);
+    if (problem !== null) {
+      ctx.reporter.report('labels', `${f.position.shard}#${f.key}`, problem);
+      delete f.cls;
+    }
   };
   let sources: RankSources | null = null;
   try {
     sources = c.processes === 0 ? new InProcessSources(job, ctx) : new ChildSources(job, c.processes, ctx);
-    if (c.replay.length > 0) yield* replay(c.replay, job, ctx, reportDrop, noteOf);
+    if (c.replay.length > 0) yield* replay(c.replay, job, ctx, reportDrop, admit);
     for (let e = first; e < c.end; e++) {
       // The head of each rank: its next kept sample in epoch e; a rank leaves when it ends the epoch.
       const heads = new Map<number, SampleFrame>();
@@ -72,7 +105,7 @@ export async function* loaderCore(
             if (f.position.epoch !== e) {
               throw new ColorpipeError('ERR_LOADER_PROTOCOL', `rank ${rank} sent a sample of epoch ${f.position.epoch} during epoch ${e}`);
             }
-            noteOf(f);
+            admit(f);
             heads.set(rank, f);
             return;
           } else if (f.t === 'end') {
