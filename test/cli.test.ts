@@ -8,9 +8,8 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FIXTURES, tempDir } from './helpers/tar.js';
 import { jpeg } from './helpers/images.js';
-import { noStack, pipeAsync } from './helpers/cli.js';
-import { setupEngine } from '../src/model/engine.js';
-import { buildColorizer, disposeColorizer, saveColorizer } from '../src/model/network.js';
+import { noStack, run } from './helpers/cli.js';
+import { tinyModel } from './helpers/model.js';
 
 test("usage errors from the API name the command's flag (--in), never the API option (options.input)", { timeout: 120_000 }, async () => {
   const { dir, cleanup } = tempDir();
@@ -27,7 +26,7 @@ test("usage errors from the API name the command's flag (--in), never the API op
       [['train', '--shards', shard, '--val-shards', join(missing, 'v.tar'), '--out', join(dir, 'run'), '--quiet'], /for --val-shards\b/],
       [['export', '--model', missing], /for --model\b/],
     ];
-    const results = await Promise.all(cases.map(([args]) => pipeAsync(args)));
+    const results = await Promise.all(cases.map(([args]) => run(args)));
     for (const [i, [args, flag]] of cases.entries()) {
       const r = results[i]!;
       const what = `pipe ${args.join(' ')}: ${r.stderr}`;
@@ -45,17 +44,13 @@ test("usage errors from the API name the command's flag (--in), never the API op
 test('pipe colorize takes --rank/--world from a Slurm job array or a Kubernetes Indexed Job; flags win', { timeout: 180_000 }, async () => {
   const { dir, cleanup } = tempDir();
   try {
-    await setupEngine({ backend: 'cpu' });
-    const model = join(dir, 'model');
-    const net = buildColorizer({ inputSize: 32, width: 0.125, numClasses: 0 }, { seed: 1 });
-    await saveColorizer(net, model);
-    disposeColorizer(net);
+    const model = await tinyModel(join(dir, 'model'));
     const input = join(dir, 'in');
     mkdirSync(input);
     const names = ['a.jpg', 'b.jpg', 'c.jpg', 'd.jpg', 'e.jpg'];
     for (const [i, n] of names.entries()) writeFileSync(join(input, n), await jpeg(40, 24, i));
     const colorize = (out: string, env: NodeJS.ProcessEnv, ...flags: string[]) =>
-      pipeAsync(['colorize', '--in', input, '--out', join(dir, out), '--model', model, '--json', ...flags], env);
+      run(['colorize', '--in', input, '--out', join(dir, out), '--model', model, '--json', ...flags], { env });
     const written = (out: string) => names.filter((n) => existsSync(join(dir, out, n)));
 
     // #SBATCH --array=1-2: task ID 2 of an array starting at 1 is rank 1 of 2, the files at odd indices.

@@ -5,18 +5,13 @@ import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FIXTURES, tempDir } from '../helpers/tar.js';
 import { jpeg } from '../helpers/images.js';
-import { interruptWhen, noStack, tempFilesUnder } from '../helpers/cli.js';
-import { setupEngine } from '../../src/model/engine.js';
-import { buildColorizer, disposeColorizer, saveColorizer } from '../../src/model/network.js';
+import { interruptWhen, noStack, tempLeftovers } from '../helpers/cli.js';
+import { tinyModel } from '../helpers/model.js';
 
 test('Ctrl-C: pipe eval stops, exits 130 with one line and no stack, and leaves no temp file', { timeout: 120_000 }, async () => {
   const { dir, cleanup } = tempDir();
   try {
-    await setupEngine({ backend: 'cpu' });
-    const model = join(dir, 'model');
-    const net = buildColorizer({ inputSize: 32, width: 0.125, numClasses: 0 }, { seed: 1 });
-    await saveColorizer(net, model);
-    disposeColorizer(net);
+    const model = await tinyModel(join(dir, 'model'));
     const input = join(dir, 'in');
     mkdirSync(input);
     // The bad file comes first: its skip line says the run is under way (the model loaded, images flowing).
@@ -31,7 +26,7 @@ test('Ctrl-C: pipe eval stops, exits 130 with one line and no stack, and leaves 
     noStack(r.stderr);
     assert.equal(r.stdout, '', 'no figures for a run that did not finish');
     // The ONNX export colorize caches beside model.json is whole or absent; nothing else is written.
-    assert.deepEqual(tempFilesUnder(dir), []);
+    assert.deepEqual(tempLeftovers(dir), []);
   } finally {
     cleanup();
   }

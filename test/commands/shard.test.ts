@@ -1,22 +1,18 @@
 /** `pipe shard` then a read-back of those shards with the shards stage returns every image with its class. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { FIXTURES, tempDir } from '../helpers/tar.js';
 import { shards } from '../../src/stages/shards.js';
 import { listImageFiles } from '../../src/stages/files.js';
 import { pipeline, collect } from '../../src/core/pipeline.js';
-import { interruptWhen, noStack, tempFilesUnder } from '../helpers/cli.js';
-
-const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+import { interruptWhen, noStack, pipe, tempLeftovers } from '../helpers/cli.js';
 
 test('pipe shard writes shards that read back with every image and its class', async () => {
   const { dir, cleanup } = tempDir();
   try {
-    const r = spawnSync(process.execPath, [CLI, 'shard', '--in', join(FIXTURES, 'images'), '--out', dir, '--maxcount', '10', '--quiet'], { encoding: 'utf8' });
+    const r = pipe(['shard', '--in', join(FIXTURES, 'images'), '--out', dir, '--maxcount', '10', '--quiet']);
     assert.equal(r.status, 0, r.stderr);
     const classes = JSON.parse(readFileSync(join(dir, 'classes.json'), 'utf8')) as Record<string, number>;
     const inputs = await listImageFiles(join(FIXTURES, 'images'));
@@ -29,7 +25,7 @@ test('pipe shard writes shards that read back with every image and its class', a
       const src = inputs.find((f) => f.relPath === meta.path)!;
       assert.ok(readFileSync(src.abs).equals(s.image!), 'original bytes');
     }
-    const bad = spawnSync(process.execPath, [CLI, 'shard', '--in', join(FIXTURES, 'bad'), '--out', join(dir, 'bad'), '--labels', 'none'], { encoding: 'utf8' });
+    const bad = pipe(['shard', '--in', join(FIXTURES, 'bad'), '--out', join(dir, 'bad'), '--labels', 'none']);
     assert.equal(bad.status, 0);
     assert.match(bad.stderr, /skipped .*corrupt/);
   } finally {
@@ -53,7 +49,7 @@ test('Ctrl-C: pipe shard stops, keeps only whole shards, leaves no temp file and
     assert.equal(r.status, 130, r.stderr);
     assert.match(r.stderr, /\ncolorpipe: interrupted: .*\(Ctrl-C again to quit now\)\n$/);
     noStack(r.stderr);
-    assert.deepEqual(tempFilesUnder(out), [], 'no temp file left');
+    assert.deepEqual(tempLeftovers(out), [], 'no temp file left');
     // Stopped part-way: fewer than the 100 shards of a whole run, and each one there is whole.
     const tars = readdirSync(out).filter((f) => f.endsWith('.tar'));
     assert.ok(tars.length < 100, `${tars.length} shards`);

@@ -11,10 +11,10 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, wr
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { FIXTURES, ROOT, tempDir } from '../helpers/tar.js';
-import {
-  alive, deadPid, descendants, exited, filesUnder, finish, lastJson, linesMatching, mountTmpfs, noStack, photos,
-  remountReadOnly, run, start, tempLeftovers, tinyModel, waitFor, type Ran,
-} from '../helpers/faults.js';
+import { exited, filesUnder, finish, lastJson, linesMatching, noStack, run, start, tempLeftovers, type CliResult } from '../helpers/cli.js';
+import { alive, deadPid, descendants, mountTmpfs, photos, remountReadOnly } from '../helpers/faults.js';
+import { tinyModel } from '../helpers/model.js';
+import { waitFor } from '../helpers/wait.js';
 
 const { dir: TMP, cleanup } = tempDir('colorpipe-faults-files-');
 const unmounts: (() => void)[] = [];
@@ -34,7 +34,7 @@ const trainArgs = (out: string, ...more: string[]) =>
 interface Summary { total: number; written: number; skipped: number; failed: number }
 
 /** One line on stderr, `colorpipe: ...` naming `path`; no stack trace. */
-function oneLineNaming(r: Ran, path: string, reason?: RegExp): void {
+function oneLineNaming(r: CliResult, path: string, reason?: RegExp): void {
   noStack(r.stderr);
   const lines = r.stderr.trimEnd().split('\n');
   assert.equal(lines.length, 1, r.stderr);
@@ -236,7 +236,7 @@ test('item 10: a 255-byte file name colorizes (the temp name does not lengthen i
 
 // Item 13.
 
-let emptyTarRun: Promise<{ empty: string; r: Ran }> | undefined;
+let emptyTarRun: Promise<{ empty: string; r: CliResult }> | undefined;
 const emptyTar = () => (emptyTarRun ??= (async () => {
   const empty = join(TMP, 'zero', 'empty.tar');
   mkdirSync(join(TMP, 'zero'));

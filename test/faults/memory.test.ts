@@ -13,7 +13,9 @@ import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { FIXTURES, tempDir } from '../helpers/tar.js';
-import { exited, lastJson, noStack, photos, run, tempLeftovers, tinyModel, type Ran } from '../helpers/faults.js';
+import { exited, lastJson, noStack, run, tempLeftovers, type CliResult } from '../helpers/cli.js';
+import { photos } from '../helpers/faults.js';
+import { tinyModel } from '../helpers/model.js';
 
 const { dir: TMP, cleanup } = tempDir('colorpipe-faults-memory-');
 after(cleanup);
@@ -23,8 +25,8 @@ const LIMIT_MB = 1500;
 /** Each child prints its max RSS as it exits, from a module NODE_OPTIONS preloads into the CLI's process. */
 const HOOK = join(TMP, 'max-rss.mjs');
 writeFileSync(HOOK, "process.on('exit', () => process.stderr.write(`maxrss_kb ${process.resourceUsage().maxRSS}\\n`));\n");
-const env = { ...process.env, NODE_OPTIONS: `--import=${pathToFileURL(HOOK).href}` };
-const maxRssMB = (r: Ran): number => {
+const env = { NODE_OPTIONS: `--import=${pathToFileURL(HOOK).href}` };
+const maxRssMB = (r: CliResult): number => {
   const kb = [...r.stderr.matchAll(/maxrss_kb (\d+)/g)].map((m) => Number(m[1]));
   assert.ok(kb.length > 0, r.stderr);
   return Math.max(...kb) / 1024;
@@ -43,7 +45,7 @@ before(async () => {
   await sharp(join(FIXTURES, 'images', 'others', 'cup.jpg')).resize(6000, 4000, { fit: 'fill' }).jpeg({ quality: 92 }).toFile(camera);
 });
 
-async function colorize(input: string, out: string, ...more: string[]): Promise<{ r: Ran; s: Summary; rss: number }> {
+async function colorize(input: string, out: string, ...more: string[]): Promise<{ r: CliResult; s: Summary; rss: number }> {
   const r = await run(['colorize', '--in', input, '--out', out, '--model', model, '--quiet', '--json', ...more], { timeoutMs: 240_000, env });
   assert.equal(r.timedOut, false, 'no hang');
   noStack(withoutRss(r.stderr));

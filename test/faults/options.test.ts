@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FIXTURES, ROOT, tempDir } from '../helpers/tar.js';
-import { exited, linesMatching, noStack, photoShard, photos, run, type Ran } from '../helpers/faults.js';
+import { exited, linesMatching, noStack, run, type CliResult } from '../helpers/cli.js';
+import { photoShard, photos } from '../helpers/faults.js';
 
 const { dir: TMP, cleanup } = tempDir('colorpipe-faults-options-');
 after(cleanup);
@@ -40,7 +41,7 @@ test('item 6: config files: unknown keys name the nearest valid one; null sectio
 });
 
 // Item 7: a shard whose labels 9 and -5 lie outside configs/tiny.json's 4 classes; 6 steps of 8 are six epochs.
-let labelRun: Promise<{ shard: string; r: Ran }> | undefined;
+let labelRun: Promise<{ shard: string; r: CliResult }> | undefined;
 const labels = () => (labelRun ??= (async () => {
   const shard = await photoShard(join(TMP, 'labels', 'data-000000.tar'), [
     { key: 'c0', cls: '0' }, { key: 'c1', cls: '1' }, { key: 'c2', cls: '2' }, { key: 'c3', cls: '3' },

@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { FIXTURES, ROOT, tempDir } from '../helpers/tar.js';
-import { alive, descendants, finish, start, waitFor } from '../helpers/faults.js';
+import { finish, start } from '../helpers/cli.js';
+import { alive, descendants } from '../helpers/faults.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** The pids of `pid`'s children, as `pgrep -P` lists them (from /proc where pgrep is missing). */
 function pgrepChildren(pid: number): number[] {

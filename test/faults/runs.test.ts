@@ -9,7 +9,9 @@ import assert from 'node:assert/strict';
 import { cpSync, existsSync, readFileSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FIXTURES, ROOT, tempDir } from '../helpers/tar.js';
-import { exited, filesUnder, lastJson, linesMatching, noStack, photos, run, tempLeftovers, tinyModel } from '../helpers/faults.js';
+import { exited, filesUnder, lastJson, linesMatching, noStack, run, tempLeftovers } from '../helpers/cli.js';
+import { photos } from '../helpers/faults.js';
+import { tinyModel } from '../helpers/model.js';
 
 const { dir: TMP, cleanup } = tempDir('colorpipe-faults-runs-');
 after(cleanup);

@@ -1,126 +1,13 @@
 /**
- * The fault suite's helpers (test/faults, issue 11): the CLI run as a user runs it (a child process, under a
- * time limit), the checks every case shares (no stack trace, no temp file left, no process left), and tiny
- * inputs (photos, shards, a model, a small or read-only file system where the machine allows one).
+ * The fault suite's own helpers (test/faults, issue 11): the processes a run leaves (none may outlive it), tiny
+ * inputs (photos, shards), and a small or read-only file system where the machine allows one. The CLI itself is
+ * run with helpers/cli.ts, a tiny model made with helpers/model.ts.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { tempWriterPid } from '../../src/core/atomic.js';
 import { jpeg, writeTar } from './images.js';
-
-export const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
-
-/** `pipe ARGS...`, waited for (at most 60 s: a hang fails the caller instead of the whole suite). */
-export const pipe = (...args: string[]): SpawnSyncReturns<string> =>
-  spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000 });
-
-export interface Ran {
-  status: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  /** Killed for running past `timeoutMs`. */
-  timedOut: boolean;
-  ms: number;
-}
-
-export interface RunOptions {
-  cwd?: string;
-  /** Killed (SIGKILL) after this long, and `timedOut` set. Default 60 s. */
-  timeoutMs?: number;
-  env?: NodeJS.ProcessEnv;
-}
-
-/** Starts `pipe ARGS...` (stdout and stderr piped) without waiting for it. */
-export function start(args: string[], o: RunOptions = {}): ChildProcess {
-  return spawn(process.execPath, [CLI, ...args], { cwd: o.cwd, env: o.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-/** The output and exit of a started `pipe`, SIGKILLed if it runs past `timeoutMs`. */
-export function finish(p: ChildProcess, timeoutMs = 60_000): Promise<Ran> {
-  const t0 = Date.now();
-  let stdout = '';
-  let stderr = '';
-  p.stdout?.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-  p.stderr?.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    p.kill('SIGKILL');
-  }, timeoutMs);
-  return new Promise((resolve, reject) => {
-    p.on('error', reject);
-    p.on('close', (status, signal) => {
-      clearTimeout(timer);
-      resolve({ status, signal, stdout, stderr, timedOut, ms: Date.now() - t0 });
-    });
-  });
-}
-
-/** `pipe ARGS...` run to its end (or killed at `timeoutMs`), without blocking the test's event loop. */
-export function run(args: string[], o: RunOptions = {}): Promise<Ran> {
-  return finish(start(args, o), o.timeoutMs);
-}
-
-/** No line of `stderr` looks like a stack frame. */
-export function noStack(stderr: string): void {
-  assert.ok(!/^\s+at /m.test(stderr), `a stack trace: ${stderr}`);
-}
-
-/** The run ended by itself (no hang) with `status`; `stderr` is shown when it did not. */
-export function exited(r: Ran, status: number): void {
-  assert.ok(!r.timedOut, `still running after ${r.ms} ms (killed): ${r.stderr}`);
-  assert.equal(r.status, status, r.stderr);
-}
-
-/** The lines of `text` that match `re`. */
-export function linesMatching(text: string, re: RegExp): string[] {
-  return text.split('\n').filter((l) => re.test(l));
-}
-
-/** The last line of stdout as JSON (`--json` summaries). */
-export function lastJson<T>(stdout: string): T {
-  return JSON.parse(stdout.trim().split('\n').at(-1)!) as T;
-}
-
-/**
- * Temp files and directories under `dir` (recursively, links not followed) named as colorpipe names them:
- * src/core/atomic.ts tempPathFor's `.tmp-PID-COUNTER-RANDOM` (and the older `.tmp-TARGET-PID-COUNTER`), and the
- * shard writer's `NAME.tmp-PID`.
- */
-export function tempLeftovers(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string): void => {
-    let entries: import('node:fs').Dirent[];
-    try {
-      entries = readdirSync(d, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      if (tempWriterPid(e.name) !== null || /\.tmp-\d+$/.test(e.name) || e.name.startsWith('.tmp-')) out.push(join(d, e.name));
-      else if (e.isDirectory()) walk(join(d, e.name));
-    }
-  };
-  walk(dir);
-  return out;
-}
-
-/** Every plain file under `dir` (relative paths, sorted), links not followed. */
-export function filesUnder(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string, rel: string): void => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      if (e.isDirectory()) walk(join(d, e.name), join(rel, e.name));
-      else if (e.isFile()) out.push(join(rel, e.name));
-    }
-  };
-  if (existsSync(dir)) walk(dir, '');
-  return out.sort();
-}
 
 /** The parent pid of `pid` (Linux /proc), or null when it is gone. */
 function parentOf(pid: number): number | null {
@@ -160,18 +47,6 @@ export function alive(pid: number): boolean {
   }
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `cond` every 20 ms until it holds; false when `ms` passed first. */
-export async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) return false;
-    await sleep(20);
-  }
-  return true;
-}
-
 /** A pid that no process has now: a child that already exited (what a SIGKILLed writer leaves). */
 export function deadPid(): number {
   const r = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
@@ -203,17 +78,6 @@ export async function photoShard(file: string, samples: { key: string; cls?: str
   }
   await writeTar(file, members);
   return file;
-}
-
-/** A tiny untrained colorizer (1/8 width, 32 px, no class head) saved as a tfjs model in `dir`. */
-export async function tinyModel(dir: string): Promise<string> {
-  const { setupEngine } = await import('../../src/model/engine.js');
-  const { buildColorizer, disposeColorizer, saveColorizer } = await import('../../src/model/network.js');
-  await setupEngine({ backend: 'cpu' });
-  const net = buildColorizer({ inputSize: 32, width: 0.125, numClasses: 0 }, { seed: 1 });
-  await saveColorizer(net, dir);
-  disposeColorizer(net);
-  return dir;
 }
 
 /**

@@ -1,3 +1,5 @@
+import { setTimeout as delay } from 'node:timers/promises';
+
 /**
  * Waiting on events, not on time: `until` turns the event loop until a condition holds, and fails the test
  * if it never does, so an assertion that follows it cannot pass because nothing ran.
@@ -13,4 +15,17 @@ export async function until(cond: () => boolean, what = 'condition', rounds = 10
 /** A few turns of the event loop: lets background pulls that could still happen, happen. */
 export async function turns(n = 20): Promise<void> {
   for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+}
+
+/**
+ * Polls `cond` every 20 ms until it holds; false when `ms` passed first. For what no event of this process
+ * announces (another process's state in /proc, the files it writes): it waits on time, within a limit.
+ */
+export async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > ms) return false;
+    await delay(20);
+  }
+  return true;
 }
