@@ -50,6 +50,27 @@ function tmpfs(dir: string, options: string): string | null {
   return null;
 }
 
+/**
+ * A 1 MB tmpfs at TMP/NAME holding the empty folders `dirs`, then made read-only; the reason to skip when this
+ * machine has none.
+ */
+function readOnlyTmpfs(name: string, ...dirs: string[]): { mnt: string; why: string | null } {
+  const mnt = join(TMP, name);
+  // With no folder to make first, it is mounted read-only at once.
+  const why = tmpfs(mnt, dirs.length > 0 ? 'size=1m' : 'size=1m,ro');
+  if (!why && dirs.length > 0) {
+    for (const d of dirs) mkdirSync(join(mnt, d));
+    remountReadOnly(mnt);
+  }
+  return { mnt, why };
+}
+
+/** Exit 1 with one line naming `path` and saying the file system is read-only. */
+function refusedReadOnly(r: CliResult, path: string): void {
+  exited(r, 1);
+  oneLineNaming(r, path, /: read-only file system$/);
+}
+
 // Item 9.
 
 test('item 9: --out below a file (colorize, train, export) or a file (colorize, shard): one line naming it, no stack', { timeout: 60_000 }, async () => {
@@ -131,38 +152,28 @@ test('item 9: a read-only --out directory (chmod 555): pipe train fails up front
 });
 
 test('item 9: an existing directory on a read-only file system: train and colorize fail up front with one line naming it', { timeout: 60_000 }, async (t) => {
-  const mnt = join(TMP, 'ro');
-  const why = tmpfs(mnt, 'size=1m');
+  const { mnt, why } = readOnlyTmpfs('ro', 'run');
   if (why) return t.skip(why);
-  mkdirSync(join(mnt, 'run'));
-  remountReadOnly(mnt);
   const train = await run(trainArgs(join(mnt, 'run')), { timeoutMs: 30_000 });
   exited(train, 1);
   oneLineNaming(train, join(mnt, 'run'), /^colorpipe: cannot write .*: read-only file system$/);
   assert.ok(train.ms < 15_000, `failed up front, not at the first checkpoint (${train.ms} ms)`);
   const colorize = await run(['colorize', '--in', IMAGES, '--out', join(mnt, 'run'), '--model', await model(), '--quiet'], { timeoutMs: 30_000 });
-  exited(colorize, 1);
-  oneLineNaming(colorize, join(mnt, 'run'), /: read-only file system$/);
+  refusedReadOnly(colorize, join(mnt, 'run'));
 });
 
 test('item 9: pipe shard on a read-only file system: one line naming the directory, no stack', { timeout: 60_000 }, async (t) => {
-  const mnt = join(TMP, 'ro-shard');
-  const why = tmpfs(mnt, 'size=1m');
+  const { mnt, why } = readOnlyTmpfs('ro-shard', 's');
   if (why) return t.skip(why);
-  mkdirSync(join(mnt, 's'));
-  remountReadOnly(mnt);
   const r = await run(['shard', '--in', IMAGES, '--out', join(mnt, 's'), '--labels', 'dirs'], { timeoutMs: 30_000 });
-  exited(r, 1);
-  oneLineNaming(r, join(mnt, 's'), /: read-only file system$/);
+  refusedReadOnly(r, join(mnt, 's'));
 });
 
 test('item 9: --out not yet made, on a read-only file system: "read-only file system", not a misleading ENOENT', { timeout: 60_000 }, async (t) => {
-  const mnt = join(TMP, 'ro-new');
-  const why = tmpfs(mnt, 'size=1m,ro');
+  const { mnt, why } = readOnlyTmpfs('ro-new');
   if (why) return t.skip(why);
   const r = await run(trainArgs(join(mnt, 'new', 'run')), { timeoutMs: 30_000 });
-  exited(r, 1);
-  oneLineNaming(r, join(mnt, 'new'), /: read-only file system$/);
+  refusedReadOnly(r, join(mnt, 'new'));
 });
 
 // Item 10.
