@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm, writeFile, mkdir, stat } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -18,9 +17,9 @@ import { buildColorizer, type Colorizer } from '../../src/model/network.js';
 import { saveCheckpoint } from '../../src/train/checkpoint.js';
 import { makeConfig } from '../../src/config.js';
 import { alphaPng, badInputs, cmykJpeg, jpeg, png16, rotatedJpeg } from '../helpers/images.js';
+import { lastJson, pipe } from '../helpers/cli.js';
 
 const TINY = { inputSize: 32, width: 0.125, numClasses: 4 };
-const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 let engine: Engine;
 let net: Colorizer;
 let root: string;
@@ -173,9 +172,9 @@ test('a bad file among good ones is reported while the good ones are written; ex
   const bad = await fixture('bad/corrupt.jpg', async () => (await badInputs()).truncated!);
   await writeFile(path.join(input, 'sub-corrupt.jpg'), bad);
   const out = path.join(root, 't3', 'out');
-  const r = spawnSync(process.execPath, [CLI, 'colorize', '--in', input, '--out', out, '--model', runDir, '--backend', 'cpu', '--quiet', '--json'], { encoding: 'utf8' });
+  const r = pipe(['colorize', '--in', input, '--out', out, '--model', runDir, '--backend', 'cpu', '--quiet', '--json']);
   assert.equal(r.status, 1, r.stderr);
-  const summary = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  const summary = lastJson<{ written: number; skipped: number; failed: number; total: number; failures: { path: string; reason: string }[] }>(r.stdout);
   assert.deepEqual([summary.written, summary.skipped, summary.failed, summary.total], [3, 0, 1, 4]);
   assert.equal(summary.failures[0].path, path.join(await realpathOf(input), 'sub-corrupt.jpg'));
   assert.ok(summary.failures[0].reason.length > 0);
@@ -221,7 +220,7 @@ test('--out equal to --in or inside it is refused before anything is written', a
   await assert.rejects(colorizeGraph({ input: path.join(input, 'photo.jpg'), out: path.join(input, 'photo.jpg'), model: net, engine, ...quiet }), InvalidOptionError);
   assert.deepEqual(await listFiles(input), ['photo.jpg']);
   // The CLI says so and exits non-zero.
-  const r = spawnSync(process.execPath, [CLI, 'colorize', '--in', input, '--out', path.join(input, 'o'), '--model', runDir, '--backend', 'cpu'], { encoding: 'utf8' });
+  const r = pipe(['colorize', '--in', input, '--out', path.join(input, 'o'), '--model', runDir, '--backend', 'cpu']);
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /inside --in/);
   assert.deepEqual(await listFiles(input), ['photo.jpg']);

@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { FIXTURES, ROOT, tempDir } from '../helpers/tar.js';
 import { trainGraph } from '../../src/train/graph.js';
 import { applyOverrides, loadConfig } from '../../src/config.js';
@@ -17,8 +16,8 @@ import { loadColorizer } from '../../src/model/network.js';
 import { readMetrics } from '../../src/train/report.js';
 import { latestCheckpoint } from '../../src/train/checkpoint.js';
 import { Rng } from '../../src/rng.js';
+import { CLI } from '../helpers/cli.js';
 
-const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 const TINY = join(ROOT, 'configs', 'tiny.json');
 const GOOD = join(FIXTURES, 'shards', 'data-*.tar');
 

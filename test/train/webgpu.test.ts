@@ -16,14 +16,13 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import fg from 'fast-glob';
 import { FIXTURES, ROOT } from '../helpers/tar.js';
 import { webgpuHere } from '../helpers/webgpu.js';
+import { CLI } from '../helpers/cli.js';
 
 const here = await webgpuHere();
-const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 const GOOD = join(FIXTURES, 'shards', 'data-*.tar');
 export const LOSS_TOL_FIRST = 5e-4;
 export const LOSS_TOL = 0.1;

@@ -8,10 +8,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { FIXTURES, ROOT, tempDir } from '../../helpers/tar.js';
-
-const CLI = fileURLToPath(new URL('../../../src/cli.js', import.meta.url));
+import { CLI } from '../../helpers/cli.js';
 
 /** The pids whose parent is `ppid` (Linux /proc). */
 function childrenOf(ppid: number): number[] {
