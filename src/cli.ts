@@ -14,12 +14,13 @@ Usage:
                 [--size S] [--width W] [--lr LR] [--backend auto|tensorflow|webgpu|wasm|cpu]
                 [--val-shards GLOB] [--resume] [--seed S] [--processes P] [--on-error skip|fail]
   pipe colorize --in DIR|FILE --out DIR --model runs/NAME|model.json [--style REF.jpg] [--batch B]
-                [--backend B] [--resolution full|N] [--format same|jpg|png|webp] [--quality Q]
+                [--engine auto|onnx|tfjs] [--device D] [--backend B] [--resolution auto|full|N]
+                [--format same|jpg|png|webp] [--quality Q] [--tile N] [--memory-budget MB]
                 [--overwrite] [--on-error skip|fail] [--rank R --world W] [--quiet] [--json]
   pipe shard    --in DIR --out DIR [--maxcount 1000] [--prefix data] [--labels dirs|none] [--filter]
   pipe eval     --in DIR --model runs/NAME [--backend B] [--json]
   pipe export   --model runs/NAME [--out runs/NAME/model.onnx] [--opset 17]
-  pipe bench    loader|train|colorize|predict [options]   (prints JSON; see BENCHMARKS.md)
+  pipe bench    loader|train|colorize|predict|fidelity|memory [options]   (prints JSON; see BENCHMARKS.md)
   pipe demo     [--minutes M] [--out runs/demo]
 
 Run 'pipe COMMAND --help' for a command's options; 'pipe --version' prints colorpipe's version.
