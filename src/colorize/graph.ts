@@ -47,7 +47,7 @@ import { imageCost, prepareImage, prepareSettings, resolveResolution, type Prepa
 import { ByteBudget } from '../core/budget.js';
 import { admit } from '../stages/admit.js';
 import {
-  DEFAULT_BATCH, DEFAULT_BATCH_PIXELS, DEFAULT_MEMORY_BUDGET, defaultEngineThreads, emptyTimings, validateCommon,
+  DEFAULT_BATCH, DEFAULT_BATCH_PIXELS, DEFAULT_MEMORY_BUDGET, WORKER_BYTES, defaultEngineThreads, emptyTimings, validateCommon,
   type ColorizeCommonOptions, type ColorizeOptions, type ColorizeSummary, type ColorizeTimings,
 } from './options.js';
 import { checkPaths, planFiles } from './plan.js';
@@ -121,7 +121,9 @@ async function openStream(o: StreamOptions): Promise<{ results: AsyncIterable<Co
   }
   const model = loaded;
   const batchPixels = o.batchPixels ?? DEFAULT_BATCH_PIXELS;
-  const budget = new ByteBudget(o.memoryBudget ?? DEFAULT_MEMORY_BUDGET);
+  // The worker threads' own memory (an isolate, sharp's per-thread buffers) comes out of the budget first.
+  const memoryBudget = o.memoryBudget ?? DEFAULT_MEMORY_BUDGET;
+  const budget = new ByteBudget(Math.max(memoryBudget / 4, memoryBudget - threads * WORKER_BYTES));
   const t = o.timings;
   let lastPredictEnd = 0;
   async function* results(): AsyncGenerator<ColorizedImage> {

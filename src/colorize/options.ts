@@ -32,6 +32,12 @@ export const DEFAULT_BATCH_PIXELS = 4 * 1024 * 1024;
 export const DEFAULT_MEMORY_BUDGET = 1024 * 1024 * 1024;
 
 /**
+ * What a decode/encode worker thread holds of its own (its isolate, sharp's per-thread buffers), taken off the
+ * memory budget per thread, down to a quarter of it: measured 11-15 MB a thread (BENCHMARKS.md).
+ */
+export const WORKER_BYTES = 16 * 1024 * 1024;
+
+/**
  * ONNX Runtime's CPU threads in a colorize run: cores - 1, at least 1 (the engine gets the cores the decode and
  * encode workers leave free while it predicts).
  */
@@ -80,8 +86,9 @@ export interface ColorizeCommonOptions {
   /** Worker threads for decode and encode (default: cores). */
   threads?: number;
   /**
-   * Bytes the images in flight may take, estimated from their headers (default DEFAULT_MEMORY_BUDGET, 1 GiB):
-   * an image waits before its decode until they fit; one larger than the budget runs alone.
+   * Bytes the images in flight and the worker threads may take (default DEFAULT_MEMORY_BUDGET, 1 GiB): each
+   * thread counts WORKER_BYTES, each image its estimate from its header; an image waits before its decode until
+   * it fits, and one larger than the images' share runs alone.
    */
   memoryBudget?: number;
   /** Batches of prepared images held ahead of the engine (default 2). */

@@ -210,7 +210,7 @@ export function predict(options: PredictOptions): Stage<PreparedImage[], Predict
    */
   async function predictOrReport(group: PreparedImage[], styleFeatures: Tensor | null, ctx: StageContext): Promise<PredictedImage[]> {
     try {
-      return await predictGroup(group, styleFeatures);
+      return await predictGroup(group, styleFeatures, ctx.signal);
     } catch (err) {
       if (ctx.signal.aborted) throw abortErrorOf(ctx.signal);
       if (err instanceof InvalidOptionError) throw err;
@@ -221,8 +221,9 @@ export function predict(options: PredictOptions): Stage<PreparedImage[], Predict
     }
     const out: PredictedImage[] = [];
     for (const p of group) {
+      if (ctx.signal.aborted) throw abortErrorOf(ctx.signal);
       try {
-        out.push(...(await predictGroup([p], styleFeatures)));
+        out.push(...(await predictGroup([p], styleFeatures, ctx.signal)));
       } catch (err) {
         if (ctx.signal.aborted) throw abortErrorOf(ctx.signal);
         if (err instanceof InvalidOptionError) throw err;
@@ -290,10 +291,15 @@ export function predict(options: PredictOptions): Stage<PreparedImage[], Predict
     return g;
   }
 
-  async function predictGroup(group: PreparedImage[], styleFeatures: Tensor | null): Promise<PredictedImage[]> {
+  async function predictGroup(group: PreparedImage[], styleFeatures: Tensor | null, signal: AbortSignal): Promise<PredictedImage[]> {
     const B = group.length;
     const { localWidth: w, localHeight: h } = group[0]!;
-    if (B === 1 && planTiles(w, h, tile, halo)) return [await predictTiled(group[0]!, styleFeatures)];
+    // An image over tile x tile never runs in one pass, in a batch or not.
+    if (planTiles(w, h, tile, halo)) {
+      const out: PredictedImage[] = [];
+      for (const p of group) out.push(await predictTiled(p, styleFeatures, signal));
+      return out;
+    }
     const px = w * h;
     const local = new Float32Array(B * px);
     // With split style features, or a style image (one global input for the batch), the per-image global
@@ -316,25 +322,34 @@ export function predict(options: PredictOptions): Stage<PreparedImage[], Predict
    * call as `batchPixels` allows, each with the image's one global input; the kept parts of their ab make the
    * image's, exactly as one pass would.
    */
-  async function predictTiled(p: PreparedImage, styleFeatures: Tensor | null): Promise<PredictedImage> {
+  async function predictTiled(p: PreparedImage, styleFeatures: Tensor | null, signal: AbortSignal): Promise<PredictedImage> {
     const { localWidth: w, localHeight: h } = p;
     const plan = planTiles(w, h, tile, halo)!;
     const { tileWidth: tw, tileHeight: th } = plan;
     if (p.local.length !== w * h) throw new InvalidOptionError(`Expected a local input of ${w}x${h} for ${p.key} but received ${p.local.length} values`);
-    const global = styleFeatures ? null : globalOf(p);
-    const abW = w / 2;
-    const ab = new Float32Array(abW * (h / 2) * 2);
-    const per = Math.max(1, Math.min(plan.tiles.length, Math.floor(batchPixels / (tw * th))));
-    const local = new Float32Array(per * tw * th);
-    for (let i = 0; i < plan.tiles.length; i += per) {
-      const chunk = plan.tiles.slice(i, i + per);
-      chunk.forEach((t, j) => cutWindow(p.local, w, t.x.origin, t.y.origin, tw, th, local, j * tw * th));
-      const n = chunk.length;
-      const r = await runEngine(n === per ? local : local.subarray(0, n * tw * th), n, th, tw, global, true, styleFeatures);
-      if (r.abW !== tw / 2 || r.abH !== th / 2) throw new Error(`Expected ab of ${tw / 2}x${th / 2} per tile but the engine returned ${r.abW}x${r.abH}`);
-      chunk.forEach((t, j) => pasteKept(r.data, j * r.abW * r.abH * 2, tw, t, ab, abW));
+    // The split model's global features, once for all the windows (ONNX runs its graph whole: the global
+    // input goes in once per call, shared by the windows of the call).
+    const features = styleFeatures ?? (split ? tf.tidy(() => tf.keep(first(split.global.predict(tf.tensor4d(globalOf(p), [1, S, S, 1]))))) : null);
+    try {
+      const global = features ? null : globalOf(p);
+      const abW = w / 2;
+      const ab = new Float32Array(abW * (h / 2) * 2);
+      const per = Math.max(1, Math.min(plan.tiles.length, Math.floor(batchPixels / (tw * th))));
+      const local = new Float32Array(per * tw * th);
+      for (let i = 0; i < plan.tiles.length; i += per) {
+        // A photo in many windows can take minutes on a slow engine: an abort (Ctrl-C) stops between calls.
+        if (signal.aborted) throw abortErrorOf(signal);
+        const chunk = plan.tiles.slice(i, i + per);
+        chunk.forEach((t, j) => cutWindow(p.local, w, t.x.origin, t.y.origin, tw, th, local, j * tw * th));
+        const n = chunk.length;
+        const r = await runEngine(n === per ? local : local.subarray(0, n * tw * th), n, th, tw, global, true, features);
+        if (r.abW !== tw / 2 || r.abH !== th / 2) throw new Error(`Expected ab of ${tw / 2}x${th / 2} per tile but the engine returned ${r.abW}x${r.abH}`);
+        chunk.forEach((t, j) => pasteKept(r.data, j * r.abW * r.abH * 2, tw, t, ab, abW));
+      }
+      return withAb([p], ab, h / 2, abW)[0]!;
+    } finally {
+      if (features !== styleFeatures) features?.dispose();
     }
-    return withAb([p], ab, h / 2, abW)[0]!;
   }
 }
 
@@ -360,8 +375,9 @@ function dropped(p: PreparedImage, err: unknown, ctx: StageContext): void {
 function outOfMemory(err: unknown, B: number, w: number, h: number): OutOfMemoryError | null {
   const msg = err instanceof Error ? err.message : String(err);
   if (!/out of memory|OOM|allocat|Aborted\(\)|memory access out of bounds/i.test(msg)) return null;
+  const advice = B > 1 ? `try --batch ${Math.floor(B / 2)}, a smaller --tile or --resolution` : 'try a smaller --tile or --resolution';
   return new OutOfMemoryError(
-    `The engine ran out of memory predicting a batch of ${B} at ${w}x${h}; try --batch ${Math.max(1, Math.floor(B / 2))} or a smaller --resolution (${msg.split('\n')[0]})`,
+    `The engine ran out of memory predicting a batch of ${B} at ${w}x${h}; ${advice} (${msg.split('\n')[0]})`,
     { cause: err },
   );
 }

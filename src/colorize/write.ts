@@ -30,7 +30,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Piscina } from 'piscina';
 import type { Stage, StageContext } from '../core/pipeline.js';
-import { BadInputError, reasonOf } from '../core/errors.js';
+import { BadInputError, fileErrorLine, reasonOf } from '../core/errors.js';
 import { bool, invalidOption, nonNegativeInt, object, oneOf } from '../core/validate.js';
 import { tempPathFor, writeFileAtomic } from '../core/atomic.js';
 import { parallelMap } from '../stages/parallel-map.js';
@@ -217,7 +217,7 @@ export function write(options: WriteOptions): Stage<PredictedImage, ColorizedIma
       } catch (err) {
         if (ctx.signal.aborted) throw err;
         if ((err as { name?: string })?.name === 'AbortError') throw err;
-        return new BadInputError(where, reasonOf(err), { cause: err });
+        return new BadInputError(where, fileErrorLine(err) ?? reasonOf(err), { cause: err });
       }
     };
     const slots = new Semaphore(concurrency);

@@ -404,15 +404,33 @@ test('the memory budget bounds the images in flight by their pixels: under a bud
   assert.ok(peak > Math.max(...costs) && peak <= costs.reduce((a, b) => a + b), `several at once under the default budget (${peak})`);
 });
 
+test('under a budget of one image at a time, a bad input and a failed write give their memory back: the run finishes', { timeout: 120_000 }, async () => {
+  // Any lease not given back would hold every image after it forever (one at a time): the run would hang.
+  const dir = await mkdtemp(path.join(root, 'leases-'));
+  const bad = await badInputs();
+  await writeFile(path.join(dir, 'a-truncated.jpg'), bad.truncated!);
+  await writeFile(path.join(dir, 'b-good.jpg'), await jpeg(40, 32, 1));
+  await mkdir(path.join(dir, 'c'));
+  await writeFile(path.join(dir, 'c', 'x.jpg'), await jpeg(40, 32, 2));
+  await writeFile(path.join(dir, 'd-good.jpg'), await jpeg(40, 32, 3));
+  const out = `${dir}-out`;
+  await mkdir(out);
+  await writeFile(path.join(out, 'c'), 'a file where the output folder goes');
+  const s = await colorizeGraph({ input: dir, out, model: net, engine, memoryBudget: 1, threads: 2, ...quiet });
+  assert.equal(s.written, 2);
+  assert.deepEqual(s.failures.map((f) => [path.basename(f.path), f.stage]).sort(), [['a-truncated.jpg', 'decode'], ['x.jpg', 'write']]);
+  assert.match(s.failures.find((f) => f.stage === 'write')!.reason, /a part of the path is a file|a file is in the way/);
+});
+
 test('--resolution full over the tile size runs in windows: the same pixels as one pass, within one level', async () => {
-  const photo = await jpeg(328, 232, 4);
+  const photo = await jpeg(600, 400, 4);
   const run = async (tile: number) => {
     const out: Buffer[] = [];
     for await (const r of colorizeBuffers([{ name: 'p.png', data: photo }], { model: net, engine, resolution: 'full', tile, log: null })) out.push(r.data);
     return sharp(out[0]!).raw().toBuffer();
   };
   const one = await run(4096);
-  const tiled = await run(192);
+  const tiled = await run(288);
   assert.ok(maxAbsDiff(one, tiled) <= 1, `max diff ${maxAbsDiff(one, tiled)}`);
-  await assert.rejects(run(100), /options\.tile/);
+  await assert.rejects(run(280), /at least 288 for options\.tile/);
 });

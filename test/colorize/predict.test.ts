@@ -121,25 +121,25 @@ function maxDiff(a: Float32Array, b: Float32Array): number {
 
 test('an image larger than tile x tile runs in overlapping windows with the same ab as one pass (split, bare and ONNX models)', async () => {
   const tf = engine.tf;
-  const big = () => [[prepared('big', 256, 200, 7)]];
+  const big = () => [[prepared('big', 480, 296, 7)]];
   const onePass = (await collect(pipeline(big(), predict({ tf, model: net, tile: 4096 }))))[0]!;
   const before = tf.memory().numTensors;
   const calls: number[] = [];
-  const tiled = (await collect(pipeline(big(), predict({ tf, model: net, tile: 192, batchPixels: 192 * 192 * 2, onBatch: (t) => calls.push(t.size) }))))[0]!;
+  const tiled = (await collect(pipeline(big(), predict({ tf, model: net, tile: 288, batchPixels: 288 * 288 * 2, onBatch: (t) => calls.push(t.size) }))))[0]!;
   assert.equal(tf.memory().numTensors, before, 'every tensor disposed');
-  assert.deepEqual([tiled.abWidth, tiled.abHeight], [128, 100]);
+  assert.deepEqual([tiled.abWidth, tiled.abHeight], [240, 148]);
   assert.deepEqual(calls, [1], 'one image in, one batch counted');
   assert.ok(maxDiff(onePass.ab, tiled.ab) < 1e-5, `split: max diff ${maxDiff(onePass.ab, tiled.ab)}`);
-  const bare = (await collect(pipeline(big(), predict({ tf, model: net.infer, tile: 192 }))))[0]!;
+  const bare = (await collect(pipeline(big(), predict({ tf, model: net.infer, tile: 288 }))))[0]!;
   assert.ok(maxDiff(onePass.ab, bare.ab) < 1e-5, `bare: max diff ${maxDiff(onePass.ab, bare.ab)}`);
   // With a style reference the windows share its global input.
   const style = plane(32 * 32, 99);
-  const styled = [(await collect(pipeline(big(), predict({ tf, model: net, style, tile: 4096 }))))[0]!, (await collect(pipeline(big(), predict({ tf, model: net, style, tile: 192 }))))[0]!];
+  const styled = [(await collect(pipeline(big(), predict({ tf, model: net, style, tile: 4096 }))))[0]!, (await collect(pipeline(big(), predict({ tf, model: net, style, tile: 288 }))))[0]!];
   assert.ok(maxDiff(styled[0]!.ab, styled[1]!.ab) < 1e-5);
   const onnx = await loadOnnxColorizer(exportOnnx(net), { device: 'cpu', threads: 1 });
   try {
     const ortOne = (await collect(pipeline(big(), predict({ model: onnx, tile: 4096 }))))[0]!;
-    const ortTiled = (await collect(pipeline(big(), predict({ model: onnx, tile: 192, batchPixels: 192 * 192 * 4 }))))[0]!;
+    const ortTiled = (await collect(pipeline(big(), predict({ model: onnx, tile: 288, batchPixels: 288 * 288 * 4 }))))[0]!;
     assert.ok(maxDiff(ortOne.ab, ortTiled.ab) < 1e-5, `onnx: max diff ${maxDiff(ortOne.ab, ortTiled.ab)}`);
     assert.ok(maxDiff(ortOne.ab, onePass.ab) < 1e-4);
   } finally {
@@ -150,18 +150,18 @@ test('an image larger than tile x tile runs in overlapping windows with the same
 test('the halo matters: windows with a margin smaller than the reach give visibly different ab at the seams', async () => {
   // The same tiling by hand with a halo of 8: what the test above would catch if TILE_HALO were too small.
   const tf = engine.tf;
-  const p = prepared('big', 256, 200, 7);
+  const p = prepared('big', 480, 296, 7);
   const onePass = (await collect(pipeline([[p]], predict({ tf, model: net, tile: 4096 }))))[0]!;
-  const plan = planTiles(256, 200, 192, 8)!;
+  const plan = planTiles(480, 296, 288, 8)!;
   const ab = new Float32Array(onePass.ab.length);
   const win = new Float32Array(plan.tileWidth * plan.tileHeight);
   for (const t of plan.tiles) {
-    cutWindow(p.local, 256, t.x.origin, t.y.origin, plan.tileWidth, plan.tileHeight, win, 0);
+    cutWindow(p.local, 480, t.x.origin, t.y.origin, plan.tileWidth, plan.tileHeight, win, 0);
     const out = tf.tidy(() => {
       const y = net.infer.predict([tf.tensor4d(win, [1, plan.tileHeight, plan.tileWidth, 1]), tf.tensor4d(p.global, [1, 32, 32, 1])]);
       return (Array.isArray(y) ? y[0]! : y).dataSync() as Float32Array;
     });
-    pasteKept(out, 0, plan.tileWidth, t, ab, 128);
+    pasteKept(out, 0, plan.tileWidth, t, ab, 240);
   }
   assert.ok(maxDiff(onePass.ab, ab) > 1e-3, `max diff ${maxDiff(onePass.ab, ab)}`);
 });
@@ -173,6 +173,8 @@ test('an engine failure on one image is reported with its path and the rest of t
   poisoned.local = new Float32Array(16 * 16).fill(-7);
   poisoned.L = poisoned.local;
   poisoned.url = '/in/poison.png';
+  let released = 0;
+  poisoned.lease = { bytes: 10, release: () => released++ };
   const failing = {
     inputs: net.infer.inputs,
     predict: (x: Parameters<typeof net.infer.predict>[0]) => {
@@ -188,5 +190,28 @@ test('an engine failure on one image is reported with its path and the rest of t
   assert.equal(reporter.total, 1);
   assert.equal(reporter.records[0]!.key, '/in/poison.png');
   assert.equal(reporter.records[0]!.stage, 'predict');
-  assert.match(reporter.records[0]!.reason, /ran out of memory predicting a batch of 1 at 16x16/);
+  assert.match(reporter.records[0]!.reason, /ran out of memory predicting a batch of 1 at 16x16; try a smaller --tile or --resolution/);
+  assert.equal(released, 1, 'the dropped image gives its memory back');
+});
+
+test('every image over tile x tile runs in windows, in a batch too, and an abort stops between windows', async () => {
+  const tf = engine.tf;
+  const shapes: number[][] = [];
+  const watched = {
+    inputs: net.infer.inputs,
+    predict: (x: Parameters<typeof net.infer.predict>[0]) => {
+      shapes.push((x as import('@tensorflow/tfjs-core').Tensor[])[0]!.shape);
+      return net.infer.predict(x);
+    },
+  };
+  const pair = [[prepared('a', 304, 296, 1), prepared('b', 304, 296, 2)]];
+  const out = await collect(pipeline(pair, predict({ tf, model: watched, tile: 288 })));
+  assert.deepEqual(out.map((p) => p.key), ['a', 'b']);
+  assert.ok(shapes.length >= 2 && shapes.every((s) => s[1]! <= 288 && s[2]! <= 288), `windows only: ${JSON.stringify(shapes)}`);
+  // Abort after the first window: no further engine call, the stage ends with the abort.
+  const ac = new AbortController();
+  shapes.length = 0;
+  const aborting = { inputs: net.infer.inputs, predict: (x: Parameters<typeof net.infer.predict>[0]) => (ac.abort(), watched.predict(x)) };
+  await assert.rejects(collect(pipeline([[prepared('c', 304, 296, 3)]], predict({ tf, model: aborting, tile: 288 }), { signal: ac.signal })), { name: 'AbortError' });
+  assert.equal(shapes.length, 1);
 });

@@ -1,12 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { axisWindows, cutWindow, pasteKept, planTiles, TILE_HALO, DEFAULT_TILE } from '../../src/colorize/tiles.js';
+import { axisWindows, checkTile, cutWindow, pasteKept, planTiles, TILE_HALO, DEFAULT_TILE, MIN_TILE } from '../../src/colorize/tiles.js';
 import { layerTable, localReach } from '../../src/model/table.js';
 
 test('the halo covers the local path\'s reach (72 pixels for the paper\'s table, at any width) and is a multiple of its stride', () => {
   for (const width of [0.125, 1]) assert.deepEqual(localReach(layerTable({ inputSize: 224, width, numClasses: 0 })), { reach: 72, stride: 8 });
   assert.equal(TILE_HALO, 72);
-  assert.ok(DEFAULT_TILE % 8 === 0 && DEFAULT_TILE > 2 * TILE_HALO);
+  assert.ok(DEFAULT_TILE % 8 === 0 && DEFAULT_TILE >= MIN_TILE);
+  assert.equal(MIN_TILE, 288);
+  assert.equal(checkTile(288, 't'), 288);
+  for (const bad of [280, 290, 1.5e3 + 0.5, '1024']) assert.throws(() => checkTile(bad, '--tile'), /at least 288 for --tile/);
 });
 
 test('windows along an axis: one size, origins on the grid, kept parts meeting end to end, each a halo from inner edges', () => {

@@ -79,10 +79,11 @@ test('item 14: 24-megapixel photos and an 8190x8190 PNG colorize within 1.5 GB; 
   const { s, rss } = await colorize(input, join(TMP, 'many-out'));
   assert.equal(s.written, 4);
   assert.ok(rss < LIMIT_MB, `max RSS ${rss.toFixed(0)} MB`);
-  // Several photos at a time (not one by one), never more than the budget, but for the huge PNG, alone.
-  const settings = prepareSettings({});
-  const [one, huge] = await Promise.all([imageCost(readFileSync(camera), settings), imageCost(readFileSync(join(input, 'huge.png')), settings)]);
-  const peak = s.timings.inFlightPeakBytes;
-  assert.ok(peak >= 2 * one, `peak ${peak} >= two photos (${2 * one})`);
-  assert.ok(peak <= Math.max(2 ** 30, huge), `peak ${peak} within the budget or the huge one alone (${huge})`);
+  // Several photos at a time, not one by one.
+  const one = await imageCost(readFileSync(camera), prepareSettings({}));
+  assert.ok(s.timings.inFlightPeakBytes >= 2 * one, `peak ${s.timings.inFlightPeakBytes} >= two photos (${2 * one})`);
+  // Many worker threads (a 16-core machine's default) hold memory of their own: the budget counts them too.
+  const many = await colorize(input, join(TMP, 'many-out-16'), '--threads', '16');
+  assert.equal(many.s.written, 4);
+  assert.ok(many.rss < LIMIT_MB, `max RSS ${many.rss.toFixed(0)} MB with 16 threads`);
 });
