@@ -2,6 +2,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { InvalidOptionError, errorText } from '../core/errors.js';
 import { invalidOption } from '../core/validate.js';
+import { isAbortError } from '../core/abort.js';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -113,19 +114,11 @@ export async function interruptible(message: string, work: (stop: AbortSignal) =
     return stop.signal.aborted ? 130 : code;
   } catch (err) {
     if (!stop.signal.aborted) throw err;
-    if (!isAbortError(err)) process.stderr.write(`colorpipe: ${errorText(err, process.env.COLORPIPE_DEBUG === '1')}\n`);
+    if (!isAbortError(err, stop.signal)) process.stderr.write(`colorpipe: ${errorText(err, process.env.COLORPIPE_DEBUG === '1')}\n`);
     return 130;
   } finally {
     process.off('SIGINT', onSigint);
   }
-}
-
-/** An abort's error (colorpipe's AbortError, a DOMException or piscina's), or one caused by it. */
-function isAbortError(err: unknown): boolean {
-  for (let e = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
-    if (e.name === 'AbortError' || (e as { code?: unknown }).code === 'ABORT_ERR') return true;
-  }
-  return false;
 }
 
 /**
