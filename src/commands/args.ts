@@ -247,7 +247,10 @@ function checkShare(rank: number, rankName: string, world: number, worldName: st
   return { rank, world, from };
 }
 
-/** The line that says a share came from the environment (commands print it unless --quiet). */
+/**
+ * The line that says a share came from the environment. Commands print it even with --quiet (which hides only a
+ * progress bar): a job array's variables silently cutting a run to 1/W of its files is the failure it prevents.
+ */
 export function shareNotice(share: Share): string {
   return `colorpipe: rank ${share.rank} of ${share.world} from ${share.from}; --rank and --world override it`;
 }
