@@ -3,9 +3,9 @@
  * `pipe`: the command line. Each command lives in src/commands/<name>.ts and exports `run(argv)`; this file
  * only dispatches, so `pipe --help` stays fast (no tfjs or sharp loaded for it).
  */
-import { errorText, exitCodeOf, printable } from './core/errors.js';
+import { printable } from './core/errors.js';
 import { colorpipeVersion } from './version.js';
-import { withFlagNames, type FlagNames } from './commands/args.js';
+import { reportFailure, type FlagNames } from './commands/args.js';
 
 const HELP = `pipe: train and run the Iizuka et al. 2016 colorization network as a streaming pipeline
 
@@ -63,8 +63,9 @@ async function main(argv: string[]): Promise<number> {
   try {
     return await mod.run(rest);
   } catch (err) {
-    // The API's errors name its options (`options.input`); the user typed the command's flags (`--in`).
-    throw withFlagNames(err, mod.FLAG_NAMES);
+    // The API's errors name its options (`options.input`); the user typed the command's flags (`--in`). The same
+    // report for an error after Ctrl-C (interruptible's Interrupted, status 130).
+    return reportFailure(err, mod.FLAG_NAMES);
   }
 }
 
@@ -75,7 +76,5 @@ function exit(code: number): void {
 }
 
 // One line naming the file or flag (and the usage for a usage error), never a stack trace unless asked for.
-main(process.argv.slice(2)).then(exit, (err: unknown) => {
-  process.stderr.write(`colorpipe: ${errorText(err, process.env.COLORPIPE_DEBUG === '1')}\n`);
-  exit(exitCodeOf(err));
-});
+// (An error here came before any command ran: loading it.)
+main(process.argv.slice(2)).then(exit, (err: unknown) => exit(reportFailure(err, undefined)));

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FIXTURES, tempDir } from './helpers/tar.js';
 import { jpeg } from './helpers/images.js';
-import { noStack, run } from './helpers/cli.js';
+import { lastJson, linesMatching, noStack, run } from './helpers/cli.js';
 import { tinyModel } from './helpers/model.js';
 
 test("usage errors from the API name the command's flag (--in), never the API option (options.input)", { timeout: 120_000 }, async () => {
@@ -52,6 +52,13 @@ test('pipe colorize takes --rank/--world from a Slurm job array or a Kubernetes 
     const colorize = (out: string, env: NodeJS.ProcessEnv, ...flags: string[]) =>
       run(['colorize', '--in', input, '--out', join(dir, out), '--model', model, '--json', ...flags], { env });
     const written = (out: string) => names.filter((n) => existsSync(join(dir, out, n)));
+    const pick = (j: Record<string, unknown>) => ({ written: j.written, total: j.total, rank: j.rank, world: j.world });
+    /** One summary line: `n` written of `total`, the share named after the total. */
+    const summary = (stderr: string, n: number, total: number, share: string) => {
+      const lines = linesMatching(stderr, / written, /);
+      assert.equal(lines.length, 1, stderr);
+      assert.ok(lines[0]!.startsWith(`colorpipe: ${n} written, 0 skipped, 0 failed of ${total} ${share} in `), stderr);
+    };
 
     // #SBATCH --array=1-2: task ID 2 of an array starting at 1 is rank 1 of 2, the files at odd indices.
     // Run together (each loads its engine for a few seconds); checked one by one below.
@@ -62,15 +69,24 @@ test('pipe colorize takes --rank/--world from a Slurm job array or a Kubernetes 
     ]);
     assert.equal(slurm.status, 0, slurm.stderr);
     assert.deepEqual(written('slurm'), ['b.jpg', 'd.jpg']);
-    assert.match(slurm.stderr, /^colorpipe: rank 1 of 2 from SLURM_ARRAY_TASK_ID=2, SLURM_ARRAY_TASK_MIN=1, SLURM_ARRAY_TASK_COUNT=2 \(a Slurm job array\); --rank and --world override it\n/);
-    // A Kubernetes Indexed Job's pod: the index from the environment, the world from --world; --quiet: no notice.
+    const slurmFrom = 'SLURM_ARRAY_TASK_ID=2, SLURM_ARRAY_TASK_MIN=1, SLURM_ARRAY_TASK_COUNT=2 (a Slurm job array)';
+    assert.ok(slurm.stderr.startsWith(`colorpipe: rank 1 of 2 from ${slurmFrom}; --rank and --world override it\n`), slurm.stderr);
+    // The summary's counts are the share's, and it says so (the line a script keeps).
+    summary(slurm.stderr, 2, 2, `(rank 1 of 2 from ${slurmFrom}; --rank 0 --world 1 for every file)`);
+    assert.deepEqual(pick(lastJson(slurm.stdout)), { written: 2, total: 2, rank: 1, world: 2 });
+    // A Kubernetes Indexed Job's pod: the index from the environment, the world from --world. --quiet hides the
+    // progress bar only: the notice and the summary's share stay (a job array never cuts the work unsaid).
     assert.equal(k8s.status, 0, k8s.stderr);
     assert.deepEqual(written('k8s'), ['c.jpg']);
-    assert.ok(!k8s.stderr.includes('rank'), k8s.stderr);
-    // Flags win over the variables, which are then not read at all.
+    const k8sFrom = 'JOB_COMPLETION_INDEX=2, --world 3 (a Kubernetes Indexed Job)';
+    assert.ok(k8s.stderr.startsWith(`colorpipe: rank 2 of 3 from ${k8sFrom}; --rank and --world override it\n`), k8s.stderr);
+    summary(k8s.stderr, 1, 1, `(rank 2 of 3 from ${k8sFrom}; --rank 0 --world 1 for every file)`);
+    assert.deepEqual(pick(lastJson(k8s.stdout)), { written: 1, total: 1, rank: 2, world: 3 });
+    // Flags win over the variables, which are then not read at all; every file: no share to name.
     assert.equal(flags.status, 0, flags.stderr);
     assert.deepEqual(written('flags'), names);
     assert.ok(!flags.stderr.includes('rank'), flags.stderr);
+    assert.deepEqual(pick(lastJson(flags.stdout)), { written: 5, total: 5, rank: 0, world: 1 });
 
     // Usage errors (exit 2) that name the variable, or say that --world is needed; nothing is written.
     const bad: [NodeJS.ProcessEnv, RegExp][] = [

@@ -1,7 +1,8 @@
 /** Shared command-line parsing: node:util parseArgs with one error style and typed number options. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { InvalidOptionError, errorText } from '../core/errors.js';
+import { InvalidOptionError, errorText, exitCodeOf, reasonOf } from '../core/errors.js';
 import { invalidOption } from '../core/validate.js';
+import { isAbortError } from '../core/abort.js';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -96,7 +97,8 @@ export function oneOf<T extends string>(v: unknown, name: string, allowed: reado
  * Ctrl-C, the same in every command: the first SIGINT prints one line (`message`: what the command finishes
  * before it stops) and aborts the signal handed to `work`, which then finishes cleanly (a checkpoint, whole
  * files, no temp file left) and the command exits 130, whether `work` returned or threw on the abort; a second
- * SIGINT exits 130 at once. An error other than the abort's, thrown after the first SIGINT, is still printed (one
+ * SIGINT exits 130 at once. An error other than the abort's, thrown after the first SIGINT, is thrown on as an
+ * Interrupted that carries it: cli.ts reports it as it reports any error (`reportFailure`: flags named, one
  * line), and the status stays 130.
  */
 export async function interruptible(message: string, work: (stop: AbortSignal) => Promise<number>): Promise<number> {
@@ -113,25 +115,38 @@ export async function interruptible(message: string, work: (stop: AbortSignal) =
     return stop.signal.aborted ? 130 : code;
   } catch (err) {
     if (!stop.signal.aborted) throw err;
-    if (!isAbortError(err)) process.stderr.write(`colorpipe: ${errorText(err, process.env.COLORPIPE_DEBUG === '1')}\n`);
-    return 130;
+    if (isAbortError(err, stop.signal)) return 130;
+    throw new Interrupted(err);
   } finally {
     process.off('SIGINT', onSigint);
   }
 }
 
-/** An abort's error (colorpipe's AbortError, a DOMException or piscina's), or one caused by it. */
-function isAbortError(err: unknown): boolean {
-  for (let e = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
-    if (e.name === 'AbortError' || (e as { code?: unknown }).code === 'ABORT_ERR') return true;
+/** An error that ended a command after its first Ctrl-C (`error`): reported like any other, with exit status 130. */
+export class Interrupted extends Error {
+  constructor(readonly error: unknown) {
+    super(`interrupted, then: ${reasonOf(error)}`, { cause: error });
+    this.name = 'Interrupted';
   }
-  return false;
+}
+
+/**
+ * The one way an error that ends a command is reported, whatever path it took (thrown by the command, or after
+ * Ctrl-C through interruptible): the API's option names become the command's flags (`withFlagNames` with its
+ * FLAG_NAMES), then one line on stderr (errorText: a usage error adds the usage; a stack trace only with
+ * COLORPIPE_DEBUG=1). Returns the exit status: 130 after Ctrl-C, else 2 for a usage error and 1 for the rest.
+ */
+export function reportFailure(err: unknown, names: FlagNames | undefined): number {
+  const interrupted = err instanceof Interrupted;
+  const e = withFlagNames(interrupted ? err.error : err, names);
+  process.stderr.write(`colorpipe: ${errorText(e, process.env.COLORPIPE_DEBUG === '1')}\n`);
+  return interrupted ? 130 : exitCodeOf(e);
 }
 
 /**
  * A command's API option names and the flags that set them (`{ input: '--in' }`): the API's errors say
  * `options.input`, a CLI user typed `--in`. Each command exports its table as FLAG_NAMES; cli.ts rewords the
- * InvalidOptionError that ends a command with `withFlagNames`, in one place.
+ * InvalidOptionError that ends a command with `withFlagNames`, in one place (`reportFailure`).
  */
 export type FlagNames = Readonly<Record<string, string>>;
 
@@ -232,7 +247,10 @@ function checkShare(rank: number, rankName: string, world: number, worldName: st
   return { rank, world, from };
 }
 
-/** The line that says a share came from the environment (commands print it unless --quiet). */
+/**
+ * The line that says a share came from the environment. Commands print it even with --quiet (which hides only a
+ * progress bar): a job array's variables silently cutting a run to 1/W of its files is the failure it prevents.
+ */
 export function shareNotice(share: Share): string {
   return `colorpipe: rank ${share.rank} of ${share.world} from ${share.from}; --rank and --world override it`;
 }

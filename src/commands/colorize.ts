@@ -4,7 +4,7 @@
  * Ctrl-C. The summary goes to stderr, and with --json as one JSON line to stdout. Ctrl-C once stops after the
  * files being written (whole files only), twice exits at once.
  */
-import { parse, num, required, oneOf, interruptible, resolutionFlag, shareOf, shareNotice, type FlagNames } from './args.js';
+import { parse, num, required, oneOf, interruptible, resolutionFlag, shareOf, shareNotice, type FlagNames, type Share } from './args.js';
 import { BACKENDS, type BackendChoice } from '../model/engine.js';
 import { colorizeGraph } from '../colorize/graph.js';
 import type { ColorizeSummary } from '../colorize/options.js';
@@ -37,9 +37,10 @@ const USAGE = `Usage: pipe colorize --in DIR|FILE --out DIR --model runs/NAME|pa
   --on-error skip|fail skip and report bad inputs (default) or stop at the first
   --rank R --world W   process only the files whose index % W == R (split a folder over W processes); when
                        not given, taken from a Slurm job array (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_MIN,
-                       SLURM_ARRAY_TASK_COUNT) or a Kubernetes Indexed Job (JOB_COMPLETION_INDEX, with --world)
+                       SLURM_ARRAY_TASK_COUNT) or a Kubernetes Indexed Job (JOB_COMPLETION_INDEX, with --world):
+                       a line says so, and the summary names the share (--rank 0 --world 1: every file)
   --threads T          decode/encode worker threads (default: cores)
-  --quiet              no progress bar (nor the line saying where --rank and --world came from)
+  --quiet              no progress bar
   --json               print a machine-readable summary on stdout`;
 
 /** The API's option names, as this command's flags (for the API's errors). */
@@ -51,15 +52,26 @@ export const FLAG_NAMES: FlagNames = {
 
 const mebibytes = (mb: number | undefined): number | undefined => (mb === undefined ? undefined : Math.round(mb * 2 ** 20));
 
-/** The summary's lines for stderr. */
-export function formatSummary(s: ColorizeSummary): string {
+/**
+ * The summary's lines for stderr. With a share of the files (`share`, world > 1) the counts are this rank's, and
+ * the first line says so: `of 2 (rank 0 of 4 from SLURM_ARRAY_TASK_ID=0, ...; --rank 0 --world 1 for every file)`,
+ * so a job array's variables never cut the work without a word in the line a script keeps.
+ */
+export function formatSummary(s: ColorizeSummary, share?: Share): string {
   const lines = [
     `colorpipe: ${s.stopped ? `stopped (${printable(s.stopped)}): ` : ''}${s.written} written, ${s.skipped} skipped, ${s.failed} failed ` +
-      `of ${s.total} in ${s.seconds.toFixed(1)} s (${s.imagesPerSecond.toFixed(1)} img/s, ${s.backend || 'no engine needed'})`,
+      `of ${s.total}${shareOfTotal(share)} in ${s.seconds.toFixed(1)} s (${s.imagesPerSecond.toFixed(1)} img/s, ${s.backend || 'no engine needed'})`,
   ];
   for (const f of s.failures.slice(0, 20)) lines.push(`  failed: ${printable(f.path)}: ${printable(f.reason)}`);
   if (s.failures.length > 20) lines.push(`  ... and ${s.failures.length - 20} more`);
   return lines.join('\n');
+}
+
+/** ` (rank R of W ...)` after the total when the run takes a share of the files; '' when it takes them all. */
+function shareOfTotal(share: Share | undefined): string {
+  if (!share || share.world <= 1) return '';
+  // Flags the user typed need no hint; variables from the scheduler get the flags that take every file.
+  return share.from ? ` (rank ${share.rank} of ${share.world} from ${share.from}; --rank 0 --world 1 for every file)` : ` (rank ${share.rank} of ${share.world})`;
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -81,7 +93,8 @@ export async function run(argv: string[]): Promise<number> {
   const resolution = resolutionFlag(v.resolution);
   const share = shareOf(v);
   const quiet = Boolean(v.quiet);
-  if (share?.from && !quiet) process.stderr.write(shareNotice(share) + '\n');
+  // Even with --quiet (it hides the progress bar only): a share taken from the environment cuts the work.
+  if (share?.from) process.stderr.write(shareNotice(share) + '\n');
 
   return interruptible('finishing the files being written', async (stop) => {
     const s = await colorizeGraph({
@@ -96,10 +109,11 @@ export async function run(argv: string[]): Promise<number> {
       quiet,
       stop,
     });
-    process.stderr.write(formatSummary(s) + '\n');
+    process.stderr.write(formatSummary(s, share) + '\n');
     if (v.json) {
       const { failures, timings, ...rest } = s;
-      process.stdout.write(JSON.stringify({ ...rest, failures, timings }) + '\n');
+      // rank and world: the share `total` counts (0 of 1: every file).
+      process.stdout.write(JSON.stringify({ ...rest, rank: share?.rank ?? 0, world: share?.world ?? 1, failures, timings }) + '\n');
     }
     return s.failed > 0 || s.stopped ? 1 : 0;
   });

@@ -66,9 +66,9 @@ export async function run(argv: string[]): Promise<number> {
     }
     try {
       if (stop.aborted) return 0; // before anything is written
-      const bytes = await writeOnnx(c, out, { opset, fusion, trainingScale: c.trainingScale ?? (await trainingScale(where.runDir)) }).catch((err: unknown) => {
-        throw new InvalidOptionError(`Cannot write ${out}: ${(err as Error).message.split('\n')[0]}`);
-      });
+      // A failed write (a full disk, no permission, a file in the way) is a runtime failure, not a usage error:
+      // writeFileAtomic's error names `out` (never the temp file) and cli.ts prints it as one line, exit 1.
+      const bytes = await writeOnnx(c, out, { opset, fusion, trainingScale: c.trainingScale ?? (await trainingScale(where.runDir)) });
       if (!v.quiet) {
         const { inputSize, width, numClasses } = c.config;
         process.stderr.write(`colorpipe: wrote ${out} (${(bytes / 1e6).toFixed(1)} MB, opset ${opset}; inputSize ${inputSize}, width ${width}, ${numClasses} classes)\n`);

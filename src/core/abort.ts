@@ -18,6 +18,21 @@ export function abortErrorOf(signal: AbortSignal): Error {
   return new AbortError(r === undefined ? undefined : String(r));
 }
 
+/**
+ * Whether `err` is an abort rather than a failure: colorpipe's AbortError, the platform's (a DOMException named
+ * AbortError, code ABORT_ERR in Node) or piscina's (named AbortError), or an error caused by one (its `cause`
+ * chain, up to 8 levels: a stage that wraps the abort it met). With `signal`, also the reason that signal was
+ * aborted with, whatever it is (`abort(reason)` with the error that failed another stage): the abort's own
+ * error, surfacing where the abort was felt.
+ */
+export function isAbortError(err: unknown, signal?: AbortSignal): boolean {
+  if (signal?.aborted && err === signal.reason) return true;
+  for (let e = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if (e.name === 'AbortError' || (e as { code?: unknown }).code === 'ABORT_ERR') return true;
+  }
+  return false;
+}
+
 /** Throws the signal's reason (see abortErrorOf) if it is aborted (for loops inside stages). */
 export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw abortErrorOf(signal);

@@ -15,7 +15,7 @@ import type { NamedTensor } from '@tensorflow/tfjs-core/dist/tensor_types.js';
 import { io } from '@tensorflow/tfjs-core';
 import type { Config } from '../config.js';
 import { cleanTemps, exists, symlinkAtomic, withPath, writeDirAtomic, writeFileAtomic } from '../core/atomic.js';
-import { ColorpipeError, printable, reasonOf } from '../core/errors.js';
+import { ColorpipeError, fileErrorLine, printable, reasonOf } from '../core/errors.js';
 import { fileSaveHandler } from '../model/io.js';
 
 export interface TensorSpec {
@@ -108,11 +108,23 @@ export async function saveCheckpoint(o: SaveCheckpointOptions): Promise<string> 
  */
 const intact = new Set<string>();
 
-async function isIntact(dir: string): Promise<boolean> {
-  if (intact.has(dir)) return true;
-  if ('reason' in (await verify(dir))) return false;
+/** Checkpoints retention could not read, already reported (once per process each). */
+const unreadableReported = new Set<string>();
+
+/** Whether a checkpoint is intact, damaged, or could not be read (no evidence either way: never removed). */
+async function checkIntact(dir: string): Promise<'intact' | 'damaged' | 'unreadable'> {
+  if (intact.has(dir)) return 'intact';
+  const v = await verify(dir);
+  if ('unreadable' in v) {
+    if (!unreadableReported.has(dir)) {
+      unreadableReported.add(dir);
+      process.stderr.write(`colorpipe: checkpoint ${printable(dir)} could not be read (${printable(v.unreadable)}): kept, not counted as intact\n`);
+    }
+    return 'unreadable';
+  }
+  if ('reason' in v) return 'damaged';
   intact.add(dir);
-  return true;
+  return 'intact';
 }
 
 async function listCheckpoints(runDir: string): Promise<string[]> {
@@ -129,18 +141,23 @@ async function listCheckpoints(runDir: string): Promise<string[]> {
 /**
  * Retention: keeps the checkpoint state.json names and the newest intact ones up to `keep` in all; removes the
  * rest, damaged ones included. A damaged checkpoint (one a resume fell back from, see latestCheckpoint) never
- * counts toward `keep`, so it is never kept in place of an older intact one.
+ * counts toward `keep`, so it is never kept in place of an older intact one. One that could not be read (no
+ * permission, too many open files, an I/O error: see verify) is neither: it is kept, said once, and not counted.
  */
 async function pruneCheckpoints(runDir: string, keep: number): Promise<void> {
   await cleanTemps(join(runDir, 'checkpoints'));
   const current = (JSON.parse(await fsp.readFile(join(runDir, 'state.json'), 'utf8')) as TrainState).checkpoint;
   const kept = new Set(current ? [current] : []);
+  const unreadable = new Set<string>();
   for (const n of (await listCheckpoints(runDir)).reverse()) {
     const rel = join('checkpoints', n);
     if (kept.size >= keep) break;
-    if (!kept.has(rel) && (await isIntact(join(runDir, rel)))) kept.add(rel);
+    if (kept.has(rel)) continue;
+    const state = await checkIntact(join(runDir, rel));
+    if (state === 'intact') kept.add(rel);
+    else if (state === 'unreadable') unreadable.add(rel);
   }
-  const doomed = (await listCheckpoints(runDir)).filter((n) => !kept.has(join('checkpoints', n)));
+  const doomed = (await listCheckpoints(runDir)).filter((n) => !kept.has(join('checkpoints', n)) && !unreadable.has(join('checkpoints', n)));
   await Promise.all(doomed.map((n) => fsp.rm(join(runDir, 'checkpoints', n), { recursive: true, force: true })));
 }
 
@@ -170,23 +187,44 @@ function badState(s: unknown): string | null {
   return null;
 }
 
-/** Verifies a checkpoint directory: its state and, when recorded (every checkpoint since they were), its files. */
-async function verify(dir: string): Promise<{ state: TrainState } | { reason: string }> {
+/**
+ * Read errors that show the checkpoint is not as written: the file is gone (ENOENT), or something else stands
+ * where it or its folder should be (EISDIR, ENOTDIR). Any other (EACCES, EMFILE, EIO, ...) says nothing about
+ * the checkpoint, only that it cannot be read now: no reason to fall back from it, nor to remove it.
+ */
+const DAMAGE_CODES = new Set(['ENOENT', 'EISDIR', 'ENOTDIR']);
+
+/**
+ * Verifies a checkpoint directory: its state and, when recorded (every checkpoint since they were), its files.
+ * `reason`: damaged (a file gone, a size or checksum that differs from what was written, a state.json that is
+ * not JSON or not a state); `unreadable`: a file could not be read for another reason (see DAMAGE_CODES), the
+ * one line that says which and why.
+ */
+async function verify(dir: string): Promise<{ state: TrainState } | { reason: string } | { unreadable: string }> {
+  const read = async <T>(name: string, fn: (file: string) => Promise<T>): Promise<T | { reason: string } | { unreadable: string }> => {
+    const file = join(dir, name);
+    try {
+      return await fn(file);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return { reason: `${name} is missing` };
+      if (code !== undefined && DAMAGE_CODES.has(code)) return { reason: `${name}: ${fileErrorLine(err, file) ?? reasonOf(err)}` };
+      return { unreadable: fileErrorLine(err, file) ?? `cannot read ${file}: ${reasonOf(err)}` };
+    }
+  };
+  const text = await read('state.json', (f) => fsp.readFile(f, 'utf8'));
+  if (typeof text !== 'string') return text;
   let state: TrainState;
   try {
-    state = JSON.parse(await fsp.readFile(join(dir, 'state.json'), 'utf8')) as TrainState;
+    state = JSON.parse(text) as TrainState;
   } catch (err) {
-    return { reason: `state.json: ${(err as Error).message.split('\n')[0]}` };
+    return { reason: `state.json: ${reasonOf(err)}` };
   }
   const bad = badState(state);
   if (bad) return { reason: bad };
   for (const f of CHECKPOINT_FILES) {
-    let got: { bytes: number; sha256: string };
-    try {
-      got = await fileDigest(join(dir, f));
-    } catch {
-      return { reason: `${f} is missing` };
-    }
+    const got = await read(f, fileDigest);
+    if ('reason' in got || 'unreadable' in got) return got;
     const want = state.files?.[f];
     if (want && want.bytes !== got.bytes) return { reason: `${f} has ${got.bytes} bytes, ${want.bytes} were written` };
     if (want && want.sha256 !== got.sha256) return { reason: `${f} does not match the checksum written with it` };
@@ -201,7 +239,8 @@ async function verify(dir: string): Promise<{ state: TrainState } | { reason: st
  * (not JSON, a bad step, no checkpoint named, or one that is gone) is passed to `onStateIgnored` with the
  * checkpoint used instead (null: none), once the search is over (default: one warning line naming the file).
  * @throws ColorpipeError 'ERR_CHECKPOINT' when checkpoints exist but none is intact (starting over silently
- *   would throw the run away).
+ *   would throw the run away), or when a candidate could not be read (no permission, too many open files, an I/O
+ *   error): nothing says it is damaged, so it is neither skipped nor, by retention, removed.
  */
 export async function latestCheckpoint(
   runDir: string,
@@ -236,6 +275,12 @@ export async function latestCheckpoint(
     tried.add(dir);
     if (!(await exists(dir))) continue;
     const v = await verify(dir);
+    if ('unreadable' in v) {
+      // Not damaged as far as anyone knows: resuming from an older checkpoint would drop its steps, and the run
+      // would later write over it. The run stops, naming the file and the reason, until it can be read.
+      intact.delete(dir);
+      throw new ColorpipeError('ERR_CHECKPOINT', `checkpoint ${dir} could not be read, so the run does not resume from an older one: ${v.unreadable}`);
+    }
     if ('reason' in v) {
       damaged++;
       intact.delete(dir);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { interruptible, num, oneOf, parse, required, shareNotice, shareOf, str, withFlagNames } from '../../src/commands/args.js';
+import { Interrupted, interruptible, num, oneOf, parse, reportFailure, required, shareNotice, shareOf, str, withFlagNames } from '../../src/commands/args.js';
 import { AbortError, InvalidOptionError } from '../../src/core/errors.js';
 
 const USAGE = 'Usage: pipe thing --in DIR';
@@ -132,7 +132,7 @@ test('interruptible: the first SIGINT aborts the work and the status is 130; a s
   });
 });
 
-test('interruptible: an abort error after Ctrl-C is 130 quietly, another error is said and still 130; without Ctrl-C errors pass', async () => {
+test('interruptible: an abort error after Ctrl-C is 130 quietly; another is thrown on as Interrupted, said once and still 130; without Ctrl-C errors pass', async () => {
   await withSigint(async (exits, lines) => {
     const abortWith = (err: Error) =>
       interruptible('x', async (stop) => {
@@ -143,11 +143,40 @@ test('interruptible: an abort error after Ctrl-C is 130 quietly, another error i
     assert.equal(await abortWith(new AbortError()), 130);
     assert.equal(await abortWith(new Error('wrapped', { cause: new DOMException('stop', 'AbortError') })), 130);
     assert.ok(!lines.join('').includes('wrapped'));
-    assert.equal(await abortWith(new Error('disk on fire')), 130);
-    assert.match(lines.join(''), /colorpipe: disk on fire\n/);
-    await assert.rejects(interruptible('x', async () => { throw new InvalidOptionError('bad'); }), /bad/);
+    lines.length = 0;
+    const fire = new Error('disk on fire');
+    await assert.rejects(abortWith(fire), (e: unknown) => e instanceof Interrupted && e.error === fire);
+    assert.deepEqual(lines, ['\ncolorpipe: interrupted: x (Ctrl-C again to quit now)\n'], 'interruptible itself prints no error');
+    lines.length = 0;
+    assert.equal(reportFailure(await abortWith(fire).catch((e: unknown) => e), undefined), 130);
+    assert.deepEqual(lines.slice(1), ['colorpipe: disk on fire\n']);
+    await assert.rejects(interruptible('x', async () => { throw new InvalidOptionError('bad'); }), (e: unknown) => e instanceof InvalidOptionError && /bad/.test(e.message));
     assert.equal(await interruptible('x', async () => 1), 1);
     assert.deepEqual(exits, []);
     assert.equal(process.listenerCount('SIGINT'), 0);
+  });
+});
+
+test('reportFailure: every error that ends a command, after Ctrl-C too, names the flags (options.input -> --in); one line; its status', async () => {
+  await withSigint(async (_exits, lines) => {
+    const names = { input: '--in' };
+    const usage = 'Usage: pipe thing --in DIR';
+    const bad = () => new InvalidOptionError('Expected an existing directory for options.input but received "x"', { usage });
+    // Thrown after the first Ctrl-C (a check the work makes once stopped): said with the flag, status 130.
+    const afterCtrlC = await interruptible('x', async (stop) => {
+      queueMicrotask(() => process.emit('SIGINT'));
+      await new Promise((r) => stop.addEventListener('abort', r, { once: true }));
+      throw bad();
+    }).catch((e: unknown) => e);
+    lines.length = 0;
+    assert.equal(reportFailure(afterCtrlC, names), 130);
+    assert.deepEqual(lines, [`colorpipe: Expected an existing directory for --in but received "x"\n${usage}\n`]);
+    // Without Ctrl-C: the same words, status 2 (usage); any other error: its line, status 1.
+    lines.length = 0;
+    assert.equal(reportFailure(bad(), names), 2);
+    assert.deepEqual(lines, [`colorpipe: Expected an existing directory for --in but received "x"\n${usage}\n`]);
+    lines.length = 0;
+    assert.equal(reportFailure(new Error('disk on fire'), names), 1);
+    assert.deepEqual(lines, ['colorpipe: disk on fire\n']);
   });
 });

@@ -10,7 +10,8 @@ import { disposeColorizer, predictAb, saveColorizer } from '../../src/model/netw
 import { loadOnnxColorizer } from '../../src/model/onnx/engine.js';
 import { decodeModel } from '../../src/model/onnx/proto.js';
 import { maxAbsDiff, pattern, trainedLike } from '../model/onnx/helpers.js';
-import { noStack, pipe } from '../helpers/cli.js';
+import { noStack, pipe, tempLeftovers } from '../helpers/cli.js';
+import { mountTmpfs } from '../helpers/faults.js';
 
 test('pipe export writes runs/NAME/model.onnx that ONNX Runtime runs to the tfjs numbers', async () => {
   await setupEngine({ backend: 'cpu' });
@@ -65,4 +66,39 @@ test('pipe export errors: one line naming the flag or the file, exit 2 (usage er
     noStack(r.stderr);
   }
   assert.ok(!existsSync(join(missing, 'model.onnx')));
+});
+
+test('pipe export: a write that fails (a file in the way, a full disk) is a runtime failure: one line naming the file, exit 1', async (t) => {
+  await setupEngine({ backend: 'cpu' });
+  const dir = mkdtempSync(join(tmpdir(), 'pipe-export-fail-'));
+  const c = trainedLike({ inputSize: 32, width: 0.125, numClasses: 0 }, 3);
+  const unmount: (() => void)[] = [];
+  try {
+    const model = join(dir, 'model');
+    await saveColorizer(c, model);
+    // A file where --out's folder should be: the folder cannot be made (ENOTDIR), on any machine.
+    writeFileSync(join(dir, 'blocker'), 'x');
+    const blocked = join(dir, 'blocker', 'sub', 'model.onnx');
+    const r = pipe(['export', '--model', model, '--out', blocked]);
+    assert.equal(r.status, 1, `a runtime failure, not a usage error (2): ${r.stderr}`);
+    assert.match(r.stderr, /^colorpipe: cannot write .*blocker.*: a part of the path is a file, not a directory\n$/);
+    assert.ok(!r.stderr.includes('Usage:'), 'no usage text: the flags were right');
+    noStack(r.stderr);
+
+    // A full disk: a 16 KiB tmpfs (where this machine allows one) cannot hold the model.
+    const mnt = join(dir, 'full');
+    const m = mountTmpfs(mnt, 'size=16k');
+    if (typeof m === 'string') return t.skip(`the full-disk case: ${m}`);
+    unmount.push(m);
+    const out = join(mnt, 'model.onnx');
+    const full = pipe(['export', '--model', model, '--out', out]);
+    assert.equal(full.status, 1, full.stderr);
+    assert.equal(full.stderr, `colorpipe: cannot write ${out}: no space left on device\n`);
+    assert.ok(!existsSync(out));
+    assert.deepEqual(tempLeftovers(mnt), [], 'no temp file left');
+  } finally {
+    for (const u of unmount) u();
+    disposeColorizer(c);
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

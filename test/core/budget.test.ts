@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ByteBudget, type Lease } from '../../src/core/budget.js';
 import { AbortError, InvalidOptionError } from '../../src/core/errors.js';
+import { turns } from '../helpers/wait.js';
 
-const tick = () => new Promise((r) => setImmediate(r));
 
 test('leases are granted while they fit; the next waits until enough is released; the peak never passes the limit', async () => {
   const b = new ByteBudget(100);
@@ -12,16 +12,16 @@ test('leases are granted while they fit; the next waits until enough is released
   assert.equal(b.used, 100);
   let got: Lease | null = null;
   void b.acquire(50).then((l) => (got = l));
-  await tick();
+  await turns();
   assert.equal(got, null, '100 + 50 > 100: it waits');
   assert.equal(b.waiting, 1);
   c.release();
   c.release(); // twice: no-op
-  await tick();
+  await turns();
   assert.equal(got, null, '60 + 50 > 100: still waiting');
   assert.equal(b.used, 60);
   a.release();
-  await tick();
+  await turns();
   assert.equal((got as Lease | null)?.bytes, 50);
   assert.equal(b.used, 50);
   assert.equal(b.peak, 100);
@@ -39,11 +39,11 @@ test('requests are served in order: a large one is not starved by small ones beh
     order.push('small');
     return l;
   });
-  await tick();
+  await turns();
   assert.deepEqual(order, [], 'the small one fits but waits behind the big one');
   first.release();
   const bl = await big;
-  await tick();
+  await turns();
   assert.deepEqual(order, ['big']);
   bl.release();
   await small;
@@ -56,10 +56,10 @@ test('an item larger than the whole budget goes alone when nothing else is held'
   assert.equal(b.used, 500);
   let next = false;
   void b.acquire(1).then(() => (next = true));
-  await tick();
+  await turns();
   assert.equal(next, false);
   huge.release();
-  await tick();
+  await turns();
   assert.equal(next, true);
 });
 

@@ -19,7 +19,7 @@ after(cleanup);
 let modelDir: Promise<string> | undefined;
 const model = (): Promise<string> => (modelDir ??= tinyModel(join(TMP, 'model')));
 
-/** Colorizes and shards `input`; both finish, each photo once, and each link of a loop is named at most once. */
+/** Colorizes and shards `input`; both finish, each photo once, and each link of the loop is named exactly once. */
 async function walksOnce(input: string, out: string, photosIn: number, links: string[]): Promise<void> {
   const colorize = await run(['colorize', '--in', input, '--out', join(out, 'colorized'), '--model', await model(), '--quiet', '--json'], { timeoutMs: 60_000 });
   exited(colorize, 0);
@@ -32,8 +32,8 @@ async function walksOnce(input: string, out: string, photosIn: number, links: st
   assert.match(shard.stderr, new RegExp(`wrote ${photosIn} samples`));
   for (const r of [colorize, shard]) {
     const notes = linesMatching(r.stderr, /^colorpipe: note: .*symbolic link/);
-    assert.ok(notes.length >= 1, `the loop is reported: ${r.stderr}`);
-    for (const link of links) assert.ok(notes.filter((l) => l.includes(`${link} (`)).length <= 1, `${link} reported at most once: ${r.stderr}`);
+    for (const link of links) assert.equal(notes.filter((l) => l.includes(`${link} (`)).length, 1, `${link} reported exactly once: ${r.stderr}`);
+    assert.equal(notes.length, links.length, `no other note: ${r.stderr}`);
     assert.equal(notes.length, linesMatching(r.stderr, /symbolic link/).length, 'every loop line is a note');
   }
   assert.deepEqual(tempLeftovers(out), []);

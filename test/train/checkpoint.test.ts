@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { latestCheckpoint, saveCheckpoint, checkpointName } from '../../src/train/checkpoint.js';
@@ -42,12 +42,14 @@ test('a checkpoint records its files\' sizes and checksums; an intact run resume
   }
 });
 
-test('a damaged newest checkpoint (truncated weights, bad model.json, a bad state) falls back to the newest intact one', async () => {
+test('a damaged newest checkpoint (truncated weights, bad model.json, a bad state, a folder in place of a file) falls back to the newest intact one', async () => {
   for (const damage of [
     (d: string) => truncateSync(join(d, 'weights.bin'), 10),
     (d: string) => writeFileSync(join(d, 'optimizer.bin'), 'not the optimizer'),
     (d: string) => writeFileSync(join(d, 'model.json'), '{ "modelTopology": '),
     (d: string) => writeFileSync(join(d, 'state.json'), '{"step": -5}'),
+    // A folder where a file should be (EISDIR): not the checkpoint as written, and reading again cannot change that.
+    (d: string) => (rmSync(join(d, 'weights.bin')), mkdirSync(join(d, 'weights.bin'))),
   ]) {
     const runDir = await runWithCheckpoints([1, 2]);
     try {
@@ -115,6 +117,70 @@ test('retention never removes the newest intact checkpoint in favour of a damage
     await runWithCheckpoints([4, 5], runDir, 2);
     assert.deepEqual(readdirSync(join(runDir, 'checkpoints')).sort(), ['step-00000004', 'step-00000005']);
   } finally {
+    rmSync(runDir, { recursive: true, force: true });
+  }
+});
+
+/**
+ * A read that fails with EIO for any user, root included (chmod stops no root): the file replaced by a link to
+ * /proc/self/mem, whose first page is never mapped, so reading it from the start is an input/output error.
+ * Returns the undo (the file's bytes put back), or null where there is no such file (not Linux).
+ */
+function unreadable(file: string): (() => void) | null {
+  if (process.platform !== 'linux') return null;
+  const bytes = readFileSync(file);
+  rmSync(file);
+  symlinkSync('/proc/self/mem', file);
+  return () => {
+    rmSync(file);
+    writeFileSync(file, bytes);
+  };
+}
+
+test('a checkpoint that cannot be read (an I/O error; no permission, too many open files alike) is no damaged one: resuming stops naming the file and the reason, nothing skipped', async (t) => {
+  const runDir = await runWithCheckpoints([2, 4]);
+  try {
+    const file = join(dirOf(runDir, 4), 'weights.bin');
+    const undo = unreadable(file);
+    if (!undo) return t.skip('needs /proc/self/mem (Linux) for a read error');
+    await assert.rejects(
+      latestCheckpoint(runDir, (d, reason) => assert.fail(`reported damaged: ${d}: ${reason}`)),
+      (e: unknown) => e instanceof ColorpipeError && e.code === 'ERR_CHECKPOINT' &&
+        e.message.includes(dirOf(runDir, 4)) && e.message.endsWith(`cannot read ${file}: input/output error`),
+    );
+    // Readable again: the run resumes from it, nothing was lost.
+    undo();
+    assert.equal((await latestCheckpoint(runDir, () => assert.fail('intact')))?.state.step, 4);
+  } finally {
+    rmSync(runDir, { recursive: true, force: true });
+  }
+});
+
+test('retention never removes a checkpoint it could not read: kept, said once with the reason, not counted as intact', async (t) => {
+  const source = await runWithCheckpoints([2, 4]);
+  // A copy is a run this process has not seen (as after a restart): retention must read its checkpoints.
+  const runDir = mkdtempSync(join(tmpdir(), 'colorpipe-ck-'));
+  cpSync(source, runDir, { recursive: true, verbatimSymlinks: true });
+  rmSync(source, { recursive: true, force: true });
+  const write = process.stderr.write;
+  const lines: string[] = [];
+  try {
+    const file = join(dirOf(runDir, 4), 'weights.bin');
+    const undo = unreadable(file);
+    if (!undo) return t.skip('needs /proc/self/mem (Linux) for a read error');
+    process.stderr.write = ((chunk: string) => (lines.push(String(chunk)), true)) as typeof process.stderr.write;
+    // Step 5 keeping 2: step 4 could not be read, so step 2 is the other intact one; 4 is not removed either.
+    await runWithCheckpoints([5], runDir, 2);
+    await runWithCheckpoints([6], runDir, 3);
+    process.stderr.write = write;
+    assert.deepEqual(readdirSync(join(runDir, 'checkpoints')).sort(), ['step-00000002', 'step-00000004', 'step-00000005', 'step-00000006']);
+    assert.deepEqual(lines, [`colorpipe: checkpoint ${dirOf(runDir, 4)} could not be read (cannot read ${file}: input/output error): kept, not counted as intact\n`]);
+    // Readable again, it is an intact checkpoint like any other, and retention goes by age.
+    undo();
+    await runWithCheckpoints([7], runDir, 2);
+    assert.deepEqual(readdirSync(join(runDir, 'checkpoints')).sort(), ['step-00000006', 'step-00000007']);
+  } finally {
+    process.stderr.write = write;
     rmSync(runDir, { recursive: true, force: true });
   }
 });
