@@ -32,9 +32,9 @@ import { checkWritableDir, cleanTempsTree } from '../core/atomic.js';
 import os from 'node:os';
 import path from 'node:path';
 import type { Piscina } from 'piscina';
-import { AbortError, BadInputError, InvalidOptionError, Reporter, reasonOf } from '../core/errors.js';
+import { BadInputError, InvalidOptionError, Reporter, reasonOf } from '../core/errors.js';
 import { pipeline, type StageContext } from '../core/pipeline.js';
-import { throwIfAborted } from '../core/abort.js';
+import { isAbortError, throwIfAborted } from '../core/abort.js';
 import { string } from '../core/validate.js';
 import type { Sample } from '../types.js';
 import { listImageFiles, readImageFiles } from '../stages/files.js';
@@ -217,7 +217,7 @@ export async function colorizeGraph(o: ColorizeOptions): Promise<ColorizeSummary
       stopped = `${err.key}: ${err.reason}`;
       return true;
     }
-    if (err instanceof AbortError || (o.stop?.aborted && (err === o.stop.reason || (err as Error)?.name === 'AbortError'))) {
+    if (isAbortError(err, o.stop)) {
       stopped = 'interrupted';
       return true;
     }

@@ -33,6 +33,7 @@ import type { Stage, StageContext } from '../core/pipeline.js';
 import { BadInputError, fileErrorLine, reasonOf } from '../core/errors.js';
 import { bool, invalidOption, nonNegativeInt, object, oneOf } from '../core/validate.js';
 import { tempPathFor, writeFileAtomic } from '../core/atomic.js';
+import { isAbortError } from '../core/abort.js';
 import { parallelMap } from '../stages/parallel-map.js';
 import { FORMATS, checkQuality, type FormatChoice, type OutputFormat } from './formats.js';
 import { composeImage, type ComposeTask } from './image.js';
@@ -216,7 +217,7 @@ export function write(options: WriteOptions): Stage<PredictedImage, ColorizedIma
         return { ...result, status, path: target };
       } catch (err) {
         if (ctx.signal.aborted) throw err;
-        if ((err as { name?: string })?.name === 'AbortError') throw err;
+        if (isAbortError(err)) throw err;
         return new BadInputError(where, fileErrorLine(err) ?? reasonOf(err), { cause: err });
       }
     };
