@@ -47,7 +47,7 @@ test('npm pack ships the built CLI and library and what they read at run time, a
     ...Object.values(pkg.exports).flatMap((e) => [e.types, e.default]),
   ].map((p) => p.replace(/^\.\//, ''));
   assert.ok(entries.includes('dist/src/cli.js') && entries.includes('dist/src/index.js'));
-  assert.deepEqual(missing(['package.json', 'README.md', ...entries]), []);
+  assert.deepEqual(missing(['package.json', 'README.md', 'LICENSE', ...entries]), []);
   const built = filesUnder('dist/src').filter((p) => p.endsWith('.js') || p.endsWith('.d.ts'));
   assert.ok(built.length > 50, 'built first');
   assert.deepEqual(missing(built), [], 'every compiled module and its types');
