@@ -37,7 +37,7 @@ import { abortErrorOf } from '../core/abort.js';
 import { invalidOption, object, positiveInt } from '../core/validate.js';
 import type { PreparedImage } from './image.js';
 import type { OnnxColorizer } from '../model/onnx/engine.js';
-import { DEFAULT_TILE, TILE_HALO, checkTile, cutWindow, pasteKept, planTiles } from './tiles.js';
+import { DEFAULT_TILE, TILE_HALO, checkTile, cutWindow, pasteKept, planTiles, type TilePlan } from './tiles.js';
 
 /** A prepared image with the network's prediction: ab / normalized, at (localWidth / 2) x (localHeight / 2). */
 export interface PredictedImage extends PreparedImage {
@@ -295,9 +295,10 @@ export function predict(options: PredictOptions): Stage<PreparedImage[], Predict
     const B = group.length;
     const { localWidth: w, localHeight: h } = group[0]!;
     // An image over tile x tile never runs in one pass, in a batch or not.
-    if (planTiles(w, h, tile, halo)) {
+    const plan = planTiles(w, h, tile, halo);
+    if (plan) {
       const out: PredictedImage[] = [];
-      for (const p of group) out.push(await predictTiled(p, styleFeatures, signal));
+      for (const p of group) out.push(await predictTiled(p, plan, styleFeatures, signal));
       return out;
     }
     const px = w * h;
@@ -322,9 +323,8 @@ export function predict(options: PredictOptions): Stage<PreparedImage[], Predict
    * call as `batchPixels` allows, each with the image's one global input; the kept parts of their ab make the
    * image's, exactly as one pass would.
    */
-  async function predictTiled(p: PreparedImage, styleFeatures: Tensor | null, signal: AbortSignal): Promise<PredictedImage> {
+  async function predictTiled(p: PreparedImage, plan: TilePlan, styleFeatures: Tensor | null, signal: AbortSignal): Promise<PredictedImage> {
     const { localWidth: w, localHeight: h } = p;
-    const plan = planTiles(w, h, tile, halo)!;
     const { tileWidth: tw, tileHeight: th } = plan;
     if (p.local.length !== w * h) throw new InvalidOptionError(`Expected a local input of ${w}x${h} for ${p.key} but received ${p.local.length} values`);
     // The split model's global features, once for all the windows (ONNX runs its graph whole: the global

@@ -12,7 +12,7 @@ import { im2colFilterGrad } from '../../src/model/kernels/webgpu.js';
 import { ADADELTA_UPDATE, ADAM_UPDATE, BN_TRAIN, registerFusedKernels } from '../../src/model/kernels/fused.js';
 import { BatchNormLayer, bnTrainComposite } from '../../src/model/layers.js';
 import { ColorpipeAdadelta, ColorpipeAdam } from '../../src/model/optimizers.js';
-import { conv2dRef, rand, relErr, type ConvGeom, sinConvLoss } from './reference.js';
+import { checkSinConvGradients, conv2dRef, rand, relErr, type ConvGeom } from './reference.js';
 
 const CASES: ConvGeom[] = [
   { B: 2, H: 8, W: 8, C: 3, CO: 4, k: 3, s: 1, pad: 'same' },
@@ -68,7 +68,6 @@ test('wasm Conv2DBackpropInput and Conv2DBackpropFilter match the cpu backend (s
 
 test('wasm conv gradients match finite differences of a nonlinear loss (float64 reference)', async () => {
   await setupEngine({ backend: 'wasm' });
-  const loss = sinConvLoss;
   for (const [i, g] of CASES.slice(0, 7).entries()) {
     const x = Float64Array.from(rand(g.B * g.H * g.W * g.C, 40 + i));
     const w = Float64Array.from(rand(g.k * g.k * g.C * g.CO, 50 + i, 0.5));
@@ -80,23 +79,8 @@ test('wasm conv gradients match finite differences of a nonlinear loss (float64 
     const [dxT, dwT] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.sin(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, g.s, g.pad)), rt)))([xt, wt]);
     const dx = await dxT!.data();
     const dw = await dwT!.data();
-    const eps = 1e-4;
-    // Check every weight and a spread of input positions (borders included).
-    const check = (arr: Float64Array, grad: ArrayLike<number>, idx: number[], what: string) => {
-      for (const j of idx) {
-        const keep = arr[j]!;
-        arr[j] = keep + eps;
-        const up = loss(x, w, r, g);
-        arr[j] = keep - eps;
-        const down = loss(x, w, r, g);
-        arr[j] = keep;
-        const fd = (up - down) / (2 * eps);
-        assert.ok(Math.abs(fd - grad[j]!) < 2e-3 * Math.max(1, Math.abs(fd)), `${what}[${j}] ${JSON.stringify(g)}: fd ${fd} vs ${grad[j]}`);
-      }
-    };
-    const xIdx = Array.from({ length: Math.min(x.length, 40) }, (_, k) => Math.floor((k * x.length) / Math.min(x.length, 40)));
-    check(x, dx, xIdx, 'dx');
-    check(w, dw, Array.from({ length: Math.min(w.length, 60) }, (_, k) => Math.floor((k * w.length) / Math.min(w.length, 60))), 'dw');
+    // Every weight (up to 60) and a spread of input positions (borders included).
+    checkSinConvGradients(x, w, r, g, dx, dw, 40, 60);
     tf.dispose([xt, wt, rt, dxT!, dwT!]);
   }
 });

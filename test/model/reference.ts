@@ -2,6 +2,7 @@
  * Float64 reference implementations for the model tests: a direct NHWC convolution with TensorFlow's 'same' /
  * 'valid' padding, deterministic pseudo-random data, and comparison helpers.
  */
+import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 
 export function rand(n: number, seed: number, scale = 1): Float32Array {
@@ -60,7 +61,6 @@ export function conv2dRef(x: ArrayLike<number>, w: ArrayLike<number>, g: ConvGeo
   return { y, OH, OW };
 }
 
-/** Max |a - b| / max(1, max |b|). */
 /** L(x, w) = sum(sin(conv(x, w)) * r): a nonlinear loss, so a wrong gradient cannot pass by linearity. */
 export function sinConvLoss(x: ArrayLike<number>, w: ArrayLike<number>, r: ArrayLike<number>, g: ConvGeom): number {
   const { y } = conv2dRef(x, w, g);
@@ -68,6 +68,35 @@ export function sinConvLoss(x: ArrayLike<number>, w: ArrayLike<number>, r: Array
   for (let i = 0; i < y.length; i++) s += Math.sin(y[i]!) * r[i]!;
   return s;
 }
+
+/**
+ * Asserts that dx and dw, an engine's gradients of sinConvLoss at (x, w), match central finite differences
+ * (eps 1e-4, float64) at `nx` input and `nw` weight positions spread evenly over each array (borders included).
+ */
+export function checkSinConvGradients(
+  x: Float64Array, w: Float64Array, r: ArrayLike<number>, g: ConvGeom,
+  dx: ArrayLike<number>, dw: ArrayLike<number>, nx: number, nw: number,
+): void {
+  const eps = 1e-4;
+  const check = (arr: Float64Array, grad: ArrayLike<number>, n: number, what: string) => {
+    const count = Math.min(arr.length, n);
+    for (let k = 0; k < count; k++) {
+      const j = Math.floor((k * arr.length) / count);
+      const keep = arr[j]!;
+      arr[j] = keep + eps;
+      const up = sinConvLoss(x, w, r, g);
+      arr[j] = keep - eps;
+      const down = sinConvLoss(x, w, r, g);
+      arr[j] = keep;
+      const fd = (up - down) / (2 * eps);
+      assert.ok(Math.abs(fd - grad[j]!) < 2e-3 * Math.max(1, Math.abs(fd)), `${what}[${j}] ${JSON.stringify(g)}: fd ${fd} vs ${grad[j]}`);
+    }
+  };
+  check(x, dx, nx, 'dx');
+  check(w, dw, nw, 'dw');
+}
+
+/** Max |a - b| / max(1, max |b|). */
 
 export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);

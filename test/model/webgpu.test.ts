@@ -21,7 +21,7 @@ import { buildColorizer, disposeColorizer } from '../../src/model/network.js';
 import { createTrainer } from '../../src/model/trainer.js';
 import { makeConfig } from '../../src/config.js';
 import type { LabBatch } from '../../src/types.js';
-import { conv2dRef, rand, relErr, type ConvGeom, sinConvLoss } from './reference.js';
+import { checkSinConvGradients, conv2dRef, rand, relErr, type ConvGeom } from './reference.js';
 import { webgpuHere } from '../helpers/webgpu.js';
 
 const here = await webgpuHere();
@@ -108,7 +108,6 @@ if (!here.ok && !here.ci) {
 
     test('conv gradients on webgpu match finite differences of a nonlinear loss (float64 reference)', async () => {
       await webgpu();
-      const loss = sinConvLoss;
       for (const [i, g] of CASES.slice(0, 4).entries()) {
         const x = Float64Array.from(rand(g.B * g.H * g.W * g.C, 40 + i));
         const w = Float64Array.from(rand(g.k * g.k * g.C * g.CO, 50 + i, 0.5));
@@ -121,22 +120,7 @@ if (!here.ok && !here.ci) {
         const [dxT, dwT] = tf.grads(f)([xt, wt]);
         const dx = await dxT!.data();
         const dw = await dwT!.data();
-        const eps = 1e-4;
-        const check = (arr: Float64Array, grad: ArrayLike<number>, n: number, what: string) => {
-          for (let k = 0; k < Math.min(arr.length, n); k++) {
-            const j = Math.floor((k * arr.length) / Math.min(arr.length, n));
-            const keep = arr[j]!;
-            arr[j] = keep + eps;
-            const up = loss(x, w, r, g);
-            arr[j] = keep - eps;
-            const down = loss(x, w, r, g);
-            arr[j] = keep;
-            const fd = (up - down) / (2 * eps);
-            assert.ok(Math.abs(fd - grad[j]!) < 2e-3 * Math.max(1, Math.abs(fd)), `${what}[${j}] ${JSON.stringify(g)}: fd ${fd} vs ${grad[j]}`);
-          }
-        };
-        check(x, dx, 30, 'dx');
-        check(w, dw, 40, 'dw');
+        checkSinConvGradients(x, w, r, g, dx, dw, 30, 40);
         tf.dispose([xt, wt, rt, dxT!, dwT!]);
       }
     });
