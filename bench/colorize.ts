@@ -24,17 +24,17 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { loadConfig } from '../src/config.js';
-import { setupEngine, type BackendChoice } from '../src/model/engine.js';
-import { buildColorizer, disposeColorizer } from '../src/model/network.js';
-import { countParams } from '../src/model/table.js';
+import { setupEngine, type BackendChoice } from '../src/tfjs/backend.js';
+import { buildColorizer, disposeColorizer, exportSourceOf } from '../src/tfjs/network.js';
+import { countParams } from '../src/network/table.js';
 import { colorizeGraph } from '../src/colorize/graph.js';
 import { DEFAULT_BATCH, DEFAULT_BATCH_PIXELS, defaultEngineThreads } from '../src/colorize/options.js';
 import { prepareImage, prepareSettings, type PreparedImage, type Resolution } from '../src/colorize/image.js';
 import { groupByShape } from '../src/stages/group-by-shape.js';
 import { predict } from '../src/colorize/predict.js';
 import { pipeline, collect, drain } from '../src/core/pipeline.js';
-import { exportOnnx } from '../src/model/onnx/export.js';
-import { loadOnnxColorizer, type OnnxColorizer, type OnnxDevice } from '../src/model/onnx/engine.js';
+import { exportOnnx } from '../src/onnx/export.js';
+import { loadOnnxColorizer, type OnnxColorizer, type OnnxDevice } from '../src/onnx/session.js';
 import { forEachArg } from './args.js';
 
 export interface BenchColorizeOptions {
@@ -126,7 +126,7 @@ export async function benchColorize(o: BenchColorizeOptions = {}): Promise<Bench
   const net = buildColorizer(modelConfig, { seed: 1 });
   // ONNX: the same weights exported once and loaded once; both measurements then use that session.
   const onnx: OnnxColorizer | null = o.engine === 'onnx'
-    ? await loadOnnxColorizer(exportOnnx(net), { device: o.device ?? 'cpu', threads: o.engineThreads ?? defaultEngineThreads() })
+    ? await loadOnnxColorizer(exportOnnx(exportSourceOf(net)), { device: o.device ?? 'cpu', threads: o.engineThreads ?? defaultEngineThreads() })
     : null;
   const model = onnx ?? net;
   const predictStage = () => (onnx ? predict({ model: onnx }) : predict({ tf: engine.tf, model: net }));

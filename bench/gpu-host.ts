@@ -72,7 +72,7 @@ const pick = (o: Part | undefined, keys: string[]): Part => Object.fromEntries(k
 
 function adapter(): Part {
   const r = spawnSync(NODE, ['--input-type=module', '-e',
-    `const { probeWebgpuAdapter } = await import(${JSON.stringify(join(ROOT, 'dist', 'src', 'model', 'webgpu-adapter.js'))}); console.log(JSON.stringify(await probeWebgpuAdapter()));`],
+    `const { probeWebgpuAdapter } = await import(${JSON.stringify(join(ROOT, 'dist', 'src', 'device', 'webgpu-adapter.js'))}); console.log(JSON.stringify(await probeWebgpuAdapter()));`],
   { encoding: 'utf8' });
   try { return JSON.parse(r.stdout.trim()) as Part; } catch { return { found: false, reason: r.stderr.trim().slice(-200) }; }
 }

@@ -25,8 +25,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { loadConfig } from '../src/config.js';
-import { setupEngine } from '../src/model/engine.js';
-import { buildColorizer, disposeColorizer } from '../src/model/network.js';
+import { setupEngine } from '../src/tfjs/backend.js';
+import { buildColorizer, disposeColorizer } from '../src/tfjs/network.js';
 import { saveCheckpoint } from '../src/train/checkpoint.js';
 import { forEachArg } from './args.js';
 

@@ -19,11 +19,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../src/config.js';
-import { setupEngine } from '../src/model/engine.js';
-import { buildColorizer, disposeColorizer, predictAb, type Colorizer } from '../src/model/network.js';
-import { layerTable } from '../src/model/table.js';
-import { exportOnnx, type ExportOptions } from '../src/model/onnx/export.js';
-import { loadOnnxColorizer, type OnnxEngineOptions } from '../src/model/onnx/engine.js';
+import { setupEngine } from '../src/tfjs/backend.js';
+import { buildColorizer, disposeColorizer, predictAb, type Colorizer, exportSourceOf } from '../src/tfjs/network.js';
+import { layerTable } from '../src/network/table.js';
+import { exportOnnx, type ExportOptions } from '../src/onnx/export.js';
+import { loadOnnxColorizer, type OnnxEngineOptions } from '../src/onnx/session.js';
 import { forEachArg } from './args.js';
 
 /** `stepsScale`: the tiny net's batches take milliseconds, so it times more of them. */
@@ -50,7 +50,7 @@ async function timeSteps(steps: number, warmup: number, batch: number, fn: () =>
 
 async function onnxRate(c: Colorizer, b: number, o: Required<Pick<BenchPredictOptions, 'steps' | 'warmup'>>, exp: ExportOptions = {}, eng: OnnxEngineOptions = {}): Promise<number> {
   const S = c.config.inputSize;
-  const m = await loadOnnxColorizer(exportOnnx(c, exp), { device: 'cpu', ...eng });
+  const m = await loadOnnxColorizer(exportOnnx(exportSourceOf(c), exp), { device: 'cpu', ...eng });
   const local = input(b * S * S, 1);
   const global = input(b * S * S, 2);
   try {

@@ -14,11 +14,11 @@ import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { applyOverrides, loadConfig, makeConfig, type Config } from '../src/config.js';
-import { setupEngine, type BackendChoice } from '../src/model/engine.js';
-import { buildColorizer, disposeColorizer } from '../src/model/network.js';
-import { countParams, layerTable } from '../src/model/table.js';
-import { createTrainer } from '../src/model/trainer.js';
-import { wasmHeapBytes } from '../src/model/memory.js';
+import { setupEngine, type BackendChoice } from '../src/tfjs/backend.js';
+import { buildColorizer, disposeColorizer } from '../src/tfjs/network.js';
+import { countParams, layerTable } from '../src/network/table.js';
+import { createTrainer } from '../src/tfjs/trainer.js';
+import { wasmHeapBytes } from '../src/tfjs/memory.js';
 import type { LabBatch } from '../src/types.js';
 import { forEachArg } from './args.js';
 

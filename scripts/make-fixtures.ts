@@ -25,8 +25,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import zlib from 'node:zlib';
 import sharp from 'sharp';
 import tar from 'tar-stream';
-import { Rng } from '../src/rng.js';
-import { writeShards } from '../src/shard-writer.js';
+import { Rng } from '../src/core/rng.js';
+import { writeShards } from '../src/shard/writer.js';
 import { Reporter } from '../src/core/errors.js';
 
 export const FIXTURE_CLASSES = ['others', 'renewable', 'tools'] as const;

@@ -4,7 +4,7 @@
  * only dispatches, so `pipe --help` stays fast (no tfjs or sharp loaded for it).
  */
 import { printable } from './core/errors.js';
-import { colorpipeVersion } from './version.js';
+import { colorpipeVersion } from './core/version.js';
 import { reportFailure, type FlagNames } from './commands/args.js';
 
 const HELP = `pipe: train and run the Iizuka et al. 2016 colorization network as a streaming pipeline

@@ -19,7 +19,7 @@ export {
 export type { OnError, BadInputRecord, ErrorCode } from './core/errors.js';
 export { makeConfig, loadConfig, applyOverrides, DEFAULT_CONFIG } from './config.js';
 export type { Config, ModelConfig, TrainConfig, AugmentConfig, FilterConfig, LoaderConfig, Overrides } from './config.js';
-export { Rng } from './rng.js';
+export { Rng } from './core/rng.js';
 
 // Stages
 export { shards, readSamplesAt } from './stages/shards.js';
@@ -58,26 +58,26 @@ export type { ColorizeBuffersOptions, BufferInput, ColorizedBuffer } from './col
 export type { ColorizeOptions, ColorizeSummary } from './colorize/options.js';
 export { loadModel, RUNTIMES } from './colorize/model.js';
 export type { ColorizeModel, Runtime, LoadedModel } from './colorize/model.js';
-export { evaluateFolder } from './eval.js';
+export { evaluateFolder } from './colorize/eval.js';
 export { psnr, colourfulness, PSNR_CAP } from './color/metrics.js';
-export { writeShards } from './shard-writer.js';
+export { writeShards } from './shard/writer.js';
 
 // Model and engines
-export { buildColorizer, loadColorizer, saveColorizer, predictAb } from './model/network.js';
-export { countParams, layerTable } from './model/table.js';
-export type { Colorizer } from './model/network.js';
+export { buildColorizer, loadColorizer, saveColorizer, predictAb } from './tfjs/network.js';
+export { countParams, layerTable } from './network/table.js';
+export type { Colorizer } from './tfjs/network.js';
 export type { TrainingScale } from './types.js';
 // tfjs custom layers: register them before tf.loadLayersModel opens a model.json saved by pipe train (browser too).
-export { registerLayers } from './model/layers.js';
-export { setupEngine, BACKENDS } from './model/engine.js';
-export type { Engine, BackendChoice } from './model/engine.js';
-export { exportOnnx, writeOnnx } from './model/onnx/export.js';
-export type { ExportOptions } from './model/onnx/export.js';
-export { loadOnnxColorizer, ONNX_DEVICES } from './model/onnx/engine.js';
-export type { OnnxColorizer, OnnxDevice, OnnxEngineOptions, OnnxInput, OnnxPrediction } from './model/onnx/engine.js';
-export { createTrainer } from './model/trainer.js';
+export { registerLayers } from './tfjs/layers.js';
+export { setupEngine, BACKENDS } from './tfjs/backend.js';
+export type { Engine, BackendChoice } from './tfjs/backend.js';
+export { exportOnnx, writeOnnx } from './onnx/export.js';
+export type { ExportOptions } from './onnx/export.js';
+export { loadOnnxColorizer, ONNX_DEVICES } from './onnx/session.js';
+export type { OnnxColorizer, OnnxDevice, OnnxEngineOptions, OnnxInput, OnnxPrediction } from './onnx/session.js';
+export { createTrainer } from './tfjs/trainer.js';
 export { saveCheckpoint, latestCheckpoint } from './train/checkpoint.js';
-export { fileLoadHandler, fileSaveHandler } from './model/io.js';
+export { fileLoadHandler, fileSaveHandler } from './tfjs/io.js';
 export type { TrainState } from './train/checkpoint.js';
 
 // Colour

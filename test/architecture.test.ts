@@ -19,11 +19,11 @@ const MAX_LINES = 450;
  */
 const RANKS: Record<string, number> = {
   core: 0,
-  'types.ts': 1, 'config.ts': 1, 'rng.ts': 1, 'version.ts': 1,
+  'types.ts': 1, 'config.ts': 1,
   webdataset: 2, color: 2,
-  stages: 3, model: 3,
-  train: 4, colorize: 4,
-  'eval.ts': 5, 'shard-writer.ts': 5,
+  stages: 3, network: 3, device: 3,
+  tfjs: 4, onnx: 4, torch: 4,
+  train: 5, colorize: 5, shard: 5,
   commands: 6,
   'cli.ts': 7, 'index.ts': 7,
 };

@@ -34,6 +34,6 @@ test("'colorpipe/layers' registers the custom layers without pulling in Node-onl
       else bare.add(fileName);
     }
   };
-  visit(resolve('src/model/layers.ts'));
+  visit(resolve('src/tfjs/layers.ts'));
   assert.deepEqual([...bare].filter((b) => !b.startsWith('@tensorflow/')), []);
 });

@@ -20,10 +20,11 @@ import path from 'node:path';
 import { EngineUnavailableError, InvalidOptionError, reasonOf } from '../core/errors.js';
 import { writeFileAtomic } from '../core/atomic.js';
 import type { TrainingScale } from '../types.js';
-import { setupEngine, type BackendChoice, type Engine } from '../model/engine.js';
-import { disposeColorizer, loadColorizer, trainingScaleOf, type Colorizer } from '../model/network.js';
-import { colorpipeVersion, exportOnnx, META } from '../model/onnx/export.js';
-import { loadOnnxColorizer, type OnnxColorizer, type OnnxDevice } from '../model/onnx/engine.js';
+import { setupEngine, type BackendChoice, type Engine } from '../tfjs/backend.js';
+import { colorizerWeights, disposeColorizer, loadColorizer, trainingScaleOf, type Colorizer } from '../tfjs/network.js';
+import { readModelFiles } from '../network/model-files.js';
+import { colorpipeVersion, exportOnnx, META } from '../onnx/export.js';
+import { loadOnnxColorizer, type OnnxColorizer, type OnnxDevice } from '../onnx/session.js';
 import { isOnnx, type InferenceModel, type PredictTf, type SplitColorizer } from './predict.js';
 
 export type Runtime = 'auto' | 'onnx' | 'tfjs';
@@ -88,7 +89,7 @@ export async function loadModel(m: ColorizeModel, o: LoadModelOptions = {}): Pro
   if (typeof m !== 'string') {
     if (runtime !== 'onnx') return tfjsLoaded(m, await tfjsEngine(o), (m as Partial<Colorizer>).trainingScale, async () => undefined);
     if (!isColorizer(m)) throw new InvalidOptionError('Expected a Colorizer for the onnx runtime (a bare LayersModel cannot be exported)');
-    const onnx = await loadOnnxColorizer(exportOnnx(m, exportOptions(m.trainingScale)), onnxOptions(o));
+    const onnx = await loadOnnxColorizer(exportOnnx({ config: m.config, weights: colorizerWeights(m) }, exportOptions(m.trainingScale)), onnxOptions(o));
     return onnxLoaded(onnx, m.trainingScale, '');
   }
   const file = await resolveModelPath(m);
@@ -178,15 +179,8 @@ async function onnxFromTfjs(modelJson: string, o: LoadModelOptions): Promise<Loa
     const onnx = await loadOnnxColorizer(cache, onnxOptions(o));
     return onnxLoaded(onnx, scaleFromMetadata(onnx.metadata), '');
   }
-  // Reading the weights needs a tfjs backend: the engine given, else the pure-JS one (it starts at once).
-  if (!o.engine) await setupEngine({ backend: 'cpu' });
-  const c = await loadTfjsColorizer(modelJson);
-  let bytes: Uint8Array;
-  try {
-    bytes = exportOnnx(c, exportOptions(c.trainingScale));
-  } finally {
-    disposeColorizer(c);
-  }
+  const m = await readModelFiles(modelJson);
+  const bytes = exportOnnx({ config: m.config, weights: m.weights, source: m.path }, exportOptions(m.trainingScale));
   // Load first: a runtime that cannot start (EngineUnavailableError) leaves no cache behind to explain.
   const onnx = await loadOnnxColorizer(bytes, onnxOptions(o));
   let note = '';
@@ -196,7 +190,7 @@ async function onnxFromTfjs(modelJson: string, o: LoadModelOptions): Promise<Loa
   } catch (err) {
     note = ` (export not cached: ${reasonOf(err)})`;
   }
-  return onnxLoaded(onnx, c.trainingScale, note);
+  return onnxLoaded(onnx, m.trainingScale, note);
 }
 
 /** The training scale an exported model records in its metadata (export.ts writes it as JSON). */

@@ -5,13 +5,13 @@
 import os from 'node:os';
 import type { OnError, Reporter } from '../core/errors.js';
 import { invalidOption, object, oneOf, positiveInt } from '../core/validate.js';
-import type { BackendChoice, Engine } from '../model/engine.js';
+import type { BackendChoice, Engine } from '../tfjs/backend.js';
 import { FORMATS, checkQuality, type FormatChoice } from './formats.js';
 import { checkResolution, type Resolution } from './image.js';
 import { DEFAULT_TILE, checkTile } from './tiles.js';
 import type { ColorizeModel, Runtime } from './model.js';
 import { RUNTIMES } from './model.js';
-import { ONNX_DEVICES, type OnnxDevice } from '../model/onnx/engine.js';
+import { ONNX_DEVICES, type OnnxDevice } from '../onnx/session.js';
 import type { ColorizedImage } from './write.js';
 
 export type { ColorizeModel } from './model.js';

@@ -36,7 +36,7 @@ import { InvalidOptionError, OutOfMemoryError, reasonOf } from '../core/errors.j
 import { abortErrorOf } from '../core/abort.js';
 import { invalidOption, object, positiveInt } from '../core/validate.js';
 import type { PreparedImage } from './image.js';
-import type { OnnxColorizer } from '../model/onnx/engine.js';
+import type { OnnxColorizer } from '../onnx/session.js';
 import { DEFAULT_TILE, TILE_HALO, checkTile, cutWindow, pasteKept, planTiles, type TilePlan } from './tiles.js';
 
 /** A prepared image with the network's prediction: ab / normalized, at (localWidth / 2) x (localHeight / 2). */

@@ -13,7 +13,7 @@
  * batch). The global path is untouched: it sees the 224 x 224 rescale of the whole image.
  */
 import { DEFAULT_CONFIG } from '../config.js';
-import { layerTable, localReach } from '../model/table.js';
+import { layerTable, localReach } from '../network/table.js';
 import { invalidOption } from '../core/validate.js';
 
 /**

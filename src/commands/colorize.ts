@@ -5,13 +5,13 @@
  * files being written (whole files only), twice exits at once.
  */
 import { parse, num, required, oneOf, interruptible, resolutionFlag, shareOf, shareNotice, type FlagNames, type Share } from './args.js';
-import { BACKENDS, type BackendChoice } from '../model/engine.js';
+import { BACKENDS, type BackendChoice } from '../tfjs/backend.js';
 import { colorizeGraph } from '../colorize/graph.js';
 import type { ColorizeSummary } from '../colorize/options.js';
 import { FORMATS, type FormatChoice } from '../colorize/formats.js';
 import { printable } from '../core/errors.js';
 import { RUNTIMES, type Runtime } from '../colorize/model.js';
-import { ONNX_DEVICES, type OnnxDevice } from '../model/onnx/engine.js';
+import { ONNX_DEVICES, type OnnxDevice } from '../onnx/session.js';
 
 const USAGE = `Usage: pipe colorize --in DIR|FILE --out DIR --model runs/NAME|path/to/model.json [options]
   --in DIR|FILE        images to colorize (directories are searched recursively; colour inputs are

@@ -1,9 +1,9 @@
 /** `pipe eval`: see the usage text. Prints the table on stderr (stdout with no --json) and JSON with --json. */
 import { parse, num, required, oneOf, resolutionFlag, interruptible, type FlagNames } from './args.js';
-import { BACKENDS, type BackendChoice } from '../model/engine.js';
-import { evaluateFolder, formatEvalTable } from '../eval.js';
+import { BACKENDS, type BackendChoice } from '../tfjs/backend.js';
+import { evaluateFolder, formatEvalTable } from '../colorize/eval.js';
 import { RUNTIMES, type Runtime } from '../colorize/model.js';
-import { ONNX_DEVICES, type OnnxDevice } from '../model/onnx/engine.js';
+import { ONNX_DEVICES, type OnnxDevice } from '../onnx/session.js';
 
 const USAGE = `Usage: pipe eval --in DIR --model runs/NAME|model.json [options]
   Colorizes every image of DIR from its own L (in memory) and reports, against the originals, mean PSNR

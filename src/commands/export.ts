@@ -3,10 +3,9 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { parse, num, required, str, oneOf, interruptible, type FlagNames } from './args.js';
 import { InvalidOptionError } from '../core/errors.js';
-import { setupEngine } from '../model/engine.js';
-import { disposeColorizer, loadColorizer, type Colorizer } from '../model/network.js';
-import { writeOnnx, type ExportOptions } from '../model/onnx/export.js';
-import { DEFAULT_OPSET, MAX_OPSET, MIN_OPSET } from '../model/onnx/proto.js';
+import { readModelFiles } from '../network/model-files.js';
+import { writeOnnx, type ExportOptions } from '../onnx/export.js';
+import { DEFAULT_OPSET, MAX_OPSET, MIN_OPSET } from '../onnx/proto.js';
 import { resolveModelPath } from '../colorize/model.js';
 
 const USAGE = `Usage: pipe export --model runs/NAME|DIR|model.json [--out FILE] [--opset N]
@@ -55,26 +54,16 @@ export async function run(argv: string[]): Promise<number> {
   const out = str(v.out) ?? where.out;
   // Ctrl-C: the file is written whole or not at all (writeOnnx takes no signal: an export takes seconds), then 130.
   return interruptible('finishing the export (the file is written whole or not at all)', async (stop) => {
-    // Reading weights needs a tfjs backend; the pure-JS one starts at once and is enough for a copy.
-    await setupEngine({ backend: 'cpu' });
-    let c: Colorizer;
-    try {
-      c = await loadColorizer(where.modelJson);
-    } catch (err) {
-      if (err instanceof InvalidOptionError) throw err;
-      throw new InvalidOptionError(`Cannot load the model ${where.modelJson}: ${(err as Error).message.split('\n')[0]}`);
-    }
-    try {
-      if (stop.aborted) return 0; // before anything is written
-      // A failed write (a full disk, no permission, a file in the way) is a runtime failure, not a usage error:
-      // writeFileAtomic's error names `out` (never the temp file) and cli.ts prints it as one line, exit 1.
-      const bytes = await writeOnnx(c, out, { opset, fusion, trainingScale: c.trainingScale ?? (await trainingScale(where.runDir)) });
-      if (!v.quiet) {
-        const { inputSize, width, numClasses } = c.config;
-        process.stderr.write(`colorpipe: wrote ${out} (${(bytes / 1e6).toFixed(1)} MB, opset ${opset}; inputSize ${inputSize}, width ${width}, ${numClasses} classes)\n`);
-      }
-    } finally {
-      disposeColorizer(c);
+    // The model's files are read as data: exporting loads no engine.
+    const m = await readModelFiles(where.modelJson);
+    if (stop.aborted) return 0; // before anything is written
+    // A failed write (a full disk, no permission, a file in the way) is a runtime failure, not a usage error:
+    // writeFileAtomic's error names `out` (never the temp file) and cli.ts prints it as one line, exit 1.
+    const scale = m.trainingScale ?? (await trainingScale(where.runDir));
+    const bytes = await writeOnnx({ config: m.config, weights: m.weights, source: m.path }, out, { opset, fusion, ...(scale ? { trainingScale: scale } : {}) });
+    if (!v.quiet) {
+      const { inputSize, width, numClasses } = m.config;
+      process.stderr.write(`colorpipe: wrote ${out} (${(bytes / 1e6).toFixed(1)} MB, opset ${opset}; inputSize ${inputSize}, width ${width}, ${numClasses} classes)\n`);
     }
     return 0;
   });

@@ -1,6 +1,6 @@
 /** `pipe shard`: a folder of images -> WebDataset tar shards (deterministic, atomic, bad files reported). */
 import { parse, num, required, oneOf, str, interruptible, type FlagNames } from './args.js';
-import { writeShards } from '../shard-writer.js';
+import { writeShards } from '../shard/writer.js';
 import { Reporter, printable } from '../core/errors.js';
 
 const USAGE = `Usage: pipe shard --in DIR --out DIR [options]

@@ -2,7 +2,7 @@
 import { resolve } from 'node:path';
 import { parse, num, required, oneOf, str, interruptible, withFlagNames, type FlagNames } from './args.js';
 import { applyOverrides, loadConfig, makeConfig, resumeConflicts } from '../config.js';
-import { BACKENDS, type BackendChoice } from '../model/engine.js';
+import { BACKENDS, type BackendChoice } from '../tfjs/backend.js';
 import { trainGraph } from '../train/graph.js';
 import { InvalidOptionError, printable } from '../core/errors.js';
 import { latestCheckpoint } from '../train/checkpoint.js';

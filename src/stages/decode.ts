@@ -42,7 +42,7 @@ import type { Stage, StageContext } from '../core/pipeline.js';
 import type { DecodedImage, Sample } from '../types.js';
 import { BadInputError, InvalidOptionError, reasonOf } from '../core/errors.js';
 import { DEFAULT_CONFIG } from '../config.js';
-import { Rng } from '../rng.js';
+import { Rng } from '../core/rng.js';
 import { mapOrdered } from '../core/map-concurrent.js';
 import { bool, finiteNumber, invalidOption, nonNegativeInt, object, positiveInt, scaleRange } from '../core/validate.js';
 import { quantizeLab, type QuantizedLab } from '../color/lab.js';

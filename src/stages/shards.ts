@@ -22,7 +22,7 @@ import type { Sample, ShardPosition } from '../types.js';
 import { ColorpipeError, InvalidOptionError } from '../core/errors.js';
 import { abortErrorOf } from '../core/abort.js';
 import { invalidOption, nonNegativeInt, object, positiveInt, rankAndWorld } from '../core/validate.js';
-import { Rng, shuffleInPlace } from '../rng.js';
+import { Rng, shuffleInPlace } from '../core/rng.js';
 import { expandShardSpec } from '../webdataset/spec.js';
 import { readShard, type IndexedSample } from '../webdataset/tar.js';
 

@@ -29,7 +29,7 @@ import type { Stage, StageContext } from '../core/pipeline.js';
 import type { ShardPosition } from '../types.js';
 import { abortErrorOf } from '../core/abort.js';
 import { invalidOption, nonNegativeInt, object, positiveInt } from '../core/validate.js';
-import { Rng } from '../rng.js';
+import { Rng } from '../core/rng.js';
 
 /** JSON-serializable state of a shuffle stage (see the module comment). */
 export interface ShuffleState {

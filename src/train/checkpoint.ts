@@ -16,7 +16,7 @@ import { io } from '@tensorflow/tfjs-core';
 import type { Config } from '../config.js';
 import { cleanTemps, exists, symlinkAtomic, withPath, writeDirAtomic, writeFileAtomic } from '../core/atomic.js';
 import { ColorpipeError, fileErrorLine, printable, reasonOf } from '../core/errors.js';
-import { fileSaveHandler } from '../model/io.js';
+import { fileSaveHandler } from '../tfjs/io.js';
 
 export interface TensorSpec {
   name: string;

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BatchDump, openBatchDump, readTensors, writeTensors } from '../../bench/fidelity-data.js';
 import type { LabBatch } from '../../src/types.js';
-import { rand } from '../model/reference.js';
+import { rand } from '../tfjs/reference.js';
 
 test('writeTensors / readTensors: raw little-endian float32 and a JSON index of offsets, read back exactly', () => {
   const dir = mkdtempSync(join(tmpdir(), 'fid-t-'));

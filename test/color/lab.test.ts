@@ -4,7 +4,7 @@ import {
   rgbToLab, labToRgb, splitLab, mergeLab, quantizeLab, dequantizeL, dequantizeAb, srgbToLinear, linearToByte,
 } from '../../src/color/lab.js';
 import { labStats } from '../../src/color/stats.js';
-import { Rng } from '../../src/rng.js';
+import { Rng } from '../../src/core/rng.js';
 
 // Reference values: Bruce Lindbloom's calculator (sRGB, D65, no adaptation), to 0.01.
 const KNOWN: [number[], number[]][] = [

@@ -7,11 +7,11 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { loadModel, resolveModelPath, scaleFromMetadata } from '../../src/colorize/model.js';
 import { colorizeGraph } from '../../src/colorize/graph.js';
-import { setupEngine, type Engine } from '../../src/model/engine.js';
-import { saveColorizer, type Colorizer } from '../../src/model/network.js';
-import { writeOnnx } from '../../src/model/onnx/export.js';
+import { setupEngine, type Engine } from '../../src/tfjs/backend.js';
+import { saveColorizer, type Colorizer, exportSourceOf } from '../../src/tfjs/network.js';
+import { writeOnnx } from '../../src/onnx/export.js';
 import { InvalidOptionError } from '../../src/core/errors.js';
-import { trainedLike } from '../model/onnx/helpers.js';
+import { trainedLike } from '../onnx/helpers.js';
 
 const TINY = { inputSize: 32, width: 0.125, numClasses: 4 };
 let engine: Engine;
@@ -94,7 +94,7 @@ test('the ONNX export of a model directory is cached beside it and rebuilt when 
 
 test('a model.onnx from pipe export is a model too; tfjs refuses it with the flag named', async () => {
   const file = path.join(root, 'exported.onnx');
-  await writeOnnx(net, file, { trainingScale: { shortSide: 40, crop: 32 } });
+  await writeOnnx(exportSourceOf(net), file, { trainingScale: { shortSide: 40, crop: 32 } });
   assert.equal(await resolveModelPath(file), file);
   const m = await loadModel(file, { runtime: 'auto', device: 'cpu' });
   assert.deepEqual(m.trainingScale, { shortSide: 40, crop: 32 });

@@ -5,10 +5,10 @@ import type { PreparedImage } from '../../src/colorize/image.js';
 import { pipeline, collect } from '../../src/core/pipeline.js';
 import { InvalidOptionError, Reporter } from '../../src/core/errors.js';
 import { cutWindow, pasteKept, planTiles } from '../../src/colorize/tiles.js';
-import { exportOnnx } from '../../src/model/onnx/export.js';
-import { loadOnnxColorizer } from '../../src/model/onnx/engine.js';
-import { setupEngine, type Engine } from '../../src/model/engine.js';
-import { buildColorizer, type Colorizer } from '../../src/model/network.js';
+import { exportOnnx } from '../../src/onnx/export.js';
+import { loadOnnxColorizer } from '../../src/onnx/session.js';
+import { setupEngine, type Engine } from '../../src/tfjs/backend.js';
+import { buildColorizer, type Colorizer, exportSourceOf } from '../../src/tfjs/network.js';
 
 const TINY = { inputSize: 32, width: 0.125, numClasses: 4 };
 let engine: Engine;
@@ -136,7 +136,7 @@ test('an image larger than tile x tile runs in overlapping windows with the same
   const style = plane(32 * 32, 99);
   const styled = [(await collect(pipeline(big(), predict({ tf, model: net, style, tile: 4096 }))))[0]!, (await collect(pipeline(big(), predict({ tf, model: net, style, tile: 288 }))))[0]!];
   assert.ok(maxDiff(styled[0]!.ab, styled[1]!.ab) < 1e-5);
-  const onnx = await loadOnnxColorizer(exportOnnx(net), { device: 'cpu', threads: 1 });
+  const onnx = await loadOnnxColorizer(exportOnnx(exportSourceOf(net)), { device: 'cpu', threads: 1 });
   try {
     const ortOne = (await collect(pipeline(big(), predict({ model: onnx, tile: 4096 }))))[0]!;
     const ortTiled = (await collect(pipeline(big(), predict({ model: onnx, tile: 288, batchPixels: 288 * 288 * 4 }))))[0]!;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { axisWindows, checkTile, cutWindow, pasteKept, planTiles, TILE_HALO, DEFAULT_TILE, MIN_TILE } from '../../src/colorize/tiles.js';
-import { layerTable, localReach } from '../../src/model/table.js';
+import { layerTable, localReach } from '../../src/network/table.js';
 
 test('the halo covers the local path\'s reach (72 pixels for the paper\'s table, at any width) and is a multiple of its stride', () => {
   for (const width of [0.125, 1]) assert.deepEqual(localReach(layerTable({ inputSize: 224, width, numClasses: 0 })), { reach: 72, stride: 8 });

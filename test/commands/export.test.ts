@@ -5,11 +5,11 @@ import { existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, readFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { setupEngine } from '../../src/model/engine.js';
-import { disposeColorizer, predictAb, saveColorizer } from '../../src/model/network.js';
-import { loadOnnxColorizer } from '../../src/model/onnx/engine.js';
-import { decodeModel } from '../../src/model/onnx/proto.js';
-import { maxAbsDiff, pattern, trainedLike } from '../model/onnx/helpers.js';
+import { setupEngine } from '../../src/tfjs/backend.js';
+import { disposeColorizer, predictAb, saveColorizer } from '../../src/tfjs/network.js';
+import { loadOnnxColorizer } from '../../src/onnx/session.js';
+import { decodeModel } from '../../src/onnx/proto.js';
+import { maxAbsDiff, pattern, trainedLike } from '../onnx/helpers.js';
 import { noStack, pipe, tempLeftovers } from '../helpers/cli.js';
 import { mountTmpfs } from '../helpers/faults.js';
 

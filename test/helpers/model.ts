@@ -1,6 +1,6 @@
 /** Models for the tests that need one saved on disk (the CLI's --model). */
-import { setupEngine } from '../../src/model/engine.js';
-import { buildColorizer, disposeColorizer, saveColorizer } from '../../src/model/network.js';
+import { setupEngine } from '../../src/tfjs/backend.js';
+import { buildColorizer, disposeColorizer, saveColorizer } from '../../src/tfjs/network.js';
 
 /**
  * A tiny untrained colorizer (1/8 width, 32 px, no class head, seed 1) saved as a tfjs model in `dir`, on the

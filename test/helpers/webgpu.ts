@@ -8,7 +8,7 @@
  * - None, outside CI: the tests are skipped with one line saying how to enable them.
  * - None with CI=true: a failure, so that CI cannot pass without having run them.
  */
-import { probeWebgpuAdapter } from '../../src/model/webgpu-adapter.js';
+import { probeWebgpuAdapter } from '../../src/device/webgpu-adapter.js';
 
 export const SETUP_HINT = 'bash scripts/setup-software-gpu.sh';
 

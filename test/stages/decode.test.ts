@@ -5,7 +5,7 @@ import { decode, decodeSample, decodeSettings, decodeTrainLab, augmentation, mul
 import { pipeline, collect } from '../../src/core/pipeline.js';
 import { Reporter, InvalidOptionError } from '../../src/core/errors.js';
 import type { DecodedImage, Sample } from '../../src/types.js';
-import { Rng } from '../../src/rng.js';
+import { Rng } from '../../src/core/rng.js';
 import { alphaPng, animatedGif, animatedWebp, badInputs, cmykJpeg, colourfulRgb, greyPng, jpeg, multiPageTiff, png, png16, rotatedJpeg } from '../helpers/images.js';
 
 const sample = (key: string, image: Buffer | undefined, extra: Partial<Sample> = {}): Sample => ({ key, url: 'test.tar', image, fields: {}, ...extra });

@@ -4,7 +4,7 @@ import { parallelMap } from '../../src/stages/parallel-map.js';
 import { pipeline, collect, type StageContext } from '../../src/core/pipeline.js';
 import { sleep } from '../../src/core/abort.js';
 import { AbortError, InvalidOptionError } from '../../src/core/errors.js';
-import { Rng } from '../../src/rng.js';
+import { Rng } from '../../src/core/rng.js';
 import { settle } from '../helpers/tar.js';
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);

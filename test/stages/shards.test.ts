@@ -9,7 +9,7 @@ import {
 } from '../../src/stages/shards.js';
 import { pipeline, collect, type StageContext } from '../../src/core/pipeline.js';
 import { AbortError, BadInputError, InvalidOptionError, Reporter } from '../../src/core/errors.js';
-import { Rng, shuffleInPlace } from '../../src/rng.js';
+import { Rng, shuffleInPlace } from '../../src/core/rng.js';
 import type { ShardPosition } from '../../src/types.js';
 import { FIXTURES, tempDir, writeTar, writeTextShards, openFds, settle } from '../helpers/tar.js';
 

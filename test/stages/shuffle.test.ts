@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { shuffle, type ShuffleState } from '../../src/stages/shuffle.js';
 import { pipeline, collect } from '../../src/core/pipeline.js';
 import { InvalidOptionError, Reporter } from '../../src/core/errors.js';
-import { Rng } from '../../src/rng.js';
+import { Rng } from '../../src/core/rng.js';
 import type { ShardPosition } from '../../src/types.js';
 
 interface Item {

@@ -4,8 +4,8 @@ import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, syml
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { latestCheckpoint, saveCheckpoint, checkpointName } from '../../src/train/checkpoint.js';
-import { setupEngine } from '../../src/model/engine.js';
-import { buildColorizer, disposeColorizer } from '../../src/model/network.js';
+import { setupEngine } from '../../src/tfjs/backend.js';
+import { buildColorizer, disposeColorizer } from '../../src/tfjs/network.js';
 import { makeConfig } from '../../src/config.js';
 import { ColorpipeError } from '../../src/core/errors.js';
 

@@ -11,11 +11,11 @@ import { join } from 'node:path';
 import { FIXTURES, ROOT, tempDir } from '../helpers/tar.js';
 import { trainGraph } from '../../src/train/graph.js';
 import { applyOverrides, loadConfig } from '../../src/config.js';
-import { setupEngine } from '../../src/model/engine.js';
-import { loadColorizer } from '../../src/model/network.js';
+import { setupEngine } from '../../src/tfjs/backend.js';
+import { loadColorizer } from '../../src/tfjs/network.js';
 import { readMetrics } from '../../src/train/report.js';
 import { latestCheckpoint } from '../../src/train/checkpoint.js';
-import { Rng } from '../../src/rng.js';
+import { Rng } from '../../src/core/rng.js';
 import { CLI } from '../helpers/cli.js';
 
 const TINY = join(ROOT, 'configs', 'tiny.json');
