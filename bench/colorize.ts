@@ -126,7 +126,7 @@ export async function benchColorize(o: BenchColorizeOptions = {}): Promise<Bench
   const net = buildColorizer(modelConfig, { seed: 1 });
   // ONNX: the same weights exported once and loaded once; both measurements then use that session.
   const onnx: OnnxColorizer | null = o.engine === 'onnx'
-    ? await loadOnnxColorizer(exportOnnx(exportSourceOf(net)), { device: o.device ?? 'cpu', threads: o.engineThreads ?? defaultEngineThreads() })
+    ? await loadOnnxColorizer(exportOnnx(await exportSourceOf(net)), { device: o.device ?? 'cpu', threads: o.engineThreads ?? defaultEngineThreads() })
     : null;
   const model = onnx ?? net;
   const predictStage = () => (onnx ? predict({ model: onnx }) : predict({ tf: engine.tf, model: net }));

@@ -180,7 +180,7 @@ export async function benchFidelity(o: FidelityOptions = {}): Promise<Record<str
     const stop = new AbortController();
     const tTrain = performance.now();
     await trainGraph({
-      shards: shards.train, valShards: shards.heldout, config, out: join(dir, 'run'), engine, quiet: true,
+      shards: shards.train, valShards: shards.heldout, config, out: join(dir, 'run'), engine: 'tfjs', tfjsBackend: engine, quiet: true,
       stop: stop.signal,
       onBatch: (b, step) => {
         if (step <= steps) dump.append(b);

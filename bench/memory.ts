@@ -26,7 +26,7 @@ import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { loadConfig } from '../src/config.js';
 import { setupEngine } from '../src/tfjs/backend.js';
-import { buildColorizer, disposeColorizer } from '../src/tfjs/network.js';
+import { buildColorizer, colorizerWeights, disposeColorizer } from '../src/tfjs/network.js';
 import { saveCheckpoint } from '../src/train/checkpoint.js';
 import { forEachArg } from './args.js';
 
@@ -72,7 +72,7 @@ async function main(o: Options): Promise<void> {
     const net = buildColorizer(config.model, { seed: 1 });
     const runDir = path.join(dir, 'run');
     await saveCheckpoint({
-      runDir, model: net.infer, optimizerWeights: [],
+      runDir, weights: await colorizerWeights(net), optimizer: { iterations: 0, slots: [] },
       state: { version: 1, step: 1, epoch: 0, samplesSeen: 1, seed: 0, config, backend: 'cpu', data: null, optimizer: { type: 'adam' } },
     });
     disposeColorizer(net);

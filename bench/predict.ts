@@ -50,7 +50,7 @@ async function timeSteps(steps: number, warmup: number, batch: number, fn: () =>
 
 async function onnxRate(c: Colorizer, b: number, o: Required<Pick<BenchPredictOptions, 'steps' | 'warmup'>>, exp: ExportOptions = {}, eng: OnnxEngineOptions = {}): Promise<number> {
   const S = c.config.inputSize;
-  const m = await loadOnnxColorizer(exportOnnx(exportSourceOf(c), exp), { device: 'cpu', ...eng });
+  const m = await loadOnnxColorizer(exportOnnx(await exportSourceOf(c), exp), { device: 'cpu', ...eng });
   const local = input(b * S * S, 1);
   const global = input(b * S * S, 2);
   try {

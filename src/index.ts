@@ -40,7 +40,7 @@ export { prefetch } from './stages/prefetch.js';
 export { parallelMap } from './stages/parallel-map.js';
 export { progress } from './stages/progress.js';
 export { train } from './train/step.js';
-export type { StepRecord, StepTrainer, TrainStageOptions } from './train/step.js';
+export type { StepRecord, TrainStageOptions } from './train/step.js';
 export { prepare } from './colorize/prepare.js';
 export { groupByShape } from './stages/group-by-shape.js';
 export { admit } from './stages/admit.js';

@@ -89,7 +89,7 @@ export async function loadModel(m: ColorizeModel, o: LoadModelOptions = {}): Pro
   if (typeof m !== 'string') {
     if (runtime !== 'onnx') return tfjsLoaded(m, await tfjsEngine(o), (m as Partial<Colorizer>).trainingScale, async () => undefined);
     if (!isColorizer(m)) throw new InvalidOptionError('Expected a Colorizer for the onnx runtime (a bare LayersModel cannot be exported)');
-    const onnx = await loadOnnxColorizer(exportOnnx({ config: m.config, weights: colorizerWeights(m) }, exportOptions(m.trainingScale)), onnxOptions(o));
+    const onnx = await loadOnnxColorizer(exportOnnx({ config: m.config, weights: await colorizerWeights(m) }, exportOptions(m.trainingScale)), onnxOptions(o));
     return onnxLoaded(onnx, m.trainingScale, '');
   }
   const file = await resolveModelPath(m);

@@ -73,7 +73,7 @@ export async function run(argv: string[]): Promise<number> {
     let trained;
     try {
       trained = await trainGraph({
-        shards: join(trainShards, '*.tar'), valShards: join(heldShards, '*.tar'), config, out, engine,
+        shards: join(trainShards, '*.tar'), valShards: join(heldShards, '*.tar'), config, out, engine: 'tfjs', tfjsBackend: engine,
         resume: true, steps: config.train.steps, stop: limit.signal, quiet: Boolean(v.quiet), label: 'demo: train',
       });
     } finally {

@@ -16,7 +16,7 @@
  * - `auto`: tensorflow, then webgpu with a real GPU, then wasm. It asks Dawn for an adapter in a child process
  *   first (Dawn's native warnings stay out of the user's terminal) and never picks a software adapter.
  *
- * Errors surface when `setupEngine` is awaited (never later, inside a training step).
+ * Errors surface when `setupTfjs` is awaited (never later, inside a training step).
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -35,7 +35,7 @@ export { isSoftwareAdapter, hasVulkanLoader } from '../device/webgpu-adapter.js'
 export type BackendChoice = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 export const BACKENDS: readonly BackendChoice[] = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
 
-export interface EngineOptions {
+export interface TfjsBackendOptions {
   backend?: BackendChoice;
   /**
    * wasm only: XNNPACK threads (tfjs caps them at 8). Default: $COLORPIPE_WASM_THREADS, else 1. Node needs
@@ -53,7 +53,7 @@ export interface EngineOptions {
   softwareGpu?: boolean;
 }
 
-export interface Engine {
+export interface TfjsBackend {
   /** The tfjs backend name actually in use: 'tensorflow' | 'webgpu' | 'wasm' | 'cpu'. */
   name: string;
   /** The single tfjs-core instance, with that backend active. */
@@ -74,7 +74,7 @@ function isModuleNotFound(err: unknown): boolean {
   return code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
 }
 
-async function setupTensorflow(): Promise<Engine> {
+async function setupTensorflow(): Promise<TfjsBackend> {
   let loaded: string | null = null;
   const errors: string[] = [];
   for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
@@ -110,7 +110,7 @@ async function setupTensorflow(): Promise<Engine> {
 
 let dawnInstance: { requestAdapter: (o?: object) => Promise<AdapterLike | null> } | null = null;
 
-async function setupWebgpu(allowSoftware: boolean): Promise<Engine> {
+async function setupWebgpu(allowSoftware: boolean): Promise<TfjsBackend> {
   let webgpu: { create: (flags: string[]) => { requestAdapter: (o?: object) => Promise<AdapterLike | null> }; globals: object };
   try {
     webgpu = (await importOptional('webgpu')) as typeof webgpu;
@@ -180,7 +180,7 @@ export function wasmBinaryDir(): string {
 
 let wasmThreadsInfo: { requested: number; actual: number; note: string } | null = null;
 
-async function setupWasm(threads: number | undefined): Promise<Engine> {
+async function setupWasm(threads: number | undefined): Promise<TfjsBackend> {
   const wasm = (await import('@tensorflow/tfjs-backend-wasm')) as typeof import('@tensorflow/tfjs-backend-wasm');
   if (wasmThreadsInfo === null) {
     // First initialization: pick the thread count and the binaries. The module is initialized once per process.
@@ -228,12 +228,12 @@ async function setupWasm(threads: number | undefined): Promise<Engine> {
   };
 }
 
-async function setupCpu(): Promise<Engine> {
+async function setupCpu(): Promise<TfjsBackend> {
   await import('@tensorflow/tfjs-backend-cpu');
   if (!(await tf.setBackend('cpu'))) throw new EngineUnavailableError('The cpu backend failed to initialize');
   await tf.ready();
   // The cpu backend prints a banner recommending tfjs-node on its first write; the engine choice is explicit
-  // here (and setupEngine's errors say how to get tensorflow), so skip it.
+  // here (and setupTfjs's errors say how to get tensorflow), so skip it.
   (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
   registerKernels('cpu');
   return { name: 'cpu', tf, describe: 'cpu (pure JS, colorpipe kernels)' };
@@ -245,9 +245,9 @@ async function setupCpu(): Promise<Engine> {
  * never throws for lack of tensorflow or a GPU, it falls back to wasm.
  *
  * @example
- * const { tf, name } = await setupEngine({ backend: 'auto' });
+ * const { tf, name } = await setupTfjs({ backend: 'auto' });
  */
-export async function setupEngine(options: EngineOptions = {}): Promise<Engine> {
+export async function setupTfjs(options: TfjsBackendOptions = {}): Promise<TfjsBackend> {
   const backend = oneOf(options.backend ?? 'auto', 'options.backend', BACKENDS);
   if (options.threads !== undefined) positiveInt(options.threads, 'options.threads');
   registerAllGradients();
@@ -288,3 +288,8 @@ export async function setupEngine(options: EngineOptions = {}): Promise<Engine> 
     }
   }
 }
+
+/** Older names of setupTfjs and its types. */
+export const setupEngine = setupTfjs;
+export type Engine = TfjsBackend;
+export type EngineOptions = TfjsBackendOptions;

@@ -207,10 +207,11 @@ export function colorizerFromInfer(model: LayersModel): Colorizer {
  * Every weight of a colorizer (batch-norm moving statistics included) in colorpipe's names and layout, in the
  * canonical order (src/network/weights.ts): what checkpoints, ONNX export and the other engines take.
  */
-export function colorizerWeights(c: Colorizer): NamedWeight[] {
+export async function colorizerWeights(c: Colorizer): Promise<NamedWeight[]> {
   const named: NamedWeight[] = [];
+  // Read asynchronously: a synchronous read on webgpu needs a canvas Node does not have.
   for (const l of c.infer.layers) {
-    for (const w of l.weights) named.push({ name: w.originalName, shape: [...w.shape] as number[], data: w.read().dataSync() as Float32Array });
+    for (const w of l.weights) named.push({ name: w.originalName, shape: [...w.shape] as number[], data: (await w.read().data()) as Float32Array });
   }
   return orderWeights(c.table, named, 'the tfjs model');
 }
@@ -239,7 +240,7 @@ export function setColorizerWeights(c: Colorizer, weights: Iterable<NamedWeight>
 export async function saveColorizer(colorizer: Colorizer, dir: string): Promise<void> {
   await writeModelFiles(dir, {
     topology: modelTopology(colorizer.config),
-    weights: colorizerWeights(colorizer),
+    weights: await colorizerWeights(colorizer),
     config: colorizer.config,
     ...(colorizer.trainingScale ? { trainingScale: colorizer.trainingScale } : {}),
   });
@@ -303,6 +304,6 @@ export function predictAb(c: Colorizer, local: Tensor, global: Tensor): { ab: Te
 }
 
 /** A colorizer as ONNX export takes a model (src/onnx/export.ts ExportSource): its config and weights. */
-export function exportSourceOf(c: Colorizer): { config: ModelConfig; weights: NamedWeight[] } {
-  return { config: c.config, weights: colorizerWeights(c) };
+export async function exportSourceOf(c: Colorizer): Promise<{ config: ModelConfig; weights: NamedWeight[] }> {
+  return { config: c.config, weights: await colorizerWeights(c) };
 }

@@ -18,6 +18,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { NamedTensorMap, Tensor, Variable } from '@tensorflow/tfjs-core';
 import type { TrainConfig } from '../config.js';
 import { ADADELTA_UPDATE, ADAM_UPDATE, hasFusedKernels } from './kernels/fused.js';
+import { ADADELTA_EPSILON, ADADELTA_RHO, ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON, cosineSchedule } from '../network/training.js';
+
+export { ADAM_EPSILON };
 
 interface NamedTensor {
   name: string;
@@ -72,13 +75,6 @@ abstract class FusedOptimizer extends tf.Optimizer {
   }
 }
 
-/**
- * Adam's epsilon: 1e-7, Keras's default and what tfjs's AdamOptimizer took from a float32 backend, stated here
- * rather than read from the backend (tfjs's default is backend-dependent: 1e-4 on a float16 WebGL backend).
- * PyTorch's default is 1e-8; bench/fidelity.ts gives PyTorch this value (issue 12).
- */
-export const ADAM_EPSILON = 1e-7;
-
 export class ColorpipeAdam extends FusedOptimizer {
   static get className(): string {
     return 'ColorpipeAdam';
@@ -87,8 +83,8 @@ export class ColorpipeAdam extends FusedOptimizer {
 
   constructor(
     readonly learningRate: number,
-    readonly beta1 = 0.9,
-    readonly beta2 = 0.999,
+    readonly beta1 = ADAM_BETA1,
+    readonly beta2 = ADAM_BETA2,
     readonly epsilon: number = ADAM_EPSILON,
   ) {
     super();
@@ -140,8 +136,8 @@ export class ColorpipeAdadelta extends FusedOptimizer {
 
   constructor(
     readonly learningRate: number,
-    readonly rho = 0.95,
-    readonly epsilon = 1e-6,
+    readonly rho = ADADELTA_RHO,
+    readonly epsilon = ADADELTA_EPSILON,
   ) {
     super();
   }
@@ -185,9 +181,4 @@ export function createOptimizer(train: Pick<TrainConfig, 'optimizer' | 'lr'> & P
   const o = train.optimizer === 'adadelta' ? new ColorpipeAdadelta(train.lr) : new ColorpipeAdam(train.lr);
   if (train.lrDecay === 'cosine' && train.steps) o.lrSchedule = cosineSchedule(train.steps);
   return o;
-}
-
-/** Cosine decay from 1 to 0.05 over `steps` iterations, then 0.05. */
-export function cosineSchedule(steps: number): (t: number) => number {
-  return (t) => 0.05 + 0.95 * 0.5 * (1 + Math.cos((Math.PI * Math.min(t, steps)) / steps));
 }

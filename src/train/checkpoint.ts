@@ -11,12 +11,14 @@
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { NamedTensor } from '@tensorflow/tfjs-core/dist/tensor_types.js';
-import { io } from '@tensorflow/tfjs-core';
 import type { Config } from '../config.js';
+import type { TrainingScale } from '../types.js';
 import { cleanTemps, exists, symlinkAtomic, withPath, writeDirAtomic, writeFileAtomic } from '../core/atomic.js';
 import { ColorpipeError, fileErrorLine, printable, reasonOf } from '../core/errors.js';
-import { fileSaveHandler } from '../tfjs/io.js';
+import { readModelFiles, writeModelFiles } from '../network/model-files.js';
+import { modelTopology } from '../network/topology.js';
+import type { NamedWeight } from '../network/weights.js';
+import type { OptimizerState } from './engine.js';
 
 export interface TensorSpec {
   name: string;
@@ -32,7 +34,10 @@ export interface TrainState {
   samplesSeen: number;
   seed: number;
   config: Config;
+  /** The engine's backend or device that wrote it (wasm, webgpu, cuda, ...). */
   backend: string;
+  /** The engine that wrote it (tfjs, torch); absent in checkpoints of runs before engines were named (tfjs). */
+  engine?: string;
   /** The data position: loader + shuffle state (opaque to this module). */
   data: unknown;
   /** Optimizer weight specs in `optimizer.bin`, in getWeights() order. */
@@ -46,12 +51,12 @@ export interface TrainState {
 
 export interface SaveCheckpointOptions {
   runDir: string;
-  /** The model to save (the inference model: what colorize loads). */
-  model: { save(handler: io.IOHandler): Promise<io.SaveResult> };
-  /** Top-level keys added to model.json (network.ts modelMetadata: the model config and training scale). */
-  modelMeta?: Record<string, unknown>;
+  /** The model's weights (the engine's, canonical order): model.json + weights.bin, what colorize loads. */
+  weights: NamedWeight[];
+  /** Recorded in model.json: colorize's default resolution follows it. */
+  trainingScale?: TrainingScale;
   state: Omit<TrainState, 'checkpoint' | 'optimizer' | 'time'> & { optimizer: { type: string } };
-  optimizerWeights: NamedTensor[];
+  optimizer: OptimizerState;
   /** Complete checkpoints kept (older ones removed after the new one is committed). */
   keep?: number;
 }
@@ -65,10 +70,10 @@ export async function saveCheckpoint(o: SaveCheckpointOptions): Promise<string> 
   const runDir = resolve(o.runDir);
   const rel = join('checkpoints', checkpointName(o.state.step));
   const target = join(runDir, rel);
-  const encoded = await io.encodeWeights(o.optimizerWeights.map((w) => ({ name: w.name, tensor: w.tensor })));
+  const encoded = encodeOptimizer(o.optimizer);
   const state: TrainState = {
     ...o.state,
-    optimizer: { type: o.state.optimizer.type, specs: encoded.specs.map((s) => ({ name: s.name, shape: s.shape, dtype: s.dtype })) },
+    optimizer: { type: o.state.optimizer.type, specs: encoded.specs },
     checkpoint: rel,
     time: new Date().toISOString(),
   };
@@ -83,9 +88,10 @@ export async function saveCheckpoint(o: SaveCheckpointOptions): Promise<string> 
     }
   };
   await writeDirAtomic(target, async (tmp) => {
-    await o.model.save(fileSaveHandler(tmp, o.modelMeta));
+    const config = o.state.config.model;
+    await writeModelFiles(tmp, { topology: modelTopology(config), weights: o.weights, config, ...(o.trainingScale ? { trainingScale: o.trainingScale } : {}) });
     const optimizer = join(tmp, 'optimizer.bin');
-    await named(optimizer, () => fsp.writeFile(optimizer, new Uint8Array(io.CompositeArrayBuffer.join(encoded.data))));
+    await named(optimizer, () => fsp.writeFile(optimizer, encoded.bytes));
     // Sizes and checksums of what was just written: a resume verifies them (a truncated or damaged file
     // sends it to an older checkpoint instead of a stack trace).
     state.files = {};
@@ -308,13 +314,45 @@ function runStateCheckpoint(s: unknown): string | { reason: string } {
   return rel;
 }
 
-/** Decodes a checkpoint's optimizer weights into named tensors, in the order the optimizer expects. */
-export function optimizerTensors(ck: LoadedCheckpoint): NamedTensor[] {
-  const specs = ck.state.optimizer.specs as io.WeightsManifestEntry[];
-  const map = io.decodeWeights(ck.optimizerData, specs);
-  return specs.map((s) => {
-    const t = map[s.name];
-    if (!t) throw new ColorpipeError('ERR_CHECKPOINT', `optimizer weight ${s.name} missing in ${ck.dir}`);
-    return { name: s.name, tensor: t };
-  });
+/**
+ * optimizer.bin: the step count (int32) then every slot (float32), little-endian, in the order of the specs that
+ * state.json records (the encoding tfjs's io.encodeWeights used for the same file).
+ */
+function encodeOptimizer(o: OptimizerState): { specs: TensorSpec[]; bytes: Uint8Array } {
+  const specs: TensorSpec[] = [{ name: 'iter', shape: [], dtype: 'int32' }, ...o.slots.map((s) => ({ name: s.name, shape: s.shape, dtype: 'float32' }))];
+  const floats = o.slots.reduce((a, s) => a + s.data.length, 0);
+  const bytes = new Uint8Array(4 + 4 * floats);
+  new DataView(bytes.buffer).setInt32(0, o.iterations, true);
+  let at = 4;
+  for (const s of o.slots) {
+    bytes.set(new Uint8Array(s.data.buffer, s.data.byteOffset, s.data.byteLength), at);
+    at += s.data.byteLength;
+  }
+  return { specs, bytes };
+}
+
+/** A checkpoint's optimizer state (the inverse of encodeOptimizer). */
+export function checkpointOptimizer(ck: LoadedCheckpoint): OptimizerState {
+  const bytes = new Uint8Array(ck.optimizerData);
+  const view = new DataView(ck.optimizerData);
+  let at = 0;
+  let iterations = 0;
+  const slots: NamedWeight[] = [];
+  for (const s of ck.state.optimizer.specs) {
+    const n = s.shape.reduce((a, b) => a * b, 1);
+    if (at + 4 * n > bytes.byteLength) throw new ColorpipeError('ERR_CHECKPOINT', `optimizer.bin in ${ck.dir} is shorter than its specs (${s.name})`);
+    if (s.name === 'iter') iterations = s.dtype === 'int32' ? view.getInt32(at, true) : Math.round(view.getFloat32(at, true));
+    else {
+      const data = new Float32Array(n);
+      new Uint8Array(data.buffer).set(bytes.subarray(at, at + 4 * n));
+      slots.push({ name: s.name, shape: [...s.shape], data });
+    }
+    at += 4 * n;
+  }
+  return { iterations, slots };
+}
+
+/** A checkpoint's model weights (model.json + weights.bin in its directory). */
+export async function checkpointWeights(ck: LoadedCheckpoint): Promise<NamedWeight[]> {
+  return (await readModelFiles(ck.dir)).weights;
 }

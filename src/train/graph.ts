@@ -24,11 +24,10 @@ import { prefetch } from '../stages/prefetch.js';
 import { train, type StepRecord } from './step.js';
 import { progress } from '../stages/progress.js';
 import { loader, loaderResumeFrom } from './loader/index.js';
-import { setupEngine, type BackendChoice, type Engine } from '../tfjs/backend.js';
-import { buildColorizer, modelMetadata, type Colorizer } from '../tfjs/network.js';
-import { createTrainer } from '../tfjs/trainer.js';
-import { latestCheckpoint, optimizerTensors, saveCheckpoint, type LoadedCheckpoint, type TrainState } from './checkpoint.js';
-import { fileLoadHandler } from '../tfjs/io.js';
+import type { BackendChoice, TfjsBackend } from '../tfjs/backend.js';
+import { checkpointOptimizer, checkpointWeights, latestCheckpoint, saveCheckpoint, type LoadedCheckpoint, type TrainState } from './checkpoint.js';
+import type { TrainEngine } from './engine.js';
+import { createTrainEngine, type EngineChoice } from './engines.js';
 import { writeReport } from './report.js';
 import { loadValidation, validateEvery, writeValidation } from './validation.js';
 import { logMetrics, RunTotals } from './metrics.js';
@@ -40,7 +39,12 @@ export interface TrainGraphOptions {
   shards: string | string[];
   config: Config;
   out: string;
+  /** The training engine: tfjs, torch, or auto (engines.ts). Default auto. */
+  engine?: EngineChoice | TrainEngine;
+  /** tfjs's backend (engine tfjs). */
   backend?: BackendChoice;
+  /** A tfjs backend already set up (benchmarks, tests): the tfjs engine runs on it. */
+  tfjsBackend?: TfjsBackend;
   /** webgpu: accept a software adapter (EngineOptions.softwareGpu; default $COLORPIPE_SOFTWARE_GPU=1). */
   softwareGpu?: boolean;
   valShards?: string | string[];
@@ -64,8 +68,6 @@ export interface TrainGraphOptions {
   onStep?: (r: StepRecord) => void;
   /** Called after every step with the batch it trained on (bench/fidelity.ts dumps them for PyTorch). */
   onBatch?: (b: LabBatch, step: number) => void;
-  /** Engine already set up (benchmarks, demo). */
-  engine?: Engine;
   /** Progress bar label. */
   label?: string;
 }
@@ -77,8 +79,10 @@ export interface TrainResult {
   meanImgPerS: number;
   meanDataStall: number;
   badInputs: ReturnType<Reporter['summary']>;
-  backend: string;
-  /** The engine's one-line description (Engine.describe), e.g. naming an opted-in software adapter. */
+  /** The engine that trained (tfjs, torch) and its device (cpu, webgpu, cuda). */
+  runtime: string;
+  device: string;
+  /** The engine's one-line description (TrainEngine.describe), e.g. naming an opted-in software adapter. */
   engine: string;
   stopped: boolean;
 }
@@ -109,18 +113,17 @@ export async function trainGraph(o: TrainGraphOptions): Promise<TrainResult> {
   const world = data ? data.world : Math.max(1, Math.min(urls.length, processes));
   const startStep = ck?.state.step ?? 0;
 
-  const engine = o.engine ?? (await setupEngine({ backend: o.backend ?? 'auto', ...(o.softwareGpu ? { softwareGpu: true } : {}) }));
-  const tf = engine.tf;
-  const model: Colorizer = buildColorizer(config.model, { seed: config.train.seed });
+  const engine: TrainEngine = typeof o.engine === 'object'
+    ? o.engine
+    : await createTrainEngine({
+      engine: o.engine ?? 'auto', config, backend: o.backend ?? 'auto',
+      ...(o.tfjsBackend ? { tfjsBackend: o.tfjsBackend } : {}), ...(o.softwareGpu ? { softwareGpu: true } : {}),
+    });
   // Saved with every checkpoint: colorize's default resolution is the scale the crops were cut at.
-  const modelMeta = modelMetadata(config.model, { shortSide: config.augment.resize, crop: config.augment.crop });
-  const trainer = createTrainer(model.train, config, tf);
+  const trainingScale = { shortSide: config.augment.resize, crop: config.augment.crop };
   if (ck) {
-    const { loadLayersModel } = await import('@tensorflow/tfjs-layers');
-    const saved = await loadLayersModel(fileLoadHandler(ck.dir));
-    model.infer.setWeights(saved.getWeights());
-    saved.dispose();
-    await trainer.setOptimizerWeights(optimizerTensors(ck));
+    await engine.setWeights(await checkpointWeights(ck));
+    await engine.setOptimizerState(checkpointOptimizer(ck));
   }
   await truncateLogs(runDir, startStep);
 
@@ -138,7 +141,7 @@ export async function trainGraph(o: TrainGraphOptions): Promise<TrainResult> {
   });
 
   // Validation set: held in memory, decoded once (deterministic crops, no flip).
-  const val = await loadValidation(o.valShards ?? urls, config, o.valShards === undefined);
+  const val = await loadValidation(o.valShards !== undefined ? await expandShardSpec(o.valShards) : urls, config, o.valShards === undefined);
 
   let samplesSeen = ck?.state.samplesSeen ?? 0;
   const metricsPath = join(runDir, 'metrics.jsonl');
@@ -147,18 +150,18 @@ export async function trainGraph(o: TrainGraphOptions): Promise<TrainResult> {
 
   const checkpoint = async (step: number, epoch: number) => {
     const state: Omit<TrainState, 'checkpoint' | 'optimizer' | 'time'> & { optimizer: { type: string } } = {
-      version: 1, step, epoch, samplesSeen, seed: config.train.seed, config, backend: engine.name,
+      version: 1, step, epoch, samplesSeen, seed: config.train.seed, config, backend: backendOf(engine), engine: engine.runtime,
       data: { world, shuffle: sh.state() } satisfies DataState,
       optimizer: { type: config.train.optimizer },
     };
-    const optimizerWeights = await trainer.getOptimizerWeights();
-    await saveCheckpoint({ runDir, model: model.infer, modelMeta, state, optimizerWeights });
+    const [weights, optimizer] = [await engine.weights(), await engine.optimizerState()];
+    await saveCheckpoint({ runDir, weights, trainingScale, state, optimizer });
     if (val.length) await validate(step);
     await writeReport({ runDir, title: `colorpipe training: ${config.name} (${runDir})` });
   };
 
   const validate = async (step: number) => {
-    await writeValidation({ engine, model, val, runDir, step, images: config.train.valImages });
+    await writeValidation({ engine, val, runDir, step, images: config.train.valImages });
   };
 
   const p = pipeline(
@@ -167,8 +170,9 @@ export async function trainGraph(o: TrainGraphOptions): Promise<TrainResult> {
     batch({ size: config.train.batch, dropLast: true }),
     prefetch<LabBatch>(config.train.prefetch),
     train({
-      trainer,
+      engine,
       steps: config.train.steps,
+      syncAfter: (step) => val.length > 0 && config.train.valEvery > 0 && step % config.train.valEvery === 0,
       startStep,
       startEpoch: ck?.state.epoch ?? 0,
       checkpointEvery: config.train.checkpointEvery,
@@ -195,7 +199,7 @@ export async function trainGraph(o: TrainGraphOptions): Promise<TrainResult> {
     }),
     // Between steps, while the train stage waits at its yield: validation and the metrics line of the step.
     validateEvery({ every: val.length ? config.train.valEvery : 0, run: validate }),
-    logMetrics({ path: metricsPath, every: config.train.logEvery, last: config.train.steps, backend: engine.name }),
+    logMetrics({ path: metricsPath, every: config.train.logEvery, last: config.train.steps, backend: backendOf(engine), engine: engine.runtime, device: engine.device }),
     progress<StepRecord>({
       total: config.train.steps - startStep,
       quiet: o.quiet,
@@ -206,15 +210,19 @@ export async function trainGraph(o: TrainGraphOptions): Promise<TrainResult> {
   );
 
   const totals = new RunTotals();
-  for await (const r of p) {
-    totals.add(r);
-    o.onStep?.(r);
-    if (o.stop?.aborted && r.checkpointed) {
-      stopped = true;
-      break;
+  try {
+    for await (const r of p) {
+      totals.add(r);
+      o.onStep?.(r);
+      if (o.stop?.aborted && r.checkpointed) {
+        stopped = true;
+        break;
+      }
     }
+  } finally {
+    // An engine passed in belongs to the caller.
+    if (typeof o.engine !== 'object') await engine.release();
   }
-  model.train.dispose?.();
   return {
     steps: startStep + totals.steps,
     runDir,
@@ -222,7 +230,8 @@ export async function trainGraph(o: TrainGraphOptions): Promise<TrainResult> {
     meanImgPerS: totals.meanImgPerS,
     meanDataStall: totals.meanDataStall,
     badInputs: reporter.summary(),
-    backend: engine.name,
+    runtime: engine.runtime,
+    device: engine.device,
     engine: engine.describe,
     stopped,
   };
@@ -248,4 +257,9 @@ async function truncateLogs(runDir: string, step: number): Promise<void> {
     });
     await writeFileAtomic(path, kept.map((l) => l + '\n').join(''));
   }
+}
+
+/** The backend (tfjs) or device (torch) name metrics.jsonl and state.json record as `backend`. */
+function backendOf(engine: TrainEngine): string {
+  return (engine as { backend?: string }).backend ?? engine.device;
 }

@@ -20,6 +20,9 @@ export interface MetricsLine {
   img_per_s: number;
   data_stall: number;
   backend: string;
+  /** The training engine (tfjs, torch) and its device (cpu, webgpu, cuda). */
+  engine: string;
+  device: string;
 }
 
 /** The steps since the last logged line. */
@@ -43,7 +46,7 @@ export class MetricWindow {
   }
 
   /** The line for the window ending at `r` (added already), and a fresh window. */
-  take(r: StepRecord, backend: string): MetricsLine {
+  take(r: StepRecord, engine: { backend: string; engine: string; device: string }): MetricsLine {
     const line: MetricsLine = {
       step: r.step,
       epoch: r.epoch,
@@ -52,7 +55,9 @@ export class MetricWindow {
       ce: this.ce / this.steps,
       img_per_s: (this.imgs * 1000) / Math.max(1e-6, this.wait + this.compute),
       data_stall: this.wait / Math.max(1e-6, this.wait + this.compute),
-      backend,
+      backend: engine.backend,
+      engine: engine.engine,
+      device: engine.device,
     };
     this.wait = this.compute = this.imgs = this.loss = this.mse = this.ce = this.steps = 0;
     return line;
@@ -67,6 +72,8 @@ export interface MetricsOptions {
   /** The run's last step, always logged. */
   last: number;
   backend: string;
+  engine: string;
+  device: string;
 }
 
 /**
@@ -79,14 +86,14 @@ export function logMetrics(options: MetricsOptions): Stage<StepRecord, StepRecor
   const path = string(options.path, 'options.path');
   const every = positiveInt(options.every, 'options.every');
   const last = positiveInt(options.last, 'options.last');
-  const { backend } = options;
+  const { backend, engine, device } = options;
   return async function* metrics(source) {
     const window = new MetricWindow();
     for await (const r of source) {
       window.add(r);
       if (r.step % every === 0 || r.checkpointed || r.step === last) {
         // A write's ENOSPC names no file: this one names metrics.jsonl.
-        await fsp.appendFile(path, JSON.stringify(window.take(r, backend)) + '\n').catch((err: unknown) => {
+        await fsp.appendFile(path, JSON.stringify(window.take(r, { backend, engine, device })) + '\n').catch((err: unknown) => {
           throw withPath(err, path);
         });
       }

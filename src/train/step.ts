@@ -1,21 +1,22 @@
 /**
  * The training stage: the pipeline's last stage, the only one that touches the engine. It pulls batches
  * (prefetched upstream, so while the engine computes step k the loader prepares the next ones), runs one
- * optimizer step per batch, and yields one record per step with the time it waited for data and the time the
- * engine computed. The data-stall fraction (wait / (wait + compute)) is a first-class metric.
+ * optimizer step per batch, and yields one record per step with the time it waited for data and the time it
+ * waited for the engine. The data-stall fraction (wait / (wait + compute)) is a first-class metric.
  *
- * Checkpointing is a callback (`onCheckpoint`) called between steps, every `checkpointEvery` steps, at the
- * end, and when `stop` aborts (Ctrl-C): the graph that owns the loader state decides what a checkpoint holds.
- * Errors from the engine surface at the consumer's next await; a failed step is not counted.
+ * An engine of depth d > 1 (one in another process, src/torch/) is handed up to d batches before the first of
+ * them is back, so it never waits for this thread between steps. Nothing is in flight after a step whose
+ * weights are read: a checkpoint (every `checkpointEvery` steps, at the end, after `stop` aborts) or a step
+ * `syncAfter` names (validation).
+ *
+ * Checkpointing is a callback (`onCheckpoint`) called between steps: the graph that owns the loader state
+ * decides what a checkpoint holds. Errors from the engine surface at the consumer's next await; a failed step
+ * is not counted; steps in flight are awaited before the stage returns.
  */
 import type { Stage } from '../core/pipeline.js';
 import type { LabBatch } from '../types.js';
 import { nonNegativeInt, positiveInt } from '../core/validate.js';
-
-/** What the stage needs of a trainer (src/model/trainer.ts provides it). */
-export interface StepTrainer {
-  step(batch: LabBatch): Promise<{ loss: number; mse: number; ce: number }>;
-}
+import type { StepLosses, TrainEngine } from './engine.js';
 
 export interface StepRecord {
   step: number;
@@ -37,7 +38,8 @@ export interface StepRecord {
 }
 
 export interface TrainStageOptions {
-  trainer: StepTrainer;
+  /** The engine (only `step` and `depth` are used here; depth defaults to 1). */
+  engine: Pick<TrainEngine, 'step'> & Partial<Pick<TrainEngine, 'depth'>>;
   /** Total steps of the run (the stage stops after step `steps`). */
   steps: number;
   /** The step already done (resume); the first step of this run is startStep + 1. */
@@ -49,34 +51,54 @@ export interface TrainStageOptions {
   onCheckpoint?: (step: number, epoch: number) => Promise<void>;
   /** Called after each step, before the record is yielded (e.g. to ack consumed samples). */
   afterStep?: (batch: LabBatch, record: StepRecord) => void;
-  /** Aborting it stops cleanly after the current step, with a checkpoint (SIGINT). */
+  /** Aborting it stops cleanly after the steps in flight, with a checkpoint (SIGINT). */
   stop?: AbortSignal;
+  /** Steps after which no later step may be in flight besides checkpoints (their weights are read: validation). */
+  syncAfter?: (step: number) => boolean;
 }
 
 export function train(options: TrainStageOptions): Stage<LabBatch, StepRecord> {
-  const { trainer, steps, checkpointEvery, onCheckpoint, afterStep, stop } = options;
+  const { engine, steps, checkpointEvery, onCheckpoint, afterStep, stop, syncAfter } = options;
   positiveInt(steps, 'options.steps');
   positiveInt(checkpointEvery, 'options.checkpointEvery');
+  const depth = positiveInt(engine.depth ?? 1, 'options.engine.depth');
   const startStep = nonNegativeInt(options.startStep ?? 0, 'options.startStep');
+  /** Whether step s ends with nothing in flight after it. */
+  const barrier = (s: number) => s % checkpointEvery === 0 || s >= steps || (syncAfter?.(s) ?? false) || (stop?.aborted ?? false);
   return async function* trainStage(source, ctx) {
     let step = startStep;
     let epoch = options.startEpoch ?? 0;
     if (step >= steps) return;
     const it = source[Symbol.asyncIterator]();
+    const inflight: Array<{ batch: LabBatch; waitMs: number; result: Promise<StepLosses> }> = [];
+    let sourceDone = false;
     try {
-      while (step < steps && !ctx.signal.aborted) {
-        const t0 = performance.now();
-        const r = await it.next();
-        if (r.done) break;
-        const batch = r.value;
+      for (;;) {
+        // Hand the engine batches until it holds `depth`, stopping after a barrier step.
+        while (!sourceDone && !ctx.signal.aborted && inflight.length < depth && step + inflight.length < steps) {
+          if (inflight.length > 0 && barrier(step + inflight.length)) break;
+          const t0 = performance.now();
+          const r = await it.next();
+          if (r.done) {
+            sourceDone = true;
+            break;
+          }
+          const waitMs = performance.now() - t0;
+          const result = engine.step(r.value);
+          // Settled before it is awaited when an earlier step fails: never an unhandled rejection.
+          result.catch(() => undefined);
+          inflight.push({ batch: r.value, waitMs, result });
+        }
+        const head = inflight.shift();
+        if (!head) break;
         const t1 = performance.now();
-        const { loss, mse, ce } = await trainer.step(batch);
-        const t2 = performance.now();
+        const { loss, mse, ce } = await head.result;
+        const computeMs = performance.now() - t1;
+        const batch = head.batch;
+        const waitMs = head.waitMs;
         step++;
         // The shuffle buffer mixes neighbouring epochs: the run's epoch is the newest one seen.
         for (const p of batch.positions) if (p && p.epoch > epoch) epoch = p.epoch;
-        const waitMs = t1 - t0;
-        const computeMs = t2 - t1;
         const record: StepRecord = {
           step, epoch, loss, mse, ce, batchSize: batch.size, waitMs, computeMs,
           imgPerS: (batch.size * 1000) / Math.max(1e-6, waitMs + computeMs),
@@ -84,16 +106,18 @@ export function train(options: TrainStageOptions): Stage<LabBatch, StepRecord> {
           checkpointed: false,
         };
         afterStep?.(batch, record);
-        const stopping = stop?.aborted ?? false;
+        // Stopping: after the steps in flight, so the checkpoint holds the weights of the step it names.
+        const stopping = (stop?.aborted ?? false) && inflight.length === 0;
         const due = step % checkpointEvery === 0 || step === steps || stopping;
         if (due && onCheckpoint) {
           await onCheckpoint(step, epoch);
           record.checkpointed = true;
         }
         yield record;
-        if (stopping) break;
+        if (stopping || (ctx.signal.aborted && inflight.length === 0)) break;
       }
     } finally {
+      await Promise.allSettled(inflight.map((f) => f.result));
       await it.return?.();
     }
   };

@@ -18,24 +18,23 @@ import { nonNegativeInt } from '../core/validate.js';
 import { withPath, writeFileAtomic } from '../core/atomic.js';
 import type { LabBatch, LabSample } from '../types.js';
 import { batch } from '../stages/batch.js';
-import { expandShardSpec } from '../webdataset/spec.js';
-import type { Engine } from '../tfjs/backend.js';
-import type { Colorizer } from '../tfjs/network.js';
+import { composeRgb } from '../color/compose.js';
 import { mergeLab } from '../color/lab.js';
 import { psnr } from '../color/metrics.js';
 import { loader } from './loader/index.js';
 import { makeGrid, type RgbImage } from './report.js';
 import type { StepRecord } from './step.js';
+import type { TrainEngine } from './engine.js';
 
 /** Validation samples when --val-shards is given (from the training shards: config.train.valImages). */
 export const VAL_MAX = 32;
 
 /** Up to VAL_MAX validation samples (deterministic crops at the nominal scale, no flip or scale jitter), in batches. */
-export async function loadValidation(urls: string | string[], config: Config, fromTraining: boolean): Promise<LabBatch[]> {
+export async function loadValidation(urls: string[], config: Config, fromTraining: boolean): Promise<LabBatch[]> {
   const valConfig: Config = { ...config, augment: { ...config.augment, flip: false, scaleJitter: null } };
   const reporter = new Reporter({ log: null });
   const samples: LabSample[] = [];
-  const src = loader({ urls: await expandShardSpec(urls), config: valConfig, seed: config.train.seed + (fromTraining ? 1 : 0), processes: 0, epochs: 1 });
+  const src = loader({ urls, config: valConfig, seed: config.train.seed + (fromTraining ? 1 : 0), processes: 0, epochs: 1 });
   const p = pipeline(src, { reporter });
   for await (const s of p) {
     samples.push(s);
@@ -47,36 +46,31 @@ export async function loadValidation(urls: string | string[], config: Config, fr
   return out;
 }
 
-export interface EvalResult {
+export interface ValidationResult {
+  /** Mean loss (mse + alpha * ce) per image. */
   loss: number;
+  /** Mean PSNR (dB, RGB) of the predictions and of the grayscale images (ab = 0) against the originals. */
   psnr: number;
   psnrGray: number;
   triplets: RgbImage[][];
 }
 
-/** Loss and PSNR of the model on batches at training size, and (gray | prediction | original) triplets. */
-export async function evaluateBatches(engine: Engine, model: Colorizer, batches: LabBatch[]): Promise<EvalResult> {
-  const tf = engine.tf;
+/**
+ * Loss and PSNR of the engine's model on batches at training size, and (gray | prediction | original) triplets.
+ * The prediction joins the batch's L with the predicted ab upsampled as colorize does it (composeRgb).
+ */
+export async function evaluateBatches(engine: Pick<TrainEngine, 'evaluate'>, batches: LabBatch[]): Promise<ValidationResult> {
   let lossSum = 0, psnrSum = 0, grayPsnrSum = 0, n = 0;
   const triplets: RgbImage[][] = [];
   for (const b of batches) {
     const { height: h, width: w, size } = b;
-    const [abFull, mse] = tf.tidy(() => {
-      const L = tf.tensor4d(b.L, [size, h, w, 1]);
-      const out = model.train.predict(L);
-      const ab = (Array.isArray(out) ? out[0]! : out) as import('@tensorflow/tfjs-core').Tensor4D;
-      const target = tf.avgPool(tf.tensor4d(b.ab, [size, h, w, 2]), 2, 2, 'valid');
-      const mse = tf.mean(tf.squaredDifference(ab, target));
-      return [tf.image.resizeBilinear(ab, [h, w]), mse] as const;
-    });
-    const abData = (await abFull.data()) as Float32Array;
-    lossSum += (await mse.data())[0]! * size;
-    abFull.dispose();
-    mse.dispose();
+    const e = await engine.evaluate(b);
+    lossSum += e.loss * size;
     const px = h * w;
+    const abPx = (h / 2) * (w / 2) * 2;
     for (let i = 0; i < size; i++) {
       const L = b.L.subarray(i * px, (i + 1) * px);
-      const pred = mergeLab(L, abData.subarray(i * px * 2, (i + 1) * px * 2));
+      const pred = composeRgb(L, w, h, e.ab.subarray(i * abPx, (i + 1) * abPx), w / 2, h / 2);
       const orig = mergeLab(L, b.ab.subarray(i * px * 2, (i + 1) * px * 2));
       const gray = mergeLab(L, new Float32Array(px * 2).fill(128 / 255));
       psnrSum += psnr(pred, orig);
@@ -89,8 +83,7 @@ export async function evaluateBatches(engine: Engine, model: Colorizer, batches:
 }
 
 export interface WriteValidationOptions {
-  engine: Engine;
-  model: Colorizer;
+  engine: Pick<TrainEngine, 'evaluate'>;
   val: LabBatch[];
   runDir: string;
   step: number;
@@ -99,8 +92,8 @@ export interface WriteValidationOptions {
 }
 
 /** Evaluates the validation set; appends its line to metrics.jsonl and writes samples/step-NNNNNNNN.png. */
-export async function writeValidation(o: WriteValidationOptions): Promise<EvalResult> {
-  const r = await evaluateBatches(o.engine, o.model, o.val);
+export async function writeValidation(o: WriteValidationOptions): Promise<ValidationResult> {
+  const r = await evaluateBatches(o.engine, o.val);
   const metrics = join(o.runDir, 'metrics.jsonl');
   await fsp.appendFile(metrics, JSON.stringify({ type: 'val', step: o.step, loss: r.loss, psnr: r.psnr, psnr_gray: r.psnrGray }) + '\n').catch((err: unknown) => {
     throw withPath(err, metrics);

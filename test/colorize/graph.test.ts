@@ -13,7 +13,7 @@ import { imageCost, prepareSettings, processingSize, MAX_AUTO_SIDE } from '../..
 import { decodeSample, decodeSettings } from '../../src/stages/decode.js';
 import { InvalidOptionError, Reporter } from '../../src/core/errors.js';
 import { setupEngine, type Engine } from '../../src/tfjs/backend.js';
-import { buildColorizer, type Colorizer } from '../../src/tfjs/network.js';
+import { buildColorizer, colorizerWeights, type Colorizer } from '../../src/tfjs/network.js';
 import { saveCheckpoint } from '../../src/train/checkpoint.js';
 import { makeConfig } from '../../src/config.js';
 import { alphaPng, badInputs, cmykJpeg, jpeg, png16, rotatedJpeg } from '../helpers/images.js';
@@ -88,9 +88,9 @@ before(async () => {
   const config = makeConfig({ name: 'tiny', model: TINY });
   await saveCheckpoint({
     runDir,
-    model: net.infer,
+    weights: await colorizerWeights(net),
     state: { version: 1, step: 1, epoch: 0, samplesSeen: 8, seed: 0, config, backend: 'cpu', data: null, optimizer: { type: 'adam' } },
-    optimizerWeights: [],
+    optimizer: { iterations: 0, slots: [] },
   });
 });
 

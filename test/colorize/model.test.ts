@@ -94,7 +94,7 @@ test('the ONNX export of a model directory is cached beside it and rebuilt when 
 
 test('a model.onnx from pipe export is a model too; tfjs refuses it with the flag named', async () => {
   const file = path.join(root, 'exported.onnx');
-  await writeOnnx(exportSourceOf(net), file, { trainingScale: { shortSide: 40, crop: 32 } });
+  await writeOnnx(await exportSourceOf(net), file, { trainingScale: { shortSide: 40, crop: 32 } });
   assert.equal(await resolveModelPath(file), file);
   const m = await loadModel(file, { runtime: 'auto', device: 'cpu' });
   assert.deepEqual(m.trainingScale, { shortSide: 40, crop: 32 });

@@ -136,7 +136,7 @@ test('an image larger than tile x tile runs in overlapping windows with the same
   const style = plane(32 * 32, 99);
   const styled = [(await collect(pipeline(big(), predict({ tf, model: net, style, tile: 4096 }))))[0]!, (await collect(pipeline(big(), predict({ tf, model: net, style, tile: 288 }))))[0]!];
   assert.ok(maxDiff(styled[0]!.ab, styled[1]!.ab) < 1e-5);
-  const onnx = await loadOnnxColorizer(exportOnnx(exportSourceOf(net)), { device: 'cpu', threads: 1 });
+  const onnx = await loadOnnxColorizer(exportOnnx(await exportSourceOf(net)), { device: 'cpu', threads: 1 });
   try {
     const ortOne = (await collect(pipeline(big(), predict({ model: onnx, tile: 4096 }))))[0]!;
     const ortTiled = (await collect(pipeline(big(), predict({ model: onnx, tile: 288, batchPixels: 288 * 288 * 4 }))))[0]!;

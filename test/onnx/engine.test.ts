@@ -71,7 +71,7 @@ for (const numClasses of [0, 4]) {
     const c = trainedLike({ inputSize: 32, width: 0.125, numClasses }, 5 + numClasses);
     try {
       for (const fusion of ['split', 'concat'] as const) {
-        const m = await loadOnnxColorizer(exportOnnx(exportSourceOf(c), { fusion }), { device: 'cpu', threads: 1 });
+        const m = await loadOnnxColorizer(exportOnnx(await exportSourceOf(c), { fusion }), { device: 'cpu', threads: 1 });
         assert.equal(m.device, 'cpu');
         assert.equal(m.inputSize, 32);
         assert.equal(m.numClasses, numClasses);
@@ -88,7 +88,7 @@ test('a global input size whose low-level map is odd (S = 40: 5 -> 3 -> 2) pads 
   await setupEngine({ backend: 'wasm' });
   const c = trainedLike({ inputSize: 40, width: 0.125, numClasses: 3 }, 11);
   try {
-    const m = await loadOnnxColorizer(exportOnnx(exportSourceOf(c)), { device: 'cpu', threads: 1 });
+    const m = await loadOnnxColorizer(exportOnnx(await exportSourceOf(c)), { device: 'cpu', threads: 1 });
     const local = pattern(48 * 56, 4);
     const global = pattern(40 * 40, 5);
     const ref = await reference(c, local, global, 1, 48, 56);
@@ -105,7 +105,7 @@ test('the paper network (224, width 1, 205 classes) matches tfjs at three sizes,
   await setupEngine({ backend: 'wasm' });
   const c = trainedLike({ inputSize: 224, width: 1, numClasses: 205 }, 7);
   try {
-    const m = await loadOnnxColorizer(exportOnnx(exportSourceOf(c)), { device: 'cpu' });
+    const m = await loadOnnxColorizer(exportOnnx(await exportSourceOf(c)), { device: 'cpu' });
     const style = pattern(224 * 224, 9);
     for (const [i, [h, w]] of ([[224, 224], [96, 160], [152, 56]] as const).entries()) {
       const local = pattern(h * w, i);
@@ -127,7 +127,7 @@ test('NCHW output, wrong inputs and options are refused with the option named', 
   await setupEngine({ backend: 'wasm' });
   const c = trainedLike({ inputSize: 32, width: 0.125, numClasses: 0 });
   try {
-    const m = await loadOnnxColorizer(exportOnnx(exportSourceOf(c)), { device: 'cpu', threads: 1, graphOptimization: 'basic' });
+    const m = await loadOnnxColorizer(exportOnnx(await exportSourceOf(c)), { device: 'cpu', threads: 1, graphOptimization: 'basic' });
     const local = pattern(2 * 16 * 24, 1);
     const global = pattern(32 * 32, 2);
     const nhwc = await m.predict({ local, global, batch: 2, height: 16, width: 24 });
@@ -138,8 +138,8 @@ test('NCHW output, wrong inputs and options are refused with the option named', 
     await assert.rejects(m.predict({ local: local.subarray(1), global, batch: 2, height: 16, width: 24 }), /input\.local/);
     await assert.rejects(m.predict({ local, global: pattern(3 * 32 * 32, 1), batch: 2, height: 16, width: 24 }), /input\.global/);
     await m.release();
-    await assert.rejects(loadOnnxColorizer(exportOnnx(exportSourceOf(c)), { device: 'tpu' as 'cpu' }), InvalidOptionError);
-    await assert.rejects(loadOnnxColorizer(exportOnnx(exportSourceOf(c)), { threads: 0 }), /options\.threads/);
+    await assert.rejects(loadOnnxColorizer(exportOnnx(await exportSourceOf(c)), { device: 'tpu' as 'cpu' }), InvalidOptionError);
+    await assert.rejects(loadOnnxColorizer(exportOnnx(await exportSourceOf(c)), { threads: 0 }), /options\.threads/);
     await assert.rejects(loadOnnxColorizer('/nonexistent/model.onnx'), /\/nonexistent\/model\.onnx/);
     await assert.rejects(loadOnnxColorizer(new Uint8Array([1, 2, 3, 250])), InvalidOptionError);
   } finally {
@@ -151,7 +151,7 @@ test('device auto picks cpu here (no CUDA provider, no hardware GPU adapter) and
   await setupEngine({ backend: 'wasm' });
   const c = trainedLike({ inputSize: 32, width: 0.125, numClasses: 0 });
   try {
-    const m = await loadOnnxColorizer(exportOnnx(exportSourceOf(c)));
+    const m = await loadOnnxColorizer(exportOnnx(await exportSourceOf(c)));
     if (m.device === 'cpu') assert.match(m.describe, /auto: cuda: .*webgpu: /);
     await m.release();
   } finally {

@@ -24,7 +24,7 @@ test('round trip: the file decodes with its metadata, opset, symbolic dims and n
   const dir = mkdtempSync(join(tmpdir(), 'onnx-export-'));
   try {
     const file = join(dir, 'sub', 'model.onnx');
-    const bytes = await writeOnnx(exportSourceOf(c), file, { trainingScale: { shortSide: 40, crop: 32 }, metadata: { 'user.note': 'hello' } });
+    const bytes = await writeOnnx(await exportSourceOf(c), file, { trainingScale: { shortSide: 40, crop: 32 }, metadata: { 'user.note': 'hello' } });
     assert.deepEqual(readdirSync(join(dir, 'sub')), ['model.onnx'], 'no temp file left');
     const m = decodeModel(readFileSync(file));
     assert.equal(readFileSync(file).byteLength, bytes);
@@ -70,22 +70,23 @@ test('odd global sizes get TF pads for their size; other opsets load in ONNX Run
   await setupEngine({ backend: 'cpu' });
   const c = trainedLike({ inputSize: 40, width: 0.125, numClasses: 0 });
   try {
-    const g: GraphMessage = decodeModel(exportOnnx(exportSourceOf(c))).graph!;
+    const g: GraphMessage = decodeModel(exportOnnx(await exportSourceOf(c))).graph!;
     const pads = (name: string) => padsOf(g, name);
     // 40 -> 20 -> 10 -> 5: gl_conv1 sees 5 (pads 1, 1), gl_conv3 sees 3 (pads 1, 1).
     assert.deepEqual(pads('gl_conv1'), [1, 1, 1, 1]);
     assert.deepEqual(pads('gl_conv3'), [1, 1, 1, 1]);
     assert.ok(!(g.output ?? []).some((o) => o.name === 'logits'), 'no class head, no logits');
     for (const opset of [13, 21]) {
-      const bytes = exportOnnx(exportSourceOf(c), { opset, fusion: 'concat' });
+      const bytes = exportOnnx(await exportSourceOf(c), { opset, fusion: 'concat' });
       assert.equal(Number(decodeModel(bytes).irVersion), irVersionFor(opset));
       const m = await loadOnnxColorizer(bytes, { device: 'cpu', threads: 1 });
       const r = await m.predict({ local: pattern(16 * 16, 1), global: pattern(40 * 40, 2), batch: 1, height: 16, width: 16 });
       assert.equal(r.ab.length, 8 * 8 * 2);
       await m.release();
     }
-    assert.throws(() => exportOnnx(exportSourceOf(c), { opset: 12 }), (e: unknown) => e instanceof InvalidOptionError && /options\.opset/.test(e.message));
-    assert.throws(() => exportOnnx(exportSourceOf(c), { fusion: 'tile' as 'split' }), /options\.fusion/);
+    const source = await exportSourceOf(c);
+    assert.throws(() => exportOnnx(source, { opset: 12 }), (e: unknown) => e instanceof InvalidOptionError && /options\.opset/.test(e.message));
+    assert.throws(() => exportOnnx(source, { fusion: 'tile' as 'split' }), /options\.fusion/);
   } finally {
     disposeColorizer(c);
   }

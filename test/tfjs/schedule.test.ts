@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cosineSchedule, createOptimizer } from '../../src/tfjs/optimizers.js';
+import { createOptimizer } from '../../src/tfjs/optimizers.js';
+import { cosineSchedule } from '../../src/network/training.js';
 import { makeConfig } from '../../src/config.js';
 import { setupEngine } from '../../src/tfjs/backend.js';
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { latestCheckpoint, saveCheckpoint, checkpointName } from '../../src/train/checkpoint.js';
 import { setupEngine } from '../../src/tfjs/backend.js';
-import { buildColorizer, disposeColorizer } from '../../src/tfjs/network.js';
+import { buildColorizer, colorizerWeights, disposeColorizer } from '../../src/tfjs/network.js';
 import { makeConfig } from '../../src/config.js';
 import { ColorpipeError } from '../../src/core/errors.js';
 
@@ -17,9 +17,9 @@ async function runWithCheckpoints(steps: number[], runDir = mkdtempSync(join(tmp
   const config = makeConfig({ name: 'tiny', model: TINY });
   for (const step of steps) {
     await saveCheckpoint({
-      runDir, model: net.infer, keep,
+      runDir, weights: await colorizerWeights(net), keep,
       state: { version: 1, step, epoch: 0, samplesSeen: step, seed: 0, config, backend: 'cpu', data: null, optimizer: { type: 'adam' } },
-      optimizerWeights: [],
+      optimizer: { iterations: 0, slots: [] },
     });
   }
   disposeColorizer(net);

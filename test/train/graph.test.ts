@@ -72,7 +72,7 @@ test('a tiny run trains: loss falls, checkpoint complete, model loads, report wr
   try {
     const engine = await setupEngine({ backend: 'wasm' });
     const config = applyOverrides(loadConfig(TINY), { steps: 30 });
-    const r = await trainGraph({ shards: GOOD, config, out: dir, engine, quiet: true, processes: 0 });
+    const r = await trainGraph({ shards: GOOD, config, out: dir, tfjsBackend: engine, quiet: true, processes: 0 });
     assert.equal(r.steps, 30);
     const { steps, val } = await readMetrics(dir);
     assert.ok(steps.length >= 5);
@@ -143,7 +143,7 @@ test('valEvery validates between checkpoints without changing training (same dat
     assert.equal(base.train.valEvery, 0, 'tiny.json validates at checkpoints only');
     const run = async (name: string, valEvery: number) => {
       const config = { ...base, train: { ...base.train, checkpointEvery: 4, valEvery } };
-      await trainGraph({ shards: GOOD, config, out: join(dir, name), engine, quiet: true, processes: 0, logKeys: true });
+      await trainGraph({ shards: GOOD, config, out: join(dir, name), tfjsBackend: engine, quiet: true, processes: 0, logKeys: true });
       return join(dir, name);
     };
     const plain = await run('plain', 0);
@@ -182,7 +182,7 @@ test('training over shards with bad members and a truncated shard completes and 
     const config = applyOverrides(loadConfig(TINY), { steps: 6 });
     const r = await trainGraph({
       shards: [join(FIXTURES, 'shards', 'mixed.tar'), join(FIXTURES, 'shards', 'truncated.tar'), GOOD],
-      config, out: dir, engine, quiet: true, processes: 0,
+      config, out: dir, tfjsBackend: engine, quiet: true, processes: 0,
     });
     assert.equal(r.steps, 6);
     assert.ok(r.badInputs.total >= 3, JSON.stringify(r.badInputs));

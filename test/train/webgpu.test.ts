@@ -89,7 +89,7 @@ if (!here.ok && here.ci) {
       {
         // Reference runs, 10 steps each; and 5-step runs on each engine to be resumed on the other.
         const [, gpuLine] = await Promise.all([train(run('wasm'), config, 'wasm', 10), train(run('webgpu'), config, 'webgpu', 10)]);
-        assert.match(gpuLine, /on webgpu \(.*colorpipe kernels\)/, 'the engine line names the adapter');
+        assert.match(gpuLine, /on tfjs webgpu \(.*colorpipe kernels\)/, 'the engine line names the adapter');
         const wasm = losses(run('wasm'));
         const worst = assertTracks(losses(run('webgpu')), wasm, steps, 'webgpu vs wasm');
         await Promise.all([train(run('w2g'), config, 'wasm', 5), train(run('g2w'), config, 'webgpu', 5)]);
