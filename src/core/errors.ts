@@ -19,7 +19,9 @@ export type ErrorCode =
   | 'ERR_CHECKPOINT' // a checkpoint that cannot be read
   | 'ERR_LOADER_CHILD' // a loader child process died
   | 'ERR_LOADER_PROTOCOL' // a loader child sent frames out of order (a bug, not bad input)
-  | 'ERR_LOADER_HUB'; // the loader's hub thread exited early
+  | 'ERR_LOADER_HUB' // the loader's hub thread exited early
+  | 'ERR_TORCH_WORKER' // the PyTorch worker process failed or died
+  | 'ERR_RANK'; // another rank of a data-parallel run failed or left
 
 export class ColorpipeError extends Error {
   readonly code: ErrorCode;

@@ -62,4 +62,11 @@ export interface TrainEngine {
   setOptimizerState(state: OptimizerState): Promise<void>;
   /** Frees the engine (its memory, its processes). Idempotent. */
   release(): Promise<void>;
+  /** Engines of several ranks (world > 1): every rank's `text`, in rank order, on rank 0 (null on the others). */
+  gather?(text: string): Promise<string[] | null>;
+  /**
+   * Engines of several ranks: a local stop request (Ctrl-C) made a stop every rank takes after the same step
+   * (the signal to give the train stage, and the step after which nothing may be in flight).
+   */
+  coordinateStop?(local: AbortSignal, startStep: number): { stop: AbortSignal; syncAfter: (step: number) => boolean };
 }

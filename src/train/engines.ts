@@ -1,11 +1,18 @@
 /**
- * Which training engine a run uses (`--engine tfjs|torch|auto`) and its setup: tfjs (src/tfjs/, this thread)
- * or PyTorch (src/torch/, a worker process per device).
+ * Which training engine a run uses (`--engine tfjs|torch|auto`) and its setup:
+ * - tfjs (src/tfjs/): in this thread, on its `--backend` (wasm on the CPU, webgpu on a GPU through Dawn);
+ * - torch (src/torch/): a PyTorch worker process per device, fed by this pipeline, data parallel across devices
+ *   and machines;
+ * - auto: torch when the Python (`--python`, $COLORPIPE_PYTHON, python3) has torch and it sees a CUDA GPU (the
+ *   engine for speed and scale); otherwise tfjs, the pure-JavaScript engine, which needs nothing installed.
  */
 import type { Config } from '../config.js';
+import { EngineUnavailableError, InvalidOptionError } from '../core/errors.js';
 import { oneOf } from '../core/validate.js';
 import { setupTfjs, type BackendChoice, type TfjsBackend } from '../tfjs/backend.js';
 import { tfjsTrainEngine } from '../tfjs/train-engine.js';
+import { torchTrainEngine, type Precision, type RankPlace, type TorchDevice } from '../torch/engine.js';
+import { probeTorch, pythonOf } from '../torch/python.js';
 import type { TrainEngine } from './engine.js';
 
 export type EngineChoice = 'auto' | 'tfjs' | 'torch';
@@ -20,20 +27,62 @@ export interface CreateEngineOptions {
   tfjsBackend?: TfjsBackend;
   /** tfjs webgpu: accept a software adapter. */
   softwareGpu?: boolean;
-  /** tfjs wasm threads. */
+  /** CPU threads: tfjs wasm's, or torch's. */
   threads?: number;
+  /** torch: the Python, device, precision, torch.compile, data-parallel place, ranks on this machine, sync BN. */
+  python?: string;
+  device?: TorchDevice;
+  precision?: Precision;
+  compile?: boolean;
+  dist?: RankPlace;
+  localWorld?: number;
+  syncBn?: boolean;
+}
+
+/** The engine `auto` resolves to here, and why (for the run's first line). */
+export async function resolveEngine(choice: EngineChoice, python?: string): Promise<{ engine: 'tfjs' | 'torch'; why: string }> {
+  if (choice !== 'auto') return { engine: choice, why: '' };
+  try {
+    const t = await probeTorch(pythonOf(python));
+    if (t.cuda) return { engine: 'torch', why: `auto: torch ${t.torch} sees ${t.devices} CUDA device${t.devices === 1 ? '' : 's'}` };
+    return { engine: 'tfjs', why: `auto: torch ${t.torch} sees no CUDA device` };
+  } catch (err) {
+    return { engine: 'tfjs', why: `auto: ${err instanceof InvalidOptionError ? 'no torch' : 'torch unavailable'}` };
+  }
 }
 
 /**
  * The training engine asked for, set up for `config`.
- * @throws InvalidOptionError for an unknown engine; EngineUnavailableError when it cannot run here.
+ * @throws InvalidOptionError for an unknown engine or flags the engine does not take; EngineUnavailableError
+ *   when it cannot run here.
  */
 export async function createTrainEngine(o: CreateEngineOptions): Promise<TrainEngine> {
   oneOf(o.engine, 'options.engine', ENGINES);
-  const backend = o.tfjsBackend ?? await setupTfjs({
+  const { engine, why } = await resolveEngine(o.engine, o.python);
+  if (engine === 'torch') {
+    const e = await torchTrainEngine({
+      config: o.config,
+      ...pick(o, ['python', 'device', 'precision', 'threads', 'compile', 'dist', 'localWorld', 'syncBn']),
+    });
+    return why ? { ...e, describe: `${e.describe} [${why}]` } : e;
+  }
+  if (o.dist && o.dist.world > 1) {
+    throw new EngineUnavailableError('Training on several devices or machines needs --engine torch (tfjs has no collective for gradients)');
+  }
+  if ((o.precision && o.precision !== 'fp32') || o.compile || o.syncBn) {
+    throw new InvalidOptionError('--precision, --compile and --sync-bn are options of --engine torch');
+  }
+  const backend = o.tfjsBackend ?? (await setupTfjs({
     backend: o.backend ?? 'auto',
     ...(o.softwareGpu ? { softwareGpu: true } : {}),
     ...(o.threads !== undefined ? { threads: o.threads } : {}),
-  });
-  return tfjsTrainEngine(backend, o.config);
+  }));
+  const e = tfjsTrainEngine(backend, o.config);
+  return why ? { ...e, describe: `${e.describe} [${why}]` } : e;
+}
+
+function pick<T extends object, K extends keyof T>(o: T, keys: K[]): Partial<Pick<T, K>> {
+  const out: Partial<Pick<T, K>> = {};
+  for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
+  return out;
 }

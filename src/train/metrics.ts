@@ -23,6 +23,9 @@ export interface MetricsLine {
   /** The training engine (tfjs, torch) and its device (cpu, webgpu, cuda). */
   engine: string;
   device: string;
+  /** Data parallel: the ranks and the global batch (img_per_s counts every rank's images). */
+  ranks?: number;
+  global_batch?: number;
 }
 
 /** The steps since the last logged line. */
@@ -46,18 +49,20 @@ export class MetricWindow {
   }
 
   /** The line for the window ending at `r` (added already), and a fresh window. */
-  take(r: StepRecord, engine: { backend: string; engine: string; device: string }): MetricsLine {
+  take(r: StepRecord, engine: { backend: string; engine: string; device: string; ranks?: number }): MetricsLine {
+    const ranks = engine.ranks ?? 1;
     const line: MetricsLine = {
       step: r.step,
       epoch: r.epoch,
       loss: this.loss / this.steps,
       mse: this.mse / this.steps,
       ce: this.ce / this.steps,
-      img_per_s: (this.imgs * 1000) / Math.max(1e-6, this.wait + this.compute),
+      img_per_s: (this.imgs * ranks * 1000) / Math.max(1e-6, this.wait + this.compute),
       data_stall: this.wait / Math.max(1e-6, this.wait + this.compute),
       backend: engine.backend,
       engine: engine.engine,
       device: engine.device,
+      ...(ranks > 1 ? { ranks, global_batch: r.batchSize * ranks } : {}),
     };
     this.wait = this.compute = this.imgs = this.loss = this.mse = this.ce = this.steps = 0;
     return line;
@@ -74,6 +79,8 @@ export interface MetricsOptions {
   backend: string;
   engine: string;
   device: string;
+  /** Ranks of a data-parallel run (default 1): throughput counts them all. */
+  ranks?: number;
 }
 
 /**
@@ -87,13 +94,14 @@ export function logMetrics(options: MetricsOptions): Stage<StepRecord, StepRecor
   const every = positiveInt(options.every, 'options.every');
   const last = positiveInt(options.last, 'options.last');
   const { backend, engine, device } = options;
+  const ranks = options.ranks ?? 1;
   return async function* metrics(source) {
     const window = new MetricWindow();
     for await (const r of source) {
       window.add(r);
       if (r.step % every === 0 || r.checkpointed || r.step === last) {
         // A write's ENOSPC names no file: this one names metrics.jsonl.
-        await fsp.appendFile(path, JSON.stringify(window.take(r, { backend, engine, device })) + '\n').catch((err: unknown) => {
+        await fsp.appendFile(path, JSON.stringify(window.take(r, { backend, engine, device, ranks })) + '\n').catch((err: unknown) => {
           throw withPath(err, path);
         });
       }

@@ -58,6 +58,11 @@ export interface LoaderOptions {
   /** Ranks the shards are split over; fixes the order (default: resume.world, else max(1, processes)),
    *  capped at the number of shards when not given explicitly. */
   world?: number;
+  /**
+   * The ranks (streams) of the world this loader reads, merged in order (default: all of them). A data-parallel
+   * run gives each of its ranks a disjoint part of the world.
+   */
+  ranks?: number[];
   /** First epoch (default 0). */
   startEpoch?: number;
   /** Epochs to run (default 1; Infinity runs until the consumer stops). */
@@ -115,12 +120,16 @@ export function loader(options: LoaderOptions): (ctx: StageContext) => AsyncIter
     if (world > list.length) {
       throw invalidOption('options.world', `at most ${list.length} ranks (one per shard)`, world);
     }
+    const ranks = options.ranks ?? Array.from({ length: world }, (_, r) => r);
+    if (ranks.length === 0 || ranks.some((r) => !Number.isInteger(r) || r < 0 || r >= world)) {
+      throw invalidOption('options.ranks', `ranks in [0, ${world - 1}]`, ranks);
+    }
     const after = resumeAfter(resume, world);
     const first = resume?.epoch ?? startEpoch;
     const job: LoaderJob = {
       urls: list,
       world,
-      ranks: Array.from({ length: world }, (_, r) => r),
+      ranks,
       seed,
       startEpoch: first,
       epochs: epochs === Infinity ? null : startEpoch + epochs - first,
@@ -131,7 +140,7 @@ export function loader(options: LoaderOptions): (ctx: StageContext) => AsyncIter
     };
     const core: LoaderCore = {
       job,
-      processes: Math.min(processes, world),
+      processes: Math.min(processes, ranks.length),
       end: startEpoch + epochs,
       endless: epochs === Infinity,
       replay: resume?.replay ?? [],

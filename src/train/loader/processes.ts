@@ -181,13 +181,13 @@ export class Child {
   }
 }
 
-/** The ranks' streams in `processes` child processes, child c hosting the ranks r with r % processes === c. */
+/** The ranks' streams in `processes` child processes, child c hosting the job's ranks at the places i with i % processes === c. */
 export class ChildSources implements RankSources {
   private readonly children: Child[] = [];
   private readonly disposeAbort: () => void;
   constructor(job: LoaderJob, processes: number, ctx: StageContext) {
     for (let c = 0; c < processes; c++) {
-      const ranks = job.ranks.filter((r) => r % processes === c);
+      const ranks = job.ranks.filter((_, i) => i % processes === c);
       this.children.push(new Child(ranks, job, ctx));
     }
     // A merge waiting on a child wakes up and sees the abort.
