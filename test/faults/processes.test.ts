@@ -19,7 +19,7 @@ function pgrepChildren(pid: number): number[] {
   return r.stdout.split('\n').filter(Boolean).map(Number);
 }
 
-test('item 12: SIGKILL a pipe train with 2 loader processes: its children are gone within 2 s', { timeout: 90_000, skip: process.platform !== 'linux' && 'needs /proc' }, async (t) => {
+test('SIGKILL a pipe train with 2 loader processes: its children are gone within 2 s', { timeout: 90_000, skip: process.platform !== 'linux' && 'needs /proc' }, async (t) => {
   const dir = tmpDir(t, 'colorpipe-faults-processes-');
   const p = start(['train', '--shards', join(FIXTURES, 'shards', 'data-*.tar'), '--config', join(ROOT, 'configs', 'tiny.json'),
     '--steps', '100000', '--backend', 'wasm', '--processes', '2', '--out', join(dir, 'run'), '--quiet']);
