@@ -27,7 +27,7 @@ test('the committed fixtures are small: under 2 MB in all, the bomb under 200 KB
   assert.equal(files.filter((f) => f.startsWith('images/') && f.endsWith('.jpg')).length, 24);
 });
 
-test('the script regenerates the committed fixtures byte for byte (needs ../shared/photos)', async (t) => {
+test('the script regenerates the committed fixtures byte for byte from the source photos', async (t) => {
   const photos = defaultPhotosDir();
   if (!existsSync(path.join(photos, 'MANIFEST.tsv'))) {
     t.skip(`no photos at ${photos}: the committed fixtures come from them`);
