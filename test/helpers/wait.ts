@@ -18,14 +18,14 @@ export async function until(cond: () => boolean, what = 'condition', rounds = 10
  */
 export function settled(p: Promise<unknown>): () => boolean {
   let done = false;
-  p.then(
+  void p.then(
     () => (done = true),
     () => (done = true),
   );
   return () => done;
 }
 
-/** The timers (setTimeout, setInterval) that keep this process alive now. */
+/** How many timers (setTimeout, setInterval) are pending in this process now. */
 export function activeTimers(): number {
   return process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
 }
