@@ -5,7 +5,7 @@
  *   node dist/bench/colorize.js --backend wasm                      (width 0.25, 256 and 2048 px JPEGs)
  *   node dist/bench/colorize.js --paper --backend webgpu --batch 32 (the paper's network)
  *
- * For each size, JPEGs with that long side are made from /work/shared/photos (or --photos DIR) by resizing
+ * For each size, JPEGs with that long side are made from --photos DIR (default DEFAULT_PHOTOS) by resizing
  * (upscaling for 2048) into a temp dir. Then:
  * - end to end: colorizeGraph over the folder (--overwrite, no progress bar); images/s = written / wall time,
  *   and the share of the per-stage busy time (decode+prepare and compose+encode in the workers, the engine,

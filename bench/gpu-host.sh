@@ -2,9 +2,9 @@
 # Issue 10's one call on the GPU host: every measurement in one run, each part under `timeout`, ONE JSON
 # document on stdout (progress on stderr). Works from the repository root or the unpacked app directory.
 #
-# Here, first (builds, packs; see ../shared/device/README.md):
-#   npm run build && mkdir -p scratch && cp -r ../shared/photos/images scratch/photos   # optional: real photos
-#   ../shared/device/pack.sh dist package.json node_modules bench/gpu-host.sh bench/torch_model.py configs fixtures scratch/photos
+# Here, first: npm run build; optionally copy real JPEGs to scratch/photos; then pack, with this machine's node,
+# into .device/ for the host: dist package.json node_modules bench/gpu-host.sh bench/torch_model.py configs
+# fixtures scratch/photos
 # On the host (carry [".device"], timeout_s 540):
 #   bash .device/unpack.sh && export PATH=/tmp/nodebin:$PATH VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json \
 #     && cd /tmp/app && bash bench/gpu-host.sh --photos scratch/photos > $OUT/gpu-host.json

@@ -7,7 +7,7 @@
  *                             [--warmup 3] [--shards DIR] [--batch 32] [--size 224] [--out FILE]
  *   (or `pipe bench loader ...`)
  *
- * Data: the JPEGs of --photos (default ../shared/photos/images beside the repository) replicated to
+ * Data: the JPEGs of --photos (default: the photo collection's images/ beside the repository) replicated to
  * --samples samples, written as WebDataset shards with the project's shard writer (32 shards, so up to 32
  * processes get one each; labels from MANIFEST.tsv's source_package when present), in a temp dir removed
  * afterwards, or in --shards DIR (kept, and reused when it already holds shards).
@@ -40,7 +40,7 @@ import type { LabBatch } from '../src/types.js';
 export interface BenchLoaderOptions {
   /** Decode process counts to measure (default [1, 2]). */
   processes?: number[];
-  /** Folder of JPEGs (default ../shared/photos/images beside the repository). */
+  /** Folder of JPEGs (default: the photo collection's images/ beside the repository). */
   photos?: string;
   /** Samples in the benchmark dataset (default 2000). */
   samples?: number;

@@ -6,7 +6,7 @@
  *   node dist/bench/memory.js --images 30 --paper      (the paper's network)
  *
  * Cases, each a fresh `pipe colorize` process, in alternating rounds (--repeat, default 1):
- * - `default`: N JPEGs of 6000x4000 (24 megapixels, made from /work/shared/photos or --photos by resizing) at
+ * - `default`: N JPEGs of 6000x4000 (24 megapixels, resized from the JPEGs of --photos, default DEFAULT_PHOTOS) at
  *   default settings, the memory budget on (1 GiB) -- against `unbounded`: the same with a budget too large
  *   to bind (--memory-budget 1000000), what in-flight counts alone allowed before the budget;
  * - `full`: one of them at --resolution full in 1024 x 1024 windows (the default tile) -- against `one-pass`:

@@ -1,6 +1,7 @@
 /**
- * Builds the bundled demo dataset, demo/photos/, from the real photographs in ../shared/photos (Debian
- * packages; free licences listed in MANIFEST.tsv, copyright files in LICENSES/, both copied alongside).
+ * Builds the bundled demo dataset, demo/photos/, from a folder of real photographs (--photos,
+ * default: the photo collection beside the repository), taken from Debian packages; free licences listed in its
+ * MANIFEST.tsv, copyright files in its LICENSES/, both copied alongside.
  *
  *   demo/photos/train/<source package>/<name>.jpg   training images; the source package is the class label
  *   demo/photos/heldout/<name>.jpg                    held apart: never trained on, colorized and evaluated
@@ -8,7 +9,7 @@
  *
  * Images are scaled to 128 pixels on the short side (JPEG quality 88), enough for the demo's 64-pixel crops,
  * and keep the repository small (about 2 MB). Deterministic: the same photos give the same bytes.
- * Usage: node dist/scripts/make-demo-data.js [--photos ../shared/photos] [--out demo/photos]
+ * Usage: node dist/scripts/make-demo-data.js [--photos DIR] [--out demo/photos]
  */
 import { promises as fsp } from 'node:fs';
 import { join, resolve, basename } from 'node:path';

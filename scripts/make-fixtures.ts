@@ -2,7 +2,7 @@
  * Builds fixtures/ deterministically (`npm run fixtures`):
  *
  *   fixtures/images/<class>/*.jpg   24 small photos in 3 classes (short side 64 px, JPEG quality 85) and
- *                                   ATTRIBUTION.tsv (the source rows of ../shared/photos/MANIFEST.tsv)
+ *                                   ATTRIBUTION.tsv (the source rows of the photos' MANIFEST.tsv)
  *   fixtures/bad/                   one file per bad-input case, plus valid but awkward images (gray, CMYK, alpha,
  *                                   EXIF-rotated, 16-bit)
  *   fixtures/shards/                data-000000.tar and data-000001.tar written by writeShards from images/ (12
@@ -11,10 +11,10 @@
  *                                   files as samples, a sample with no image, an unreadable .cls and .json, and
  *                                   good samples around them)
  *
- * Photos come from ../shared/photos (or $COLORPIPE_PHOTOS): the first 8, by file name, of the public-domain and
- * CC0 photos of each of three GCompris "categorization" sets (tools, renewable, others), from the Debian package
- * gcompris-qt-data. Without that folder (or with --synthetic) the images are synthetic: seeded gradients and
- * shapes, same classes and layout, so everything downstream still works.
+ * Photos come from --photos, $COLORPIPE_PHOTOS or the photo collection beside the clone: the first 8, by file
+ * name, of the public-domain and CC0 photos of each of three GCompris "categorization" sets (tools, renewable,
+ * others), from the Debian package gcompris-qt-data. Without that folder (or with --synthetic) the images are
+ * synthetic: seeded gradients and shapes, same classes and layout, so everything downstream still works.
  *
  * The same source gives byte-identical files on every run (fixed seeds, sharp's encoders, fixed tar headers).
  * Usage: node dist/scripts/make-fixtures.js [--out DIR] [--photos DIR | --synthetic]
@@ -38,7 +38,7 @@ const LICENSES_OK = new Set(['public-domain', 'CC0-1.0']);
 export interface MakeFixturesOptions {
   /** Output folder (its images/, bad/ and shards/ are replaced). */
   out: string;
-  /** ../shared/photos or similar; null or missing folder: synthetic images. */
+  /** A photo collection with MANIFEST.tsv (defaultPhotosDir); null or missing folder: synthetic images. */
   photos?: string | null;
   log?: (line: string) => void;
 }
@@ -311,7 +311,7 @@ export function repoRoot(): string {
   return fileURLToPath(new URL('../../', import.meta.url));
 }
 
-/** Where the photos are by default: $COLORPIPE_PHOTOS, else ../shared/photos beside the clone. */
+/** Where the photos are by default: $COLORPIPE_PHOTOS, else the photo collection beside the clone. */
 export function defaultPhotosDir(): string {
   return process.env['COLORPIPE_PHOTOS'] ?? path.resolve(repoRoot(), '..', 'shared', 'photos');
 }

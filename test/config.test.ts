@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { applyOverrides, DEFAULT_CONFIG, loadConfig, makeConfig, resumeConflicts } from '../src/config.js';
 import { InvalidOptionError } from '../src/core/errors.js';
+import { tmpDir } from './helpers/tar.js';
 
 test('the default is the paper network at 224 (what pipe train uses without --config)', () => {
   const c = makeConfig();
@@ -33,7 +33,7 @@ test('the shipped configs load and validate', () => {
   assert.equal(loadConfig('configs/iizuka2016.json').model.numClasses, 205);
 });
 
-test('bad values are refused with the key named', () => {
+test('bad values are refused with the key named', (t) => {
   assert.throws(() => makeConfig({ model: { inputSize: 30 } }), /model.inputSize/);
   assert.throws(() => makeConfig({ train: { lr: 0 } }), /Expected positive number for train.lr but received 0/);
   assert.throws(() => makeConfig({ train: { optimizer: 'sgd' as 'adam' } }), /train.optimizer/);
@@ -42,13 +42,9 @@ test('bad values are refused with the key named', () => {
   assert.throws(() => makeConfig({ model: { inputSize: 32 }, augment: { scaleJitter: [24, 48] } }), /augment.scaleJitter/);
   assert.throws(() => makeConfig({ model: { inputSize: 32 }, augment: { scaleJitter: [48, 40] } }), /augment.scaleJitter/);
   assert.throws(() => makeConfig({ model: { inputSize: 32 }, augment: { scaleJitter: 40 as unknown as [number, number] } }), /augment.scaleJitter/);
-  const dir = mkdtempSync(join(tmpdir(), 'colorpipe-config-'));
-  try {
-    writeFileSync(join(dir, 'bad.json'), '{ not json');
-    assert.throws(() => loadConfig(join(dir, 'bad.json')), (e: unknown) => e instanceof InvalidOptionError && /bad\.json/.test(e.message));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const dir = tmpDir(t, 'colorpipe-config-');
+  writeFileSync(join(dir, 'bad.json'), '{ not json');
+  assert.throws(() => loadConfig(join(dir, 'bad.json')), (e: unknown) => e instanceof InvalidOptionError && /bad\.json/.test(e.message));
 });
 
 test('command-line overrides: --size moves the crop and resize too; the input is not changed', () => {
@@ -61,22 +57,18 @@ test('command-line overrides: --size moves the crop and resize too; the input is
   assert.deepEqual([jit.augment.crop, jit.augment.scaleJitter], [32, [32, 50]], '--size scales the jitter range too');
 });
 
-test('config files: an unknown key is refused with the nearest valid name; sections must be objects; _comments pass', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'colorpipe-config-'));
+test('config files: an unknown key is refused with the nearest valid name; sections must be objects; _comments pass', (t) => {
+  const dir = tmpDir(t, 'colorpipe-config-');
   const load = (json: unknown) => {
     const f = join(dir, 'c.json');
     writeFileSync(f, JSON.stringify(json));
     return () => loadConfig(f);
   };
-  try {
-    assert.throws(load({ train: { batchsize: 8 } }), /Unknown key train.batchsize in the config .*c\.json: did you mean train.batch\?/);
-    assert.throws(load({ trian: { batch: 8 } }), /Unknown key trian .*did you mean train\?/);
-    assert.throws(load({ model: null }), /Expected an object for model in .*c\.json but received null/);
-    assert.throws(load([1, 2]), /Expected a JSON object for the config .*c\.json/);
-    assert.equal(load({ _note: 'ok', train: { _why: 'ok', batch: 4 } })().train.batch, 4);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  assert.throws(load({ train: { batchsize: 8 } }), /Unknown key train.batchsize in the config .*c\.json: did you mean train.batch\?/);
+  assert.throws(load({ trian: { batch: 8 } }), /Unknown key trian .*did you mean train\?/);
+  assert.throws(load({ model: null }), /Expected an object for model in .*c\.json but received null/);
+  assert.throws(load([1, 2]), /Expected a JSON object for the config .*c\.json/);
+  assert.equal(load({ _note: 'ok', train: { _why: 'ok', batch: 4 } })().train.batch, 4);
 });
 
 test('resumeConflicts lists what a resumed run was asked to change, steps aside', () => {

@@ -6,10 +6,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ts from 'typescript';
-import { ROOT } from './helpers/tar.js';
+import { ROOT, tmpDir } from './helpers/tar.js';
 
 interface Block {
   /** README.md's line (1-based) of the block's first line of code. */
@@ -37,7 +37,7 @@ test('tsBlocks finds each block and the README line it starts on', () => {
   assert.deepEqual(tsBlocks(md), [{ line: 3, code: 'const a = 1;\n' }, { line: 10, code: 'let b;\nb = 2;\n' }]);
 });
 
-test("every ```ts block of README.md type-checks under strict against the package's own types", { timeout: 60_000 }, () => {
+test("every ```ts block of README.md type-checks under strict against the package's own types", { timeout: 60_000 }, (t) => {
   const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
   const blocks = tsBlocks(readme);
   assert.ok(blocks.length >= 2, 'the README has its TypeScript examples');
@@ -45,36 +45,32 @@ test("every ```ts block of README.md type-checks under strict against the packag
   assert.ok(readFileSync(index, 'utf8').length > 0, 'built first: dist/src/index.d.ts');
 
   // Inside the package (dist/ is git-ignored), so the package's self-reference resolves 'colorpipe' to it.
-  const dir = mkdtempSync(join(ROOT, 'dist', 'readme-'));
-  try {
-    const files = blocks.map((b) => {
-      const file = join(dir, `readme-line-${b.line}.ts`);
-      writeFileSync(file, b.code);
-      return { file, line: b.line };
-    });
-    const { config } = ts.readConfigFile(join(ROOT, 'tsconfig.json'), ts.sys.readFile) as { config: unknown };
-    const parsed = ts.parseJsonConfigFileContent(config, ts.sys, ROOT);
-    // Without outDir and rootDir: with them, TypeScript maps dist/src/index.d.ts back to src/index.ts; a user
-    // compiles against the declarations the package ships.
-    const { outDir: _outDir, rootDir: _rootDir, ...own } = parsed.options;
-    const options: ts.CompilerOptions = { ...own, noEmit: true, declaration: false, sourceMap: false, incremental: false };
-    assert.equal(options.strict, true, "the project's options are strict");
-    const program = ts.createProgram(files.map((f) => f.file), options);
-    assert.ok(program.getSourceFile(index), "'colorpipe' resolves to the package's own dist/src/index.d.ts");
+  const dir = tmpDir(t, 'readme-', join(ROOT, 'dist'));
+  const files = blocks.map((b) => {
+    const file = join(dir, `readme-line-${b.line}.ts`);
+    writeFileSync(file, b.code);
+    return { file, line: b.line };
+  });
+  const { config } = ts.readConfigFile(join(ROOT, 'tsconfig.json'), ts.sys.readFile) as { config: unknown };
+  const parsed = ts.parseJsonConfigFileContent(config, ts.sys, ROOT);
+  // Without outDir and rootDir: with them, TypeScript maps dist/src/index.d.ts back to src/index.ts; a user
+  // compiles against the declarations the package ships.
+  const { outDir: _outDir, rootDir: _rootDir, ...own } = parsed.options;
+  const options: ts.CompilerOptions = { ...own, noEmit: true, declaration: false, sourceMap: false, incremental: false };
+  assert.equal(options.strict, true, "the project's options are strict");
+  const program = ts.createProgram(files.map((f) => f.file), options);
+  assert.ok(program.getSourceFile(index), "'colorpipe' resolves to the package's own dist/src/index.d.ts");
 
-    const problems: string[] = [];
-    for (const d of ts.getPreEmitDiagnostics(program)) {
-      const text = ts.flattenDiagnosticMessageText(d.messageText, ' ');
-      const block = files.find((f) => d.file?.fileName === f.file.split('\\').join('/') || d.file?.fileName === f.file);
-      if (d.file && block && d.start !== undefined) {
-        const { line, character } = d.file.getLineAndCharacterOfPosition(d.start);
-        problems.push(`README.md:${block.line + line}:${character + 1}: ${text}`);
-      } else {
-        problems.push(`${d.file?.fileName ?? 'options'}: ${text}`);
-      }
+  const problems: string[] = [];
+  for (const d of ts.getPreEmitDiagnostics(program)) {
+    const text = ts.flattenDiagnosticMessageText(d.messageText, ' ');
+    const block = files.find((f) => d.file?.fileName === f.file.split('\\').join('/') || d.file?.fileName === f.file);
+    if (d.file && block && d.start !== undefined) {
+      const { line, character } = d.file.getLineAndCharacterOfPosition(d.start);
+      problems.push(`README.md:${block.line + line}:${character + 1}: ${text}`);
+    } else {
+      problems.push(`${d.file?.fileName ?? 'options'}: ${text}`);
     }
-    assert.deepEqual(problems, [], `README.md's TypeScript examples do not compile:\n${problems.join('\n')}`);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
   }
+  assert.deepEqual(problems, [], `README.md's TypeScript examples do not compile:\n${problems.join('\n')}`);
 });

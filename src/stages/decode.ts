@@ -6,7 +6,7 @@
  * - `failOn` (option): train mode defaults to 'warning' (sharp's default for untrusted input): a truncated
  *   image fails instead of being padded with grey, and so does corrupt entropy-coded data, which libjpeg only
  *   *warns* about ("bad Huffman code") while decoding garbage; losing a sample costs training nothing, learning
- *   from garbage does (all 290 photos of ../shared/photos pass). Caveat: when sharp shrinks a JPEG on load
+ *   from garbage does (all 290 real photographs it was tried on pass). Caveat: when sharp shrinks a JPEG on load
  *   (decoding at 1/2, 1/4 or 1/8 scale for a large downscale), libjpeg may decode corrupt data without a
  *   warning; only truncation is then certain to be caught. Infer mode defaults to 'error': truncated and
  *   undecodable files fail, but a file with a mere libjpeg warning, which every viewer shows, is colorized.

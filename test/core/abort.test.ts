@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AbortError } from '../../src/core/errors.js';
 import { abortErrorOf, isAbortError, onAbort, sleep, throwIfAborted } from '../../src/core/abort.js';
+import { activeTimers } from '../helpers/wait.js';
 
 test('abortErrorOf keeps the reason: an Error as it is, the platform default as AbortError, anything else as text', () => {
   const boom = new Error('boom');
@@ -46,15 +47,19 @@ test('onAbort calls once, at once when already aborted, and its dispose removes 
 });
 
 test('sleep rejects with the reason when aborted and leaves no timer behind', async () => {
+  const timers = activeTimers();
   const a = new AbortController();
   const p = sleep(60_000, a.signal);
+  assert.equal(activeTimers(), timers + 1);
   a.abort(new Error('stop'));
   await assert.rejects(p, /stop/);
+  // No timer keeps the process alive: the 60 s sleep was cleared.
+  assert.equal(activeTimers(), timers);
   await sleep(1);
   const b = new AbortController();
   b.abort();
   await assert.rejects(sleep(10, b.signal), AbortError);
-  // No timer keeps the process alive: the 60 s sleep above was cleared (the test would not end otherwise).
+  assert.equal(activeTimers(), timers, 'an already aborted sleep starts none');
 });
 
 test('isAbortError: every abort error (ours, the platform\'s, piscina\'s, one wrapping it) and, given the signal, its reason', async () => {

@@ -42,12 +42,12 @@ test('requests are served in order: a large one is not starved by small ones beh
   await turns();
   assert.deepEqual(order, [], 'the small one fits but waits behind the big one');
   first.release();
-  const bl = await big;
   await turns();
-  assert.deepEqual(order, ['big']);
-  bl.release();
-  await small;
+  assert.deepEqual(order, ['big'], 'the big one is served once it fits, the small one still waits');
+  (await big).release();
+  await turns();
   assert.deepEqual(order, ['big', 'small']);
+  assert.equal((await small).bytes, 20);
 });
 
 test('an item larger than the whole budget goes alone when nothing else is held', async () => {

@@ -37,6 +37,7 @@ test('mapOrdered: results in input order although calls finish out of order; at 
   })();
   for (let x = 3; x <= 5; x++) {
     for (let i = 0; i < 50 && !c.started().includes(x); i++) await new Promise((r) => setImmediate(r));
+    assert.ok(c.started().includes(x), `call ${x} started once a slot was free`);
     c.release(x);
   }
   await drain;

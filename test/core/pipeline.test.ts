@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { pipeline, compose, collect, drain, type Stage, type StageContext } from '../../src/core/pipeline.js';
 import { throwIfAborted, sleep } from '../../src/core/abort.js';
 import { AbortError, BadInputError, Reporter } from '../../src/core/errors.js';
+import { activeTimers, settled, turns, until } from '../helpers/wait.js';
 
 const map =
   <I, O>(f: (x: I) => O): Stage<I, O> =>
@@ -159,14 +160,13 @@ test('a fatal report (onError fail) ends the run with BadInputError', async () =
 test("the caller's signal aborts the run: a waiting stage wakes, everything finishes, the consumer gets AbortError", async () => {
   const log: string[] = [];
   const outer = new AbortController();
-  let waiting!: () => void;
-  const isWaiting = new Promise<void>((r) => (waiting = r));
+  let waiting = false;
   // A source that waits (honouring the signal) after its second item.
   const source = async function* (ctx: StageContext) {
     try {
       yield 1;
       yield 2;
-      waiting();
+      waiting = true;
       await sleep(60_000, ctx.signal);
       yield 3;
     } finally {
@@ -178,8 +178,12 @@ test("the caller's signal aborts the run: a waiting stage wakes, everything fini
   const run = (async () => {
     for await (const x of p) got.push(x);
   })();
-  await isWaiting;
+  const ended = settled(run);
+  await until(() => waiting, 'the source waits after its second item');
+  await turns();
+  assert.equal(ended(), false, 'the run waits on the source');
   outer.abort();
+  await until(ended, 'the abort ended the run');
   await assert.rejects(run, (err: unknown) => err instanceof AbortError);
   assert.deepEqual(got, [1, 2]);
   assert.ok(p.ctx.signal.aborted);
@@ -208,9 +212,12 @@ test('p.abort() between pulls surfaces at the next pull', async () => {
 test('throwIfAborted and sleep honour the signal; sleep leaves no timer behind', async () => {
   const c = new AbortController();
   throwIfAborted(c.signal);
+  const timers = activeTimers();
   const s = sleep(60_000, c.signal);
+  assert.equal(activeTimers(), timers + 1);
   c.abort();
   await assert.rejects(s, (err: unknown) => err instanceof AbortError);
+  assert.equal(activeTimers(), timers, "the aborted sleep's timer is cleared");
   // The signal's own reason is thrown (here the platform's DOMException named AbortError).
   assert.throws(() => throwIfAborted(c.signal), (err: unknown) => (err as Error).name === 'AbortError');
   const d = new AbortController();

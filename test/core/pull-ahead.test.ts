@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pullAhead } from '../../src/core/pull-ahead.js';
+import { settled, turns, until } from '../helpers/wait.js';
 
 const turn = () => new Promise((r) => setImmediate(r));
 
@@ -55,9 +56,19 @@ test('pullAhead keeps a source error for the stage, and close() returns the sour
 
 test('an abort stops pulling and wakes a waiting consumer', async () => {
   const a = new AbortController();
-  const never: AsyncIterable<number> = { [Symbol.asyncIterator]: () => ({ next: () => new Promise(() => undefined), return: async () => ({ done: true, value: undefined }) }) };
+  let pulls = 0;
+  const never: AsyncIterable<number> = {
+    [Symbol.asyncIterator]: () => ({ next: () => (pulls++, new Promise(() => undefined)), return: async () => ({ done: true, value: undefined }) }),
+  };
   const p = pullAhead(never, a.signal, () => true, () => undefined);
   const woke = p.wait();
+  const isAwake = settled(woke);
+  await turns();
+  assert.equal(isAwake(), false, 'the consumer waits on a source that never answers');
   a.abort();
-  await woke;
+  await until(isAwake, 'the waiting consumer woke after the abort');
+  assert.equal(await woke, undefined);
+  assert.equal(p.failed, false, 'an abort is not a source error');
+  await turns();
+  assert.equal(pulls, 1, 'only the pull in flight at the abort');
 });

@@ -71,9 +71,9 @@ function refusedReadOnly(r: CliResult, path: string): void {
   oneLineNaming(r, path, /: read-only file system$/);
 }
 
-// Item 9.
+// Writes that cannot happen: --out in the way, a full disk, a read-only directory or file system.
 
-test('item 9: --out below a file (colorize, train, export) or a file (colorize, shard): one line naming it, no stack', { timeout: 60_000 }, async () => {
+test('--out below a file (colorize, train, export) or a file (colorize, shard): one line naming it, no stack', { timeout: 60_000 }, async () => {
   const file = join(TMP, 'a-file');
   writeFileSync(file, 'x');
   const below = join(file, 'below');
@@ -93,7 +93,7 @@ test('item 9: --out below a file (colorize, train, export) or a file (colorize, 
   }
 });
 
-test('item 9: a full disk (ENOSPC) under colorize: each file that did not fit is named once with the reason, the rest written, no temp file', { timeout: 60_000 }, async (t) => {
+test('a full disk (ENOSPC) under colorize: each file that did not fit is named once with the reason, the rest written, no temp file', { timeout: 60_000 }, async (t) => {
   const out = join(TMP, 'full-colorize');
   const why = tmpfs(out, 'size=32k');
   if (why) return t.skip(why);
@@ -111,7 +111,7 @@ test('item 9: a full disk (ENOSPC) under colorize: each file that did not fit is
   assert.deepEqual(tempLeftovers(out), []);
 });
 
-test('item 9: a full disk (ENOSPC) under pipe shard: one line naming the shard, no stack, no temp file', { timeout: 60_000 }, async (t) => {
+test('a full disk (ENOSPC) under pipe shard: one line naming the shard, no stack, no temp file', { timeout: 60_000 }, async (t) => {
   const out = join(TMP, 'full-shard');
   const why = tmpfs(out, 'size=48k');
   if (why) return t.skip(why);
@@ -122,7 +122,7 @@ test('item 9: a full disk (ENOSPC) under pipe shard: one line naming the shard, 
   assert.deepEqual(tempLeftovers(out), []);
 });
 
-test('item 9: a full disk (ENOSPC) under pipe train: one line naming the file it could not write', { timeout: 60_000 }, async (t) => {
+test('a full disk (ENOSPC) under pipe train: one line naming the file it could not write', { timeout: 60_000 }, async (t) => {
   const out = join(TMP, 'full-train');
   // Room for the writability probe, not for a checkpoint (about 3 MB with the tiny model).
   const why = tmpfs(out, 'size=256k');
@@ -133,7 +133,7 @@ test('item 9: a full disk (ENOSPC) under pipe train: one line naming the file it
   assert.deepEqual(tempLeftovers(out), []);
 });
 
-test('item 9: a read-only --out directory (chmod 555): pipe train fails up front with one line', { timeout: 60_000 }, async (t) => {
+test('a read-only --out directory (chmod 555): pipe train fails up front with one line', { timeout: 60_000 }, async (t) => {
   const out = join(TMP, 'chmod-ro');
   mkdirSync(out);
   chmodSync(out, 0o555);
@@ -151,7 +151,7 @@ test('item 9: a read-only --out directory (chmod 555): pipe train fails up front
   chmodSync(out, 0o755);
 });
 
-test('item 9: an existing directory on a read-only file system: train and colorize fail up front with one line naming it', { timeout: 60_000 }, async (t) => {
+test('an existing directory on a read-only file system: train and colorize fail up front with one line naming it', { timeout: 60_000 }, async (t) => {
   const { mnt, why } = readOnlyTmpfs('ro', 'run');
   if (why) return t.skip(why);
   const train = await run(trainArgs(join(mnt, 'run')), { timeoutMs: 30_000 });
@@ -166,23 +166,23 @@ test('item 9: an existing directory on a read-only file system: train and colori
   refusedReadOnly(colorize, join(mnt, 'run'));
 });
 
-test('item 9: pipe shard on a read-only file system: one line naming the directory, no stack', { timeout: 60_000 }, async (t) => {
+test('pipe shard on a read-only file system: one line naming the directory, no stack', { timeout: 60_000 }, async (t) => {
   const { mnt, why } = readOnlyTmpfs('ro-shard', 's');
   if (why) return t.skip(why);
   const r = await run(['shard', '--in', IMAGES, '--out', join(mnt, 's'), '--labels', 'dirs'], { timeoutMs: 30_000 });
   refusedReadOnly(r, join(mnt, 's'));
 });
 
-test('item 9: --out not yet made, on a read-only file system: "read-only file system", not a misleading ENOENT', { timeout: 60_000 }, async (t) => {
+test('--out not yet made, on a read-only file system: "read-only file system", not a misleading ENOENT', { timeout: 60_000 }, async (t) => {
   const { mnt, why } = readOnlyTmpfs('ro-new');
   if (why) return t.skip(why);
   const r = await run(trainArgs(join(mnt, 'new', 'run')), { timeoutMs: 30_000 });
   refusedReadOnly(r, join(mnt, 'new'));
 });
 
-// Item 10.
+// What a killed colorize leaves, and long names.
 
-test('item 10: temp files a killed colorize left in --out (colorpipe\'s own names, any folder) are removed by the next run', { timeout: 60_000 }, async () => {
+test('temp files a killed colorize left in --out (colorpipe\'s own names, any folder) are removed by the next run', { timeout: 60_000 }, async () => {
   const input = join(TMP, 'temps-in');
   const out = join(TMP, 'temps-out');
   await photos(input, 4, { name: (i) => (i < 2 ? `p${i}.jpg` : `sub/p${i}.jpg`) });
@@ -202,7 +202,7 @@ test('item 10: temp files a killed colorize left in --out (colorpipe\'s own name
   assert.deepEqual(filesUnder(out), ['p0.jpg', 'p1.jpg', 'sub/notes.tmp', 'sub/p2.jpg', 'sub/p3.jpg']);
 });
 
-test('item 10: kill -9 during colorize, then a rerun: no temp file, no process left, every image written exactly once', { timeout: 90_000 }, async () => {
+test('kill -9 during colorize, then a rerun: no temp file, no process left, every image written exactly once', { timeout: 90_000 }, async () => {
   const input = join(TMP, 'kill-in');
   const out = join(TMP, 'kill-out');
   const n = 30;
@@ -235,7 +235,7 @@ test('item 10: kill -9 during colorize, then a rerun: no temp file, no process l
   }
 });
 
-test('item 10: a 255-byte file name colorizes (the temp name does not lengthen it)', { timeout: 60_000 }, async () => {
+test('a 255-byte file name colorizes (the temp name does not lengthen it)', { timeout: 60_000 }, async () => {
   const input = join(TMP, 'long-in');
   const out = join(TMP, 'long-out');
   const name = `${'n'.repeat(251)}.jpg`;
@@ -249,7 +249,7 @@ test('item 10: a 255-byte file name colorizes (the temp name does not lengthen i
   assert.deepEqual(readdirSync(out).sort(), [name, 'short.jpg'], 'both written, no temp file beside them');
 });
 
-// Item 13.
+// Bad inputs are reported, under --quiet too.
 
 let emptyTarRun: Promise<{ empty: string; r: CliResult }> | undefined;
 const emptyTar = () => (emptyTarRun ??= (async () => {
@@ -261,7 +261,7 @@ const emptyTar = () => (emptyTarRun ??= (async () => {
   return { empty, r };
 })());
 
-test('item 13: a 0-byte tar is reported as bad with its path and reason; training goes on', { timeout: 60_000 }, async () => {
+test('a 0-byte tar is reported as bad with its path and reason; training goes on', { timeout: 60_000 }, async () => {
   const { empty, r } = await emptyTar();
   exited(r, 0);
   noStack(r.stderr);
@@ -269,13 +269,13 @@ test('item 13: a 0-byte tar is reported as bad with its path and reason; trainin
   assert.match(r.stderr, /done at step 3/);
 });
 
-test('item 13: a 0-byte tar is reported once, not once per epoch', { timeout: 60_000 }, async () => {
+test('a 0-byte tar is reported once, not once per epoch', { timeout: 60_000 }, async () => {
   const { empty, r } = await emptyTar();
   exited(r, 0);
   assert.equal(linesMatching(r.stderr, new RegExp(`skipped ${empty} `)).length, 1, r.stderr);
 });
 
-test('item 13: colorize --quiet hides only the progress bar: each bad input still has its line', { timeout: 60_000 }, async () => {
+test('colorize --quiet hides only the progress bar: each bad input still has its line', { timeout: 60_000 }, async () => {
   const input = join(TMP, 'quiet-in');
   await photos(input, 2);
   copyFileSync(join(FIXTURES, 'bad', 'corrupt.jpg'), join(input, 'corrupt.jpg'));
@@ -286,7 +286,7 @@ test('item 13: colorize --quiet hides only the progress bar: each bad input stil
   assert.equal(lastJson<Summary>(r.stdout).written, 2);
 });
 
-test('item 13: train --quiet hides only the progress bar: the 0-byte tar is still reported', { timeout: 60_000 }, async () => {
+test('train --quiet hides only the progress bar: the 0-byte tar is still reported', { timeout: 60_000 }, async () => {
   const empty = join(TMP, 'quiet-train', 'empty.tar');
   mkdirSync(join(TMP, 'quiet-train'));
   writeFileSync(empty, '');

@@ -20,7 +20,7 @@ import { Reporter } from '../../src/core/errors.js';
 const { dir: TMP, cleanup } = tempDir('colorpipe-faults-formats-');
 after(cleanup);
 
-test('item 13: an animated GIF and a multi-page TIFF are colorized from their first frame, each with one note naming it', { timeout: 60_000 }, async () => {
+test('an animated GIF and a multi-page TIFF are colorized from their first frame, each with one note naming it', { timeout: 60_000 }, async () => {
   const input = join(TMP, 'frames');
   await photos(input, 1);
   writeFileSync(join(input, 'anim.gif'), await animatedGif(48, 40, 6));
@@ -36,7 +36,7 @@ test('item 13: an animated GIF and a multi-page TIFF are colorized from their fi
   assert.deepEqual([meta.width, meta.height, meta.pages ?? 1], [48, 40, 1], 'one frame out, at the frame\'s size');
 });
 
-test('item 13: pipe shard names each image by its bytes: an SVG saved as .png is stored as a real PNG, a PNG saved as .jpg as .png; the shard trains', { timeout: 90_000 }, async () => {
+test('pipe shard names each image by its bytes: an SVG saved as .png is stored as a real PNG, a PNG saved as .jpg as .png; the shard trains', { timeout: 90_000 }, async () => {
   const input = join(TMP, 'shard-in', 'things');
   mkdirSync(input, { recursive: true });
   await photos(input, 2);

@@ -54,7 +54,7 @@ async function colorize(input: string, out: string, ...more: string[]): Promise<
   return { r, s: lastJson<Summary>(r.stdout), rss: maxRssMB(r) };
 }
 
-test('item 1: a 6000x4000 photo among small ones is colorized at default flags and at --resolution full, within 1.5 GB', { timeout: 300_000 }, async () => {
+test('a 6000x4000 photo among small ones is colorized at default flags and at --resolution full, within 1.5 GB', { timeout: 300_000 }, async () => {
   const input = join(TMP, 'mixed');
   await photos(input, 2);
   copyFileSync(camera, join(input, 'camera.jpg'));
@@ -69,7 +69,7 @@ test('item 1: a 6000x4000 photo among small ones is colorized at default flags a
   }
 });
 
-test('item 14: 24-megapixel photos colorize within 1.5 GB, several at a time, with 2 worker threads or 16', { timeout: 300_000 }, async () => {
+test('24-megapixel photos colorize within 1.5 GB, several at a time, with 2 worker threads or 16', { timeout: 300_000 }, async () => {
   const input = join(TMP, 'many');
   mkdirSync(input, { recursive: true });
   for (let i = 0; i < 4; i++) copyFileSync(camera, join(input, `camera-${i}.jpg`));
@@ -83,7 +83,7 @@ test('item 14: 24-megapixel photos colorize within 1.5 GB, several at a time, wi
   }
 });
 
-test('items 1 and 14: an 8190x8190 PNG of a few hundred KB (67 megapixels, over the budget) runs alone and is written; the photos after it too', { timeout: 300_000 }, async () => {
+test('an 8190x8190 PNG of a few hundred KB (67 megapixels, over the budget) runs alone and is written; the photos after it too', { timeout: 300_000 }, async () => {
   const input = join(TMP, 'huge');
   await photos(input, 1, { name: () => 'z-after.jpg' });
   copyFileSync(camera, join(input, 'y-camera.jpg'));

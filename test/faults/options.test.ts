@@ -18,7 +18,7 @@ const TINY = join(ROOT, 'configs', 'tiny.json');
 const trainArgs = (shards: string, out: string, ...more: string[]) =>
   ['train', '--shards', shards, '--out', out, '--backend', 'wasm', '--processes', '0', '--quiet', ...more];
 
-test('item 6: config files: unknown keys name the nearest valid one; null sections and arrays are refused; exit 2 before anything is written', { timeout: 60_000 }, async () => {
+test('config files: unknown keys name the nearest valid one; null sections and arrays are refused; exit 2 before anything is written', { timeout: 60_000 }, async () => {
   const cases: [config: unknown, message: RegExp][] = [
     [{ train: { batchsize: 4 } }, /^colorpipe: Unknown key train\.batchsize in the config .*c0\.json: did you mean train\.batch\?$/],
     [{ trian: { batch: 4 } }, /^colorpipe: Unknown key trian in the config .*c1\.json: did you mean train\?$/],
@@ -40,7 +40,7 @@ test('item 6: config files: unknown keys name the nearest valid one; null sectio
   });
 });
 
-// Item 7: a shard whose labels 9 and -5 lie outside configs/tiny.json's 4 classes; 6 steps of 8 are six epochs.
+// A shard whose labels 9 and -5 lie outside configs/tiny.json's 4 classes; 6 steps of 8 are six epochs.
 let labelRun: Promise<{ shard: string; r: CliResult }> | undefined;
 const labels = () => (labelRun ??= (async () => {
   const shard = await photoShard(join(TMP, 'labels', 'data-000000.tar'), [
@@ -51,7 +51,7 @@ const labels = () => (labelRun ??= (async () => {
   return { shard, r };
 })());
 
-test('item 7: class labels 9 and -5 with a 4-class model are reported with the sample and reason, and training goes on', { timeout: 90_000 }, async () => {
+test('class labels 9 and -5 with a 4-class model are reported with the sample and reason, and training goes on', { timeout: 90_000 }, async () => {
   const { shard, r } = await labels();
   exited(r, 0);
   noStack(r.stderr);
@@ -63,7 +63,7 @@ test('item 7: class labels 9 and -5 with a 4-class model are reported with the s
   assert.equal(linesMatching(r.stderr, /\(labels\)/).length, linesMatching(r.stderr, /#(nine|minus) \(labels\)/).length, 'no good label reported');
 });
 
-test('item 7: each out-of-range label is reported once, not once per epoch', { timeout: 90_000 }, async () => {
+test('each out-of-range label is reported once, not once per epoch', { timeout: 90_000 }, async () => {
   const { r } = await labels();
   exited(r, 0);
   for (const key of ['nine', 'minus']) {
@@ -71,7 +71,7 @@ test('item 7: each out-of-range label is reported once, not once per epoch', { t
   }
 });
 
-test('item 7: classes.json with more classes than the model is a usage error (exit 2) saying what to set, before training', { timeout: 60_000 }, async () => {
+test('classes.json with more classes than the model is a usage error (exit 2) saying what to set, before training', { timeout: 60_000 }, async () => {
   const dir = join(TMP, 'classes');
   const shard = await photoShard(join(dir, 'data-000000.tar'), [{ key: 'a', cls: '0' }, { key: 'b', cls: '1' }]);
   writeFileSync(join(dir, 'classes.json'), JSON.stringify(Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`c${i}`, i]))));
@@ -83,7 +83,7 @@ test('item 7: classes.json with more classes than the model is a usage error (ex
   assert.ok(!existsSync(join(dir, 'run', 'checkpoints')), 'nothing trained');
 });
 
-test('item 7: pipe shard --labels dirs on 5 class folders, then pipe train with configs/tiny.json (4 classes): exit 2 saying what to set', { timeout: 60_000 }, async () => {
+test('pipe shard --labels dirs on 5 class folders, then pipe train with configs/tiny.json (4 classes): exit 2 saying what to set', { timeout: 60_000 }, async () => {
   const dir = join(TMP, 'five');
   await photos(join(dir, 'photos'), 5, { name: (i) => `class${i}/p${i}.jpg` });
   const shard = await run(['shard', '--in', join(dir, 'photos'), '--out', join(dir, 'shards'), '--labels', 'dirs'], { timeoutMs: 30_000 });
@@ -95,7 +95,7 @@ test('item 7: pipe shard --labels dirs on 5 class folders, then pipe train with 
   assert.match(r.stderr, /^colorpipe: .*classes\.json names 5 classes but the model's head has 4 \(model\.numClasses\): set model\.numClasses to 5/);
 });
 
-test('item 8: --shards \'d-{000000..000001}.tar,b.tar\' (a brace range and a comma) trains on all three shards', { timeout: 90_000 }, async () => {
+test('--shards \'d-{000000..000001}.tar,b.tar\' (a brace range and a comma) trains on all three shards', { timeout: 90_000 }, async () => {
   const dir = join(TMP, 'braces');
   mkdirSync(join(dir, 'extra'), { recursive: true });
   const shards: Record<string, string[]> = { 'd-000000.tar': ['d0a', 'd0b'], 'd-000001.tar': ['d1a', 'd1b'], 'b.tar': ['ba', 'bb'], 'extra/e.tar': ['ea', 'eb'] };

@@ -39,7 +39,7 @@ async function walksOnce(input: string, out: string, photosIn: number, links: st
   assert.deepEqual(tempLeftovers(out), []);
 }
 
-test('item 2: a single loop of two links, a -> b -> a, is reported, not dropped without a word', { timeout: 90_000 }, async () => {
+test('a single loop of two links, a -> b -> a, is reported, not dropped without a word', { timeout: 90_000 }, async () => {
   const input = join(TMP, 'pair', 'in');
   await photos(input, 1);
   // ln -s b in/a; ln -s a in/b: each link resolves to the other (ELOOP).
@@ -48,7 +48,7 @@ test('item 2: a single loop of two links, a -> b -> a, is reported, not dropped 
   await walksOnce(input, join(TMP, 'pair'), 1, [join(input, 'a'), join(input, 'b')]);
 });
 
-test('item 2: a loop through two folders, a/tob -> ../b and b/toa -> ../a, walks each folder once and is reported', { timeout: 90_000 }, async () => {
+test('a loop through two folders, a/tob -> ../b and b/toa -> ../a, walks each folder once and is reported', { timeout: 90_000 }, async () => {
   const input = join(TMP, 'cycle', 'in');
   await photos(input, 2, { name: (i) => `${i === 0 ? 'a' : 'b'}/p${i}.jpg` });
   symlinkSync(join('..', 'b'), join(input, 'a', 'tob'));
@@ -56,7 +56,7 @@ test('item 2: a loop through two folders, a/tob -> ../b and b/toa -> ../a, walks
   await walksOnce(input, join(TMP, 'cycle'), 2, [join(input, 'a', 'tob'), join(input, 'b', 'toa')]);
 });
 
-// Item 3. One tiny run with checkpoints at steps 2 and 4 (the two kept), copied for each kind of damage.
+// Damaged checkpoints: one tiny run with checkpoints at steps 2 and 4 (the two kept), copied for each kind of damage.
 const SHARDS = join(FIXTURES, 'shards', 'data-*.tar');
 const STEP2 = join('checkpoints', 'step-00000002');
 const STEP4 = join('checkpoints', 'step-00000004');
@@ -104,17 +104,17 @@ async function fallsBack(out: string, why: RegExp): Promise<void> {
   assert.deepEqual(tempLeftovers(out), []);
 }
 
-test('item 3: a truncated weights.bin in the newest checkpoint: --resume falls back to the older one with one warning', { timeout: 90_000 }, async () => {
+test('a truncated weights.bin in the newest checkpoint: --resume falls back to the older one with one warning', { timeout: 90_000 }, async () => {
   const out = await damaged('weights', (d) => truncateSync(join(d, STEP4, 'weights.bin'), 1000));
   await fallsBack(out, /weights\.bin has 1000 bytes/);
 });
 
-test('item 3: a truncated optimizer.bin in the newest checkpoint: --resume falls back to the older one with one warning', { timeout: 90_000 }, async () => {
+test('a truncated optimizer.bin in the newest checkpoint: --resume falls back to the older one with one warning', { timeout: 90_000 }, async () => {
   const out = await damaged('optimizer', (d) => truncateSync(join(d, STEP4, 'optimizer.bin'), 100));
   await fallsBack(out, /optimizer\.bin has 100 bytes/);
 });
 
-test('item 3: a bad model.json in the newest checkpoint: --resume falls back to the older one with one warning', { timeout: 90_000 }, async () => {
+test('a bad model.json in the newest checkpoint: --resume falls back to the older one with one warning', { timeout: 90_000 }, async () => {
   const out = await damaged('modeljson', (d) => {
     // Same size, not JSON: caught by the checksum, not only the size.
     const f = join(d, STEP4, 'model.json');
@@ -124,12 +124,12 @@ test('item 3: a bad model.json in the newest checkpoint: --resume falls back to 
   await fallsBack(out, /model\.json does not match the checksum/);
 });
 
-test('item 3: a state.json of {"step": -5} in the newest checkpoint: one clear line, the older one resumed, no TypeError', { timeout: 90_000 }, async () => {
+test('a state.json of {"step": -5} in the newest checkpoint: one clear line, the older one resumed, no TypeError', { timeout: 90_000 }, async () => {
   const out = await damaged('ckstate', (d) => writeFileSync(join(d, STEP4, 'state.json'), '{"step": -5}'));
   await fallsBack(out, /state\.json: step -5 is not a non-negative integer/);
 });
 
-test('item 3: every checkpoint\'s state.json {"step": -5}: --resume stops with a clear error (exit 1), never starts over', { timeout: 90_000 }, async () => {
+test('every checkpoint\'s state.json {"step": -5}: --resume stops with a clear error (exit 1), never starts over', { timeout: 90_000 }, async () => {
   const out = await damaged('allstate', (d) => {
     for (const f of ['state.json', join(STEP4, 'state.json'), join(STEP2, 'state.json')]) writeFileSync(join(d, f), '{"step": -5}');
   });
@@ -149,7 +149,7 @@ const runState = () => (runStateResume ??= (async () => {
   return { out, r: await resume(out) };
 })());
 
-test('item 3: the run\'s state.json {"step": -5}: no TypeError, --resume continues from the newest intact checkpoint', { timeout: 90_000 }, async () => {
+test('the run\'s state.json {"step": -5}: no TypeError, --resume continues from the newest intact checkpoint', { timeout: 90_000 }, async () => {
   const { out, r } = await runState();
   exited(r, 0);
   noStack(r.stderr);
@@ -158,7 +158,7 @@ test('item 3: the run\'s state.json {"step": -5}: no TypeError, --resume continu
   assert.equal(firstStep(out), 5, 'resumed after step 4 (its own state.json is intact)');
 });
 
-test('item 3: the run\'s state.json {"step": -5} is named in one clear line', { timeout: 90_000 }, async () => {
+test('the run\'s state.json {"step": -5} is named in one clear line', { timeout: 90_000 }, async () => {
   const { out, r } = await runState();
   exited(r, 0);
   const lines = linesMatching(r.stderr, /state\.json/);

@@ -2,6 +2,7 @@
 import { mkdtempSync, readdirSync, existsSync, rmSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
+import type { TestContext } from 'node:test';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import tar from 'tar-stream';
@@ -10,9 +11,17 @@ import tar from 'tar-stream';
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const FIXTURES = path.join(ROOT, 'fixtures');
 
-export function tempDir(prefix = 'colorpipe-test-'): { dir: string; cleanup: () => void } {
-  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+/** A fresh folder named `prefix` + random under `parent` (the system's temp folder), and its removal. */
+export function tempDir(prefix = 'colorpipe-test-', parent = os.tmpdir()): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(path.join(parent, prefix));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** tempDir's folder, removed when test `t` ends, passed or failed. */
+export function tmpDir(t: Pick<TestContext, 'after'>, prefix?: string, parent?: string): string {
+  const { dir, cleanup } = tempDir(prefix, parent);
+  t.after(cleanup);
+  return dir;
 }
 
 export type Member = [name: string, data: Buffer | string] | { name: string; type: 'directory' };

@@ -12,6 +12,24 @@ export async function until(cond: () => boolean, what = 'condition', rounds = 10
   throw new Error(`${what} never held within ${rounds} event-loop turns`);
 }
 
+/**
+ * Whether `p` has settled (resolved or rejected) yet, asked at any time: `await until(settled(p), ...)` fails a
+ * test whose promise never settles instead of hanging it. The caller still awaits `p` for its value or error.
+ */
+export function settled(p: Promise<unknown>): () => boolean {
+  let done = false;
+  void p.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  return () => done;
+}
+
+/** How many timers (setTimeout, setInterval) are pending in this process now. */
+export function activeTimers(): number {
+  return process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+}
+
 /** A few turns of the event loop: lets background pulls that could still happen, happen. */
 export async function turns(n = 20): Promise<void> {
   for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));

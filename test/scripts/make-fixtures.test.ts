@@ -7,7 +7,7 @@ import { makeFixtures, defaultPhotosDir, decompressionBombPng, tarMemberOffsets 
 import { shards } from '../../src/stages/shards.js';
 import { pipeline, collect } from '../../src/core/pipeline.js';
 import { Reporter } from '../../src/core/errors.js';
-import { FIXTURES, tempDir } from '../helpers/tar.js';
+import { FIXTURES, tmpDir } from '../helpers/tar.js';
 
 function listFiles(root: string, rel = ''): string[] {
   const out: string[] = [];
@@ -27,51 +27,42 @@ test('the committed fixtures are small: under 2 MB in all, the bomb under 200 KB
   assert.equal(files.filter((f) => f.startsWith('images/') && f.endsWith('.jpg')).length, 24);
 });
 
-test('the script regenerates the committed fixtures byte for byte (needs ../shared/photos)', async (t) => {
+test('the script regenerates the committed fixtures byte for byte from the source photos', async (t) => {
   const photos = defaultPhotosDir();
   if (!existsSync(path.join(photos, 'MANIFEST.tsv'))) {
     t.skip(`no photos at ${photos}: the committed fixtures come from them`);
     return;
   }
-  const { dir, cleanup } = tempDir();
-  try {
-    const res = await makeFixtures({ out: dir, photos });
-    assert.equal(res.mode, 'photos');
-    const committed = listFiles(FIXTURES);
-    assert.deepEqual(listFiles(dir), committed);
-    assert.deepEqual(res.files, committed);
-    for (const f of committed) assert.deepEqual(readFileSync(path.join(dir, f)), readFileSync(path.join(FIXTURES, f)), f);
-  } finally {
-    cleanup();
-  }
+  const dir = tmpDir(t);
+  const res = await makeFixtures({ out: dir, photos });
+  assert.equal(res.mode, 'photos');
+  const committed = listFiles(FIXTURES);
+  assert.deepEqual(listFiles(dir), committed);
+  assert.deepEqual(res.files, committed);
+  for (const f of committed) assert.deepEqual(readFileSync(path.join(dir, f)), readFileSync(path.join(FIXTURES, f)), f);
 });
 
-test('without photos the synthetic fixtures are deterministic and usable', async () => {
-  const a = tempDir();
-  const b = tempDir();
-  try {
-    const ra = await makeFixtures({ out: a.dir, photos: null });
-    const rb = await makeFixtures({ out: b.dir, photos: path.join(b.dir, 'no-such-folder') });
-    assert.equal(ra.mode, 'synthetic');
-    assert.equal(rb.mode, 'synthetic');
-    assert.deepEqual(ra.files, rb.files);
-    for (const f of ra.files) assert.deepEqual(readFileSync(path.join(a.dir, f)), readFileSync(path.join(b.dir, f)), f);
-    // Same layout as the committed fixtures (other image names).
-    const layout = (files: string[]) => files.map((f) => (f.endsWith('.jpg') && f.startsWith('images/') ? path.dirname(f) : f));
-    assert.deepEqual(layout(ra.files), layout(listFiles(FIXTURES)));
-    const samples = await collect(
-      pipeline(shards({ urls: path.join(a.dir, 'shards/data-*.tar') }), { reporter: new Reporter({ log: null }) }),
-    );
-    assert.equal(samples.length, 24);
-    assert.deepEqual([...new Set(samples.map((s) => s.cls))].sort(), [0, 1, 2]);
-    for (const s of samples) {
-      const m = await sharp(s.image!).metadata();
-      assert.equal(m.format, 'jpeg');
-      assert.equal(Math.min(m.width, m.height), 64);
-    }
-  } finally {
-    a.cleanup();
-    b.cleanup();
+test('without photos the synthetic fixtures are deterministic and usable', async (t) => {
+  const a = tmpDir(t);
+  const b = tmpDir(t);
+  const ra = await makeFixtures({ out: a, photos: null });
+  const rb = await makeFixtures({ out: b, photos: path.join(b, 'no-such-folder') });
+  assert.equal(ra.mode, 'synthetic');
+  assert.equal(rb.mode, 'synthetic');
+  assert.deepEqual(ra.files, rb.files);
+  for (const f of ra.files) assert.deepEqual(readFileSync(path.join(a, f)), readFileSync(path.join(b, f)), f);
+  // Same layout as the committed fixtures (other image names).
+  const layout = (files: string[]) => files.map((f) => (f.endsWith('.jpg') && f.startsWith('images/') ? path.dirname(f) : f));
+  assert.deepEqual(layout(ra.files), layout(listFiles(FIXTURES)));
+  const samples = await collect(
+    pipeline(shards({ urls: path.join(a, 'shards/data-*.tar') }), { reporter: new Reporter({ log: null }) }),
+  );
+  assert.equal(samples.length, 24);
+  assert.deepEqual([...new Set(samples.map((s) => s.cls))].sort(), [0, 1, 2]);
+  for (const s of samples) {
+    const m = await sharp(s.image!).metadata();
+    assert.equal(m.format, 'jpeg');
+    assert.equal(Math.min(m.width, m.height), 64);
   }
 });
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { until, turns } from '../helpers/wait.js';
+import { settled, until, turns } from '../helpers/wait.js';
 import { groupByShape } from '../../src/stages/group-by-shape.js';
 import { pipeline, collect } from '../../src/core/pipeline.js';
 import { InvalidOptionError } from '../../src/core/errors.js';
@@ -92,9 +92,15 @@ test('eager: an asking consumer gets the oldest group at once instead of waiting
     for (let i = 2; i < 8; i++) yield { id: i, shape: 'a' };
   };
   const it = pipeline(src(), groupByShape({ size: 3, shapeOf, eager: true }))[Symbol.asyncIterator]();
-  const first = await it.next();
+  // The source waits at the gate: each group comes while it is still open, or never.
+  const nextGroup = async (): Promise<IteratorResult<Item[]>> => {
+    const r = it.next();
+    await until(settled(r), 'a group handed over while the source waits');
+    return r;
+  };
+  const first = await nextGroup();
   assert.deepEqual(render([first.value!]), ['a0']);
-  const second = await it.next();
+  const second = await nextGroup();
   assert.deepEqual(render([second.value!]), ['b1']);
   release();
   const rest: Item[][] = [];

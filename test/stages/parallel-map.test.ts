@@ -6,6 +6,7 @@ import { sleep } from '../../src/core/abort.js';
 import { AbortError, InvalidOptionError } from '../../src/core/errors.js';
 import { Rng } from '../../src/core/rng.js';
 import { settle } from '../helpers/tar.js';
+import { settled, until } from '../helpers/wait.js';
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
@@ -39,17 +40,14 @@ test('ordered by default, unordered on request; in-flight calls never exceed con
 test('ordered keeps input order when later calls finish first; unordered emits in completion order', async () => {
   for (const ordered of [true, false]) {
     const resolvers: ((v: string) => void)[] = [];
-    let started!: () => void;
-    const allStarted = new Promise<void>((r) => (started = r));
     const fn = (x: string) =>
       new Promise<string>((resolve) => {
         resolvers.push(resolve);
-        if (resolvers.length === 3) started();
         void x;
       });
     const it = pipeline(['a', 'b', 'c'], parallelMap(fn, { concurrency: 3, ordered }))[Symbol.asyncIterator]();
     const first = it.next();
-    await allStarted;
+    await until(() => resolvers.length === 3, 'all 3 calls started at once');
     resolvers[2]!('C');
     resolvers[1]!('B');
     await settle();
@@ -151,10 +149,8 @@ test('a source error comes after the results of the items already started', asyn
 test('fn receives ctx; an abort rejects the waiting consumer and the fns see the signal', async () => {
   let aborts = 0;
   let started = 0;
-  let running!: () => void;
-  const allRunning = new Promise<void>((r) => (running = r));
   const fn = async (x: number, ctx: StageContext) => {
-    if (++started === 3) running();
+    started++;
     try {
       await sleep(60_000, ctx.signal);
     } catch (err) {
@@ -165,8 +161,9 @@ test('fn receives ctx; an abort rejects the waiting consumer and the fns see the
   };
   const p = pipeline(range(10), parallelMap(fn, { concurrency: 3 }));
   const run = collect(p);
-  await allRunning;
+  await until(() => started === 3, '3 calls running');
   p.abort();
+  await until(settled(run), 'the abort ended the waiting consumer');
   await assert.rejects(run, (err: unknown) => err instanceof AbortError);
   assert.equal(aborts, 3);
   assert.equal(started, 3, 'no call started after the abort');

@@ -5,20 +5,15 @@ import { pipeline, collect, type StageContext } from '../../src/core/pipeline.js
 import { sleep } from '../../src/core/abort.js';
 import { AbortError, InvalidOptionError } from '../../src/core/errors.js';
 import { settle } from '../helpers/tar.js';
+import { settled, turns, until } from '../helpers/wait.js';
 
-/** A source that counts pulls and lets a test wait until it has been pulled `n` times. */
+/** A source that counts its pulls and notes when its `finally` ran. */
 function counted(total: number) {
-  const state = { pulled: 0, finished: false, waiters: [] as { n: number; resolve: () => void }[] };
-  const reached = (n: number) =>
-    new Promise<void>((resolve) => {
-      if (state.pulled >= n) resolve();
-      else state.waiters.push({ n, resolve });
-    });
+  const state = { pulled: 0, finished: false };
   const source = async function* (ctx: StageContext) {
     try {
       for (let i = 0; i < total; i++) {
         state.pulled++;
-        for (const w of state.waiters.filter((w) => state.pulled >= w.n)) w.resolve();
         yield i;
         if (ctx.signal.aborted) return;
       }
@@ -26,7 +21,7 @@ function counted(total: number) {
       state.finished = true;
     }
   };
-  return { state, reached, source };
+  return { state, source };
 }
 
 test('delivers everything in order', async () => {
@@ -37,17 +32,17 @@ test('delivers everything in order', async () => {
 
 test('pulls exactly n items ahead while the consumer is busy, and no more', { timeout: 10_000 }, async () => {
   for (const n of [1, 3, 8]) {
-    const { state, reached, source } = counted(100);
+    const { state, source } = counted(100);
     const it = pipeline(source, prefetch<number>(n))[Symbol.asyncIterator]();
     assert.deepEqual(await it.next(), { done: false, value: 0 });
-    // The consumer is "computing": the source keeps being pulled in the background (this would hang without
-    // prefetch), up to n items beyond the one delivered...
-    await reached(1 + n);
+    // The consumer is "computing": the source keeps being pulled in the background, up to n items beyond the
+    // one delivered...
+    await until(() => state.pulled >= 1 + n, `n=${n}: ${1 + n} pulls while the consumer holds the first item`);
     await settle(20);
     // ...and never further while nothing is taken.
     assert.equal(state.pulled, 1 + n, `n=${n}`);
     await it.next();
-    await reached(2 + n);
+    await until(() => state.pulled >= 2 + n, `n=${n}: one more pull once an item is taken`);
     await settle(20);
     assert.equal(state.pulled, 2 + n);
     await it.return?.();
@@ -83,12 +78,11 @@ test('a source error surfaces at the consumer', async () => {
 
 test('an abort wakes a consumer waiting on a stalled source; the source is returned', async () => {
   let finished = false;
-  let stalled!: () => void;
-  const isStalled = new Promise<void>((r) => (stalled = r));
+  let stalled = false;
   const source = async function* (ctx: StageContext) {
     try {
       yield 1;
-      stalled();
+      stalled = true;
       await sleep(60_000, ctx.signal);
       yield 2;
     } finally {
@@ -99,8 +93,12 @@ test('an abort wakes a consumer waiting on a stalled source; the source is retur
   const it = p[Symbol.asyncIterator]();
   assert.deepEqual(await it.next(), { done: false, value: 1 });
   const waiting = it.next();
-  await isStalled;
+  const woke = settled(waiting);
+  await until(() => stalled, 'the source pulled past its first item');
+  await turns();
+  assert.equal(woke(), false, 'the consumer waits on the stalled source');
   p.abort();
+  await until(woke, 'the abort woke the waiting consumer');
   await assert.rejects(waiting, (err: unknown) => err instanceof AbortError);
   await settle();
   assert.ok(finished);

@@ -64,33 +64,30 @@ function terminal(columns: number) {
   return { s, lines };
 }
 
-test('on a TTY a shorter frame leaves nothing of the longer one before it', async () => {
+test('on a TTY a shorter frame leaves nothing of the longer one before it', async (t) => {
   // A fake clock, so the bar draws a frame for each item (it redraws at most every 100 ms on a TTY).
   const realNow = performance.now;
   let now = 10_000;
   performance.now = () => now;
-  try {
-    const term = terminal(100);
-    const frames: string[] = [];
-    const source = async function* () {
-      for (const x of ['the first item has a long description', 'b']) {
-        yield x;
-        now += 1000;
-      }
-    };
-    await collect(pipeline(source, progress<string>({ total: 2, stream: term.s, render: (x) => { frames.push(x); return x; } })));
-    assert.ok(frames.length >= 2, 'a frame for the long item, then a shorter one');
-    assert.equal(term.lines.length, 2, 'one line, then the newline after the final frame');
-    assert.equal(term.lines[1], '');
-    // Exactly the final frame: no "eta", no tail of the first frame's text.
-    assert.equal(term.lines[0], `${formatBar(2, 2)}2/2 b ${formatDuration(2)}`);
-    // Frames wider than the terminal are cut one column short of its width (no wrap onto a second line).
-    const narrow = terminal(20);
-    await collect(pipeline(['x'.repeat(50)], progress<string>({ stream: narrow.s, render: (x) => x })));
-    assert.equal(narrow.lines[0]!.length, 19);
-  } finally {
-    performance.now = realNow;
-  }
+  t.after(() => (performance.now = realNow));
+  const term = terminal(100);
+  const frames: string[] = [];
+  const source = async function* () {
+    for (const x of ['the first item has a long description', 'b']) {
+      yield x;
+      now += 1000;
+    }
+  };
+  await collect(pipeline(source, progress<string>({ total: 2, stream: term.s, render: (x) => { frames.push(x); return x; } })));
+  assert.ok(frames.length >= 2, 'a frame for the long item, then a shorter one');
+  assert.equal(term.lines.length, 2, 'one line, then the newline after the final frame');
+  assert.equal(term.lines[1], '');
+  // Exactly the final frame: no "eta", no tail of the first frame's text.
+  assert.equal(term.lines[0], `${formatBar(2, 2)}2/2 b ${formatDuration(2)}`);
+  // Frames wider than the terminal are cut one column short of its width (no wrap onto a second line).
+  const narrow = terminal(20);
+  await collect(pipeline(['x'.repeat(50)], progress<string>({ stream: narrow.s, render: (x) => x })));
+  assert.equal(narrow.lines[0]!.length, 19);
 });
 
 test('bar and duration formatting', () => {

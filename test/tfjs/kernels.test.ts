@@ -85,7 +85,7 @@ test('wasm conv gradients match finite differences of a nonlinear loss (float64 
   }
 });
 
-test('wasm Conv2DBackpropFilter gives the same result when the batch is processed in chunks', async () => {
+test('wasm Conv2DBackpropFilter gives the same result when the batch is processed in chunks', async (t) => {
   await setupEngine({ backend: 'wasm' });
   const g: ConvGeom = { B: 5, H: 9, W: 7, C: 6, CO: 5, k: 3, s: 2, pad: 'same' };
   const x = rand(g.B * g.H * g.W * g.C, 1);
@@ -94,20 +94,19 @@ test('wasm Conv2DBackpropFilter gives the same result when the batch is processe
   const whole = await grads(g, x, w, r);
   setFilterGradPath('im2col'); // the chunked path
   const prev = setWasmChunkBytes(1); // one image per chunk
-  try {
-    const chunked = await grads(g, x, w, r);
-    assert.ok(relErr(chunked.dw, whole.dw) < 1e-6);
-    const g1: ConvGeom = { ...g, k: 1, s: 1 }; // pointwise path
-    const w1 = rand(g.C * g.CO, 4);
-    const r1 = rand(conv2dRef(x, w1, g1).y.length, 5);
-    const c1 = await grads(g1, x, w1, r1);
-    setWasmChunkBytes(prev);
-    const w1whole = await grads(g1, x, w1, r1);
-    assert.ok(relErr(c1.dw, w1whole.dw) < 1e-6);
-  } finally {
+  t.after(() => {
     setWasmChunkBytes(prev);
     setFilterGradPath('auto');
-  }
+  });
+  const chunked = await grads(g, x, w, r);
+  assert.ok(relErr(chunked.dw, whole.dw) < 1e-6);
+  const g1: ConvGeom = { ...g, k: 1, s: 1 }; // pointwise path
+  const w1 = rand(g.C * g.CO, 4);
+  const r1 = rand(conv2dRef(x, w1, g1).y.length, 5);
+  const c1 = await grads(g1, x, w1, r1);
+  setWasmChunkBytes(prev);
+  const w1whole = await grads(g1, x, w1, r1);
+  assert.ok(relErr(c1.dw, w1whole.dw) < 1e-6);
 });
 
 test('wasm BatchMatMul with transposes matches cpu; wasm Identity shares memory', async () => {
@@ -235,21 +234,18 @@ test('fused batch norm (+ReLU) kernels match the composite version and finite di
   }
 });
 
-test('BatchNormLayer in training mode: fused and composite paths update the moving statistics alike', async () => {
+test('BatchNormLayer in training mode: fused and composite paths update the moving statistics alike', async (t) => {
   await setupEngine({ backend: 'wasm' });
+  t.after(() => registerFusedKernels('wasm'));
   const x = tf.tensor4d(rand(2 * 3 * 3 * 5, 11, 2), [2, 3, 3, 5]);
   const stats = [];
   for (const fused of [true, false]) {
     if (!fused) tf.unregisterKernel(BN_TRAIN, 'wasm');
-    try {
-      const layer = new BatchNormLayer({ name: `bn_${fused}`, momentum: 0.8, relu: true });
-      for (let i = 0; i < 3; i++) tf.dispose(layer.apply(x, { training: true }) as tf.Tensor);
-      const [, , mm, mv] = layer.getWeights();
-      stats.push({ mm: await mm!.data(), mv: await mv!.data() });
-      layer.dispose();
-    } finally {
-      registerFusedKernels('wasm');
-    }
+    const layer = new BatchNormLayer({ name: `bn_${fused}`, momentum: 0.8, relu: true });
+    for (let i = 0; i < 3; i++) tf.dispose(layer.apply(x, { training: true }) as tf.Tensor);
+    const [, , mm, mv] = layer.getWeights();
+    stats.push({ mm: await mm!.data(), mv: await mv!.data() });
+    layer.dispose();
   }
   assert.ok(relErr(stats[0]!.mm, stats[1]!.mm) < 1e-6);
   assert.ok(relErr(stats[0]!.mv, stats[1]!.mv) < 1e-5);
@@ -265,7 +261,11 @@ test('BatchNormLayer in training mode: fused and composite paths update the movi
   x.dispose();
 });
 
-test('fused Adam follows tfjs Adam step for step; Adadelta follows Zeiler/torch; composite paths agree', async () => {
+test('fused Adam follows tfjs Adam step for step; Adadelta follows Zeiler/torch; composite paths agree', async (t) => {
+  // Puts back the kernels a composite run below unregisters, should it fail before it does so itself.
+  t.after(() => {
+    for (const backend of ['wasm', 'cpu'] as const) registerFusedKernels(backend);
+  });
   /** Float64 Adadelta as torch implements it (the new running average of g^2 in the update). */
   const adadeltaRef = (init: Float32Array, gradsOf: (w: Float64Array, i: number) => Float64Array, steps: number, lr: number, rho = 0.95, eps = 1e-6) => {
     const w = Float64Array.from(init);
@@ -308,12 +308,9 @@ test('fused Adam follows tfjs Adam step for step; Adadelta follows Zeiler/torch;
       // Without the fused kernel the optimizer composes tfjs ops (webgpu, tensorflow): same result.
       const kernel = kind === 'adam' ? ADAM_UPDATE : ADADELTA_UPDATE;
       tf.unregisterKernel(kernel, backend);
-      try {
-        const composite = await run(make());
-        assert.ok(relErr(composite, expected) < 1e-5, `${backend} ${kind} composite`);
-      } finally {
-        registerFusedKernels(backend);
-      }
+      const composite = await run(make());
+      registerFusedKernels(backend);
+      assert.ok(relErr(composite, expected) < 1e-5, `${backend} ${kind} composite`);
     }
   }
 });

@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -18,6 +17,7 @@ import {
 import { registerLayers } from '../../src/tfjs/layers.js';
 import { countParams } from '../../src/network/table.js';
 import { InvalidOptionError } from '../../src/core/errors.js';
+import { tmpDir } from '../helpers/tar.js';
 import { rand, relErr } from './reference.js';
 
 const TINY = { inputSize: 32, width: 0.125, numClasses: 4 };
@@ -75,58 +75,54 @@ test('invalid configs are refused', () => {
   assert.throws(() => buildColorizer({ inputSize: 32, width: 1, numClasses: -1 }), InvalidOptionError);
 });
 
-test('save then load: identical predictions, tf.loadLayersModel opens it, train model rebuilt on the loaded weights', async () => {
+test('save then load: identical predictions, tf.loadLayersModel opens it, train model rebuilt on the loaded weights', async (t) => {
   await setupEngine({ backend: 'wasm' });
-  const dir = mkdtempSync(join(tmpdir(), 'colorpipe-net-'));
-  try {
-    const c = buildColorizer(TINY, { seed: 5 });
-    const L = tf.tensor4d(rand(2 * 32 * 32, 4, 0.5).map((v) => v + 0.5), [2, 32, 32, 1]);
-    const local = tf.tensor4d(rand(2 * 40 * 24, 6, 0.5).map((v) => v + 0.5), [2, 40, 24, 1]);
-    const want = predictAb(c, local, L);
-    const wantTrain = (c.train.predict(L) as tf.Tensor[])[0]!;
-    c.trainingScale = { shortSide: 36, crop: 32 };
-    await saveColorizer(c, dir);
+  const dir = tmpDir(t, 'colorpipe-net-');
+  const c = buildColorizer(TINY, { seed: 5 });
+  const L = tf.tensor4d(rand(2 * 32 * 32, 4, 0.5).map((v) => v + 0.5), [2, 32, 32, 1]);
+  const local = tf.tensor4d(rand(2 * 40 * 24, 6, 0.5).map((v) => v + 0.5), [2, 40, 24, 1]);
+  const want = predictAb(c, local, L);
+  const wantTrain = (c.train.predict(L) as tf.Tensor[])[0]!;
+  c.trainingScale = { shortSide: 36, crop: 32 };
+  await saveColorizer(c, dir);
 
-    const loaded = await loadColorizer(dir);
-    assert.deepEqual(loaded.config, TINY);
-    assert.deepEqual(loaded.trainingScale, { shortSide: 36, crop: 32 }, 'the training scale travels with the model');
-    const got = predictAb(loaded, local, L);
-    assert.deepEqual(Array.from(await got.ab.data()), Array.from(await want.ab.data()));
-    assert.deepEqual(Array.from(await got.logits!.data()), Array.from(await want.logits!.data()));
-    const gotTrain = (loaded.train.predict(L) as tf.Tensor[])[0]!;
-    assert.deepEqual(Array.from(await gotTrain.data()), Array.from(await wantTrain.data()));
+  const loaded = await loadColorizer(dir);
+  assert.deepEqual(loaded.config, TINY);
+  assert.deepEqual(loaded.trainingScale, { shortSide: 36, crop: 32 }, 'the training scale travels with the model');
+  const got = predictAb(loaded, local, L);
+  assert.deepEqual(Array.from(await got.ab.data()), Array.from(await want.ab.data()));
+  assert.deepEqual(Array.from(await got.logits!.data()), Array.from(await want.logits!.data()));
+  const gotTrain = (loaded.train.predict(L) as tf.Tensor[])[0]!;
+  assert.deepEqual(Array.from(await gotTrain.data()), Array.from(await wantTrain.data()));
 
-    // Standard tfjs Layers format: tf.loadLayersModel opens model.json + weights.bin once colorpipe's layers
-    // are registered (here through an in-memory handler, as a browser would through http).
-    registerLayers();
-    const json = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')) as tf.io.ModelJSON;
-    assert.equal(json.format, 'layers-model');
-    const bin = readFileSync(join(dir, json.weightsManifest[0]!.paths[0]!));
-    const plain = await tfl.loadLayersModel(
-      tf.io.fromMemory({
-        modelTopology: json.modelTopology,
-        weightSpecs: json.weightsManifest[0]!.weights,
-        weightData: bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength),
-      }),
-    );
-    const plainAb = (plain.predict([local, L]) as tf.Tensor[])[0]!;
-    assert.deepEqual(Array.from(await plainAb.data()), Array.from(await want.ab.data()));
-    plainAb.dispose();
-    plain.dispose();
-    const raw = await loadColorizer(join(dir, 'model.json'));
-    const viaJson = predictAb(raw, local, L);
-    assert.deepEqual(Array.from(await viaJson.ab.data()), Array.from(await want.ab.data()));
-    const again = colorizerFromInfer(raw.infer);
-    assert.equal(again.train.countParams(), c.train.countParams());
+  // Standard tfjs Layers format: tf.loadLayersModel opens model.json + weights.bin once colorpipe's layers
+  // are registered (here through an in-memory handler, as a browser would through http).
+  registerLayers();
+  const json = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')) as tf.io.ModelJSON;
+  assert.equal(json.format, 'layers-model');
+  const bin = readFileSync(join(dir, json.weightsManifest[0]!.paths[0]!));
+  const plain = await tfl.loadLayersModel(
+    tf.io.fromMemory({
+      modelTopology: json.modelTopology,
+      weightSpecs: json.weightsManifest[0]!.weights,
+      weightData: bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength),
+    }),
+  );
+  const plainAb = (plain.predict([local, L]) as tf.Tensor[])[0]!;
+  assert.deepEqual(Array.from(await plainAb.data()), Array.from(await want.ab.data()));
+  plainAb.dispose();
+  plain.dispose();
+  const raw = await loadColorizer(join(dir, 'model.json'));
+  const viaJson = predictAb(raw, local, L);
+  assert.deepEqual(Array.from(await viaJson.ab.data()), Array.from(await want.ab.data()));
+  const again = colorizerFromInfer(raw.infer);
+  assert.equal(again.train.countParams(), c.train.countParams());
 
-    tf.dispose([L, local, want.ab, want.logits!, wantTrain, got.ab, got.logits!, gotTrain, viaJson.ab, viaJson.logits!]);
-    disposeColorizer(c);
-    disposeColorizer(loaded);
-    disposeColorizer(raw);
-    await assert.rejects(loadColorizer(join(dir, 'missing')));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  tf.dispose([L, local, want.ab, want.logits!, wantTrain, got.ab, got.logits!, gotTrain, viaJson.ab, viaJson.logits!]);
+  disposeColorizer(c);
+  disposeColorizer(loaded);
+  disposeColorizer(raw);
+  await assert.rejects(loadColorizer(join(dir, 'missing')));
 });
 
 test('trainingScaleOf: read from model.json when well formed, else absent', () => {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { braceExpand, expandShardSpec, splitShardList } from '../../src/webdataset/spec.js';
 import path from 'node:path';
 import { InvalidOptionError } from '../../src/core/errors.js';
-import { tempDir, writeTextShards } from '../helpers/tar.js';
+import { tmpDir, writeTextShards } from '../helpers/tar.js';
 
 test('brace expansion: padded and plain ranges, steps, lists, nesting, literals', () => {
   assert.deepEqual(braceExpand('data-{000000..000003}.tar'), ['data-000000.tar', 'data-000001.tar', 'data-000002.tar', 'data-000003.tar']);
@@ -17,41 +17,33 @@ test('brace expansion: padded and plain ranges, steps, lists, nesting, literals'
   assert.throws(() => braceExpand('{0..99999999}'), InvalidOptionError);
 });
 
-test('expandShardSpec: globs sorted, entries in the given order, duplicates dropped, nothing matching is an error', async () => {
-  const { dir, cleanup } = tempDir();
-  try {
-    const files = await writeTextShards(dir, 3, 1);
-    const [a, b, c] = files as [string, string, string];
-    assert.deepEqual(await expandShardSpec(path.join(dir, '*.tar')), files);
-    assert.deepEqual(await expandShardSpec([c, path.join(dir, '*.tar')]), [c, a, b]);
-    assert.deepEqual(await expandShardSpec(path.join(dir, 'shard-{0002,0000}.tar')), [c, a]);
-    assert.deepEqual(await expandShardSpec(path.join(dir, 'shard-{0000..0001}.tar')), [a, b]);
-    // A plain path that does not exist is kept (reported when read) as long as something exists.
-    const missing = path.join(dir, 'gone.tar');
-    assert.deepEqual(await expandShardSpec([a, missing]), [a, missing]);
-    await assert.rejects(expandShardSpec(path.join(dir, 'none-*.tar')), InvalidOptionError);
-    await assert.rejects(expandShardSpec(missing), InvalidOptionError);
-    await assert.rejects(expandShardSpec([]), InvalidOptionError);
-  } finally {
-    cleanup();
-  }
+test('expandShardSpec: globs sorted, entries in the given order, duplicates dropped, nothing matching is an error', async (t) => {
+  const dir = tmpDir(t);
+  const files = await writeTextShards(dir, 3, 1);
+  const [a, b, c] = files as [string, string, string];
+  assert.deepEqual(await expandShardSpec(path.join(dir, '*.tar')), files);
+  assert.deepEqual(await expandShardSpec([c, path.join(dir, '*.tar')]), [c, a, b]);
+  assert.deepEqual(await expandShardSpec(path.join(dir, 'shard-{0002,0000}.tar')), [c, a]);
+  assert.deepEqual(await expandShardSpec(path.join(dir, 'shard-{0000..0001}.tar')), [a, b]);
+  // A plain path that does not exist is kept (reported when read) as long as something exists.
+  const missing = path.join(dir, 'gone.tar');
+  assert.deepEqual(await expandShardSpec([a, missing]), [a, missing]);
+  await assert.rejects(expandShardSpec(path.join(dir, 'none-*.tar')), InvalidOptionError);
+  await assert.rejects(expandShardSpec(missing), InvalidOptionError);
+  await assert.rejects(expandShardSpec([]), InvalidOptionError);
 });
 
-test('a comma list mixes brace ranges, brace lists and globs: top-level commas separate entries', { timeout: 10_000 }, async () => {
+test('a comma list mixes brace ranges, brace lists and globs: top-level commas separate entries', { timeout: 10_000 }, async (t) => {
   assert.deepEqual(splitShardList('d-{000000..000001}.tar,b.tar'), ['d-{000000..000001}.tar', 'b.tar']);
   assert.deepEqual(splitShardList('{a,b}.tar,x/*.tar,{c,{d,e}}.tar'), ['{a,b}.tar', 'x/*.tar', '{c,{d,e}}.tar']);
   assert.deepEqual(splitShardList('a.tar'), ['a.tar']);
-  const { dir, cleanup } = tempDir();
-  try {
-    const [a, b, c] = (await writeTextShards(dir, 3, 1)) as [string, string, string];
-    const [x] = await writeTextShards(dir, 1, 1, 'extra');
-    const j = (n: string) => path.join(dir, n);
-    assert.deepEqual(await expandShardSpec(`${j('shard-{0000..0001}.tar')},${x}`), [a, b, x]);
-    assert.deepEqual(await expandShardSpec(`${j('extra-*.tar')},${j('shard-{0002,0000}.tar')}`), [x, c, a]);
-    assert.deepEqual(await expandShardSpec(`${c},${a}`), [c, a]);
-    // An empty entry (a trailing comma) is refused, not read as the current directory.
-    await assert.rejects(expandShardSpec(`${a},`), InvalidOptionError);
-  } finally {
-    cleanup();
-  }
+  const dir = tmpDir(t);
+  const [a, b, c] = (await writeTextShards(dir, 3, 1)) as [string, string, string];
+  const [x] = await writeTextShards(dir, 1, 1, 'extra');
+  const j = (n: string) => path.join(dir, n);
+  assert.deepEqual(await expandShardSpec(`${j('shard-{0000..0001}.tar')},${x}`), [a, b, x]);
+  assert.deepEqual(await expandShardSpec(`${j('extra-*.tar')},${j('shard-{0002,0000}.tar')}`), [x, c, a]);
+  assert.deepEqual(await expandShardSpec(`${c},${a}`), [c, a]);
+  // An empty entry (a trailing comma) is refused, not read as the current directory.
+  await assert.rejects(expandShardSpec(`${a},`), InvalidOptionError);
 });
