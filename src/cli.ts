@@ -5,7 +5,7 @@
  */
 import { printable } from './core/errors.js';
 import { colorpipeVersion } from './core/version.js';
-import { reportFailure, type FlagNames } from './commands/args.js';
+import { reportFailure, type FlagNames } from './commands/report.js';
 
 const HELP = `pipe: train and run the Iizuka et al. 2016 colorization network as a streaming pipeline
 

@@ -4,7 +4,10 @@
  * Ctrl-C. The summary goes to stderr, and with --json as one JSON line to stdout. Ctrl-C once stops after the
  * files being written (whole files only), twice exits at once.
  */
-import { parse, num, required, oneOf, interruptible, resolutionFlag, shareOf, shareNotice, type FlagNames, type Share } from './args.js';
+import { parse, num, required, oneOf, resolutionFlag } from './flags.js';
+import { interruptible } from './interrupt.js';
+import { shareOf, shareNotice, type Share } from './share.js';
+import type { FlagNames } from './report.js';
 import { BACKENDS, type BackendChoice } from '../tfjs/backend.js';
 import { colorizeGraph } from '../colorize/graph.js';
 import type { ColorizeSummary } from '../colorize/options.js';

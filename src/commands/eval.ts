@@ -1,5 +1,7 @@
 /** `pipe eval`: see the usage text. Prints the table on stderr (stdout with no --json) and JSON with --json. */
-import { parse, num, required, oneOf, resolutionFlag, interruptible, type FlagNames } from './args.js';
+import { parse, num, required, oneOf, resolutionFlag } from './flags.js';
+import { interruptible } from './interrupt.js';
+import type { FlagNames } from './report.js';
 import { BACKENDS, type BackendChoice } from '../tfjs/backend.js';
 import { evaluateFolder, formatEvalTable } from '../colorize/eval.js';
 import { RUNTIMES, type Runtime } from '../colorize/model.js';

@@ -1,7 +1,9 @@
 /** `pipe export`: a trained model (tfjs Layers format) -> its inference graph as one .onnx file, written atomically. */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { parse, num, required, str, oneOf, interruptible, type FlagNames } from './args.js';
+import { parse, num, required, str, oneOf } from './flags.js';
+import { interruptible } from './interrupt.js';
+import type { FlagNames } from './report.js';
 import { InvalidOptionError } from '../core/errors.js';
 import { readModelFiles } from '../network/model-files.js';
 import { writeOnnx, type ExportOptions } from '../onnx/export.js';

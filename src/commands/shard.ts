@@ -1,5 +1,7 @@
 /** `pipe shard`: a folder of images -> WebDataset tar shards (deterministic, atomic, bad files reported). */
-import { parse, num, required, oneOf, str, interruptible, type FlagNames } from './args.js';
+import { parse, num, required, oneOf, str } from './flags.js';
+import { interruptible } from './interrupt.js';
+import type { FlagNames } from './report.js';
 import { writeShards } from '../shard/writer.js';
 import { Reporter, printable } from '../core/errors.js';
 

@@ -1,6 +1,8 @@
 /** `pipe train`: see the usage text. Ctrl-C once: checkpoint, then exit 130; twice: exit 130 at once. */
 import { resolve } from 'node:path';
-import { parse, num, required, oneOf, str, interruptible, withFlagNames, type FlagNames } from './args.js';
+import { parse, num, required, oneOf, str } from './flags.js';
+import { interruptible } from './interrupt.js';
+import { withFlagNames, type FlagNames } from './report.js';
 import { applyOverrides, loadConfig, makeConfig, resumeConflicts } from '../config.js';
 import { BACKENDS, type BackendChoice } from '../tfjs/backend.js';
 import { trainGraph } from '../train/graph.js';

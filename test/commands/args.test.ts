@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Interrupted, interruptible, num, oneOf, parse, reportFailure, required, shareNotice, shareOf, str, withFlagNames } from '../../src/commands/args.js';
+import { Interrupted, interruptible } from '../../src/commands/interrupt.js';
+import { num, oneOf, parse, required, str } from '../../src/commands/flags.js';
+import { reportFailure, withFlagNames } from '../../src/commands/report.js';
+import { shareNotice, shareOf } from '../../src/commands/share.js';
 import { AbortError, InvalidOptionError } from '../../src/core/errors.js';
 
 const USAGE = 'Usage: pipe thing --in DIR';
