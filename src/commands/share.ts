@@ -1,7 +1,7 @@
 /** A process's share of the inputs: --rank and --world, or a Slurm job array's or a Kubernetes Indexed Job's variables. */
 import { InvalidOptionError } from '../core/errors.js';
 import { invalidOption } from '../core/validate.js';
-import { num, type Values } from './flags.js';
+import { int, type FlagTable } from './flags.js';
 
 /** A process's share of the inputs (items rank, rank + world, ...) and, when the environment gave it, from where. */
 export interface Share {
@@ -11,21 +11,41 @@ export interface Share {
   from: string | null;
 }
 
+/** `--rank R --world W`, as a command's table takes them: the values `shareOf` is given, already integers in range. */
+export const SHARE_FLAGS = {
+  rank: {
+    option: 'rank',
+    kind: int({ min: 0 }),
+    value: 'R',
+    help:
+      'with --world W: process only the files whose index % W == R (split a folder over W processes); when not given, ' +
+      'taken from a Slurm job array (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_MIN) or a Kubernetes Indexed Job ' +
+      '(JOB_COMPLETION_INDEX): a line says so, and the summary names the share (--rank 0 --world 1: every file)',
+  },
+  world: {
+    option: 'world',
+    kind: int({ min: 1 }),
+    value: 'W',
+    help:
+      'the number of processes the files are split over; when not given, SLURM_ARRAY_TASK_COUNT (a Kubernetes ' +
+      "Indexed Job's pods have no count: give --world, the Job's completions)",
+  },
+} satisfies FlagTable;
+
 /**
- * `--rank R --world W`, or when either is absent a scheduler's job-array variables; a flag always wins over a
- * variable, and a variable is read only when a flag is absent.
+ * `--rank R --world W` (as SHARE_FLAGS reads them), or when either is absent a scheduler's job-array variables; a
+ * flag always wins over a variable, and a variable is read only when a flag is absent.
  * - Slurm (`#SBATCH --array=0-3`): the rank is SLURM_ARRAY_TASK_ID, less SLURM_ARRAY_TASK_MIN when set (an
  *   array may start at 1: `--array=1-4`), divided by SLURM_ARRAY_TASK_STEP when set (`--array=0-6:2`); the
  *   world is SLURM_ARRAY_TASK_COUNT.
  * - Kubernetes Indexed Job (`completionMode: Indexed`): the rank is JOB_COMPLETION_INDEX; the pod's
  *   environment has no count, so the world must be given with --world (the Job's `completions`).
  * Undefined when neither flags nor variables give a share (one process takes everything).
- * @throws InvalidOptionError (a usage error, exit 2) naming the flag or the variable: a value that is not an
+ * @throws InvalidOptionError (a usage error, exit 2) naming the flag or the variable: a variable that is not an
  *   integer in range, a rank outside [0, world - 1], a rank without a world.
  */
-export function shareOf(v: Values, env: NodeJS.ProcessEnv = process.env): Share | undefined {
-  const flagWorld = num(v.world, 'world', { int: true, min: 1 });
-  const flagRank = num(v.rank, 'rank', { int: true, min: 0 });
+export function shareOf(flags: { rank?: number; world?: number }, env: NodeJS.ProcessEnv = process.env): Share | undefined {
+  const { rank: flagRank, world: flagWorld } = flags;
   if (flagRank !== undefined && flagWorld !== undefined) return checkShare(flagRank, '--rank', flagWorld, '--world', null);
   const slurm = env.SLURM_ARRAY_TASK_ID !== undefined && env.SLURM_ARRAY_TASK_ID !== '';
   const indexed = !slurm && env.JOB_COMPLETION_INDEX !== undefined && env.JOB_COMPLETION_INDEX !== '';
