@@ -13,7 +13,7 @@ import { interruptible } from './interrupt.js';
 import { FLAGS as TRAIN_FLAGS } from './train.js';
 import { loadConfig, applyOverrides } from '../config.js';
 import { Reporter } from '../core/errors.js';
-import { writeShards } from '../shard/writer.js';
+import { writeShards } from '../shard/graph.js';
 import { trainGraph } from '../train/graph.js';
 import { colorizeGraph } from '../colorize/graph.js';
 import { evaluateFolder, formatEvalTable, type EvalSummary } from '../colorize/eval.js';

@@ -1,7 +1,7 @@
 /** `pipe shard`: a folder of images -> WebDataset tar shards (deterministic, atomic, bad files reported). */
 import { ON_ERROR, boolean, flagNames, int, oneOf, parseFlags, string, usage, type FlagTable } from './flags.js';
 import { interruptible } from './interrupt.js';
-import { writeShards } from '../shard/writer.js';
+import { writeShards } from '../shard/graph.js';
 import { Reporter, printable } from '../core/errors.js';
 
 export const FLAGS = {

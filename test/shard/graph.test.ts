@@ -4,7 +4,8 @@ import { cpSync, copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSy
 import path from 'node:path';
 import tar from 'tar-stream';
 import sharp from 'sharp';
-import { writeShards, keyFor, isNearGray, checkImage, memberExtFor } from '../../src/shard/writer.js';
+import { writeShards } from '../../src/shard/graph.js';
+import { checkImage } from '../../src/shard/image.js';
 import { decode } from '../../src/stages/decode.js';
 import { animatedGif, animatedWebp, jpeg, multiPageTiff, png } from '../helpers/images.js';
 import { shards } from '../../src/stages/shards.js';
@@ -42,25 +43,6 @@ async function members(file: string): Promise<{ name: string; size: number; mode
   }
   return out;
 }
-
-test('keys follow the webdataset rule and stay unique', () => {
-  const taken = new Set<string>();
-  assert.equal(keyFor('a/x.jpg', taken), 'a/x');
-  assert.equal(keyFor('a/x.png', taken), 'a/x_1');
-  assert.equal(keyFor('a/x.seg.png', taken), 'a/x_seg');
-  assert.equal(keyFor('a/x_seg.jpg', taken), 'a/x_seg_1');
-  assert.equal(keyFor('a.b/y.z.jpg', taken), 'a.b/y_z');
-  assert.equal(keyFor('__init__.jpg', taken), '_init__');
-  for (const k of taken) assert.deepEqual(splitMemberName(`${k}.jpg`), { key: k, ext: 'jpg' });
-});
-
-test('isNearGray: gray, tinted and colourful pixels', () => {
-  const px = (rgb: number[][]) => Uint8Array.from(rgb.flat());
-  assert.equal(isNearGray(px([[10, 10, 10], [200, 201, 199]]), 3), true);
-  assert.equal(isNearGray(px([[120, 100, 80], [130, 110, 90]]), 3), false);
-  assert.equal(isNearGray(px([[255, 0, 0, 255]]), 4), false);
-  assert.equal(isNearGray(px([[5, 5]]), 2), true);
-});
 
 test('writeShards: bad files skipped and reported, the rest read back with their classes; odd names', async () => {
   const { dir, cleanup } = tempDir();
@@ -215,16 +197,6 @@ async function contents(file: string): Promise<Map<string, Buffer>> {
   }
   return out;
 }
-
-test('memberExtFor: the extension names the format, the source only picks between tif and tiff', () => {
-  assert.equal(memberExtFor('jpeg', undefined, 'jpeg'), 'jpg');
-  assert.equal(memberExtFor('png', undefined, 'jpg'), 'png');
-  assert.equal(memberExtFor('tiff', undefined, 'tiff'), 'tiff');
-  assert.equal(memberExtFor('tiff', undefined, 'png'), 'tif');
-  assert.equal(memberExtFor('heif', 'av1', 'png'), 'avif');
-  assert.equal(memberExtFor('heif', 'hevc', 'heic'), null);
-  assert.equal(memberExtFor('svg', undefined, 'png'), null);
-});
 
 test("an image member's extension matches its bytes: renamed by content, SVG rasterized to PNG (no external file loaded)", async () => {
   const { dir, cleanup } = tempDir();
