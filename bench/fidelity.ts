@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, type Config } from '../src/config.js';
 import { Reporter } from '../src/core/errors.js';
-import { writeShards } from '../src/shard/writer.js';
+import { writeShards } from '../src/shard/graph.js';
 import { setupEngine, type Engine } from '../src/tfjs/backend.js';
 import { buildColorizer, disposeColorizer, loadColorizer, saveColorizer } from '../src/tfjs/network.js';
 import { createTrainer, type StepResult } from '../src/tfjs/trainer.js';

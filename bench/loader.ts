@@ -34,7 +34,7 @@ import { shards } from '../src/stages/shards.js';
 import { decode } from '../src/stages/decode.js';
 import { lab } from '../src/stages/lab.js';
 import { batch } from '../src/stages/batch.js';
-import { writeShards } from '../src/shard/writer.js';
+import { writeShards } from '../src/shard/graph.js';
 import type { LabBatch } from '../src/types.js';
 
 export interface BenchLoaderOptions {

@@ -26,7 +26,7 @@ import zlib from 'node:zlib';
 import sharp from 'sharp';
 import tar from 'tar-stream';
 import { Rng } from '../src/core/rng.js';
-import { writeShards } from '../src/shard/writer.js';
+import { writeShards } from '../src/shard/graph.js';
 import { Reporter } from '../src/core/errors.js';
 
 export const FIXTURE_CLASSES = ['others', 'renewable', 'tools'] as const;

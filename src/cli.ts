@@ -5,23 +5,28 @@
  */
 import { printable } from './core/errors.js';
 import { colorpipeVersion } from './core/version.js';
-import { reportFailure, type FlagNames } from './commands/args.js';
+import { reportFailure, type FlagNames } from './commands/report.js';
 
+// Written by hand (loading every command's flag table would load tfjs and sharp); test/commands/flag-tables.test.ts
+// checks that it lists every flag each table has.
 const HELP = `pipe: train and run the Iizuka et al. 2016 colorization network as a streaming pipeline
 
 Usage:
   pipe train    --shards 'data/*.tar' --out runs/NAME [--config configs/tiny.json] [--steps N] [--batch B]
-                [--size S] [--width W] [--lr LR] [--backend auto|tensorflow|webgpu|wasm|cpu]
-                [--val-shards GLOB] [--resume] [--seed S] [--processes P] [--on-error skip|fail]
+                [--size S] [--width W] [--lr LR] [--seed S] [--checkpoint-every N]
+                [--backend auto|tensorflow|webgpu|wasm|cpu] [--software-gpu] [--val-shards GLOB] [--resume]
+                [--processes P] [--on-error skip|fail] [--log-keys] [--quiet]
   pipe colorize --in DIR|FILE --out DIR --model runs/NAME|model.json [--style REF.jpg] [--batch B]
                 [--engine auto|onnx|tfjs] [--device D] [--backend B] [--resolution auto|full|N]
-                [--format same|jpg|png|webp] [--quality Q] [--tile N] [--memory-budget MB]
-                [--overwrite] [--on-error skip|fail] [--rank R --world W] [--quiet] [--json]
+                [--tile N] [--memory-budget MB] [--format same|jpg|png|webp|tiff|gif|avif] [--quality Q]
+                [--overwrite] [--on-error skip|fail] [--rank R --world W] [--threads T] [--quiet] [--json]
   pipe shard    --in DIR --out DIR [--maxcount 1000] [--prefix data] [--labels dirs|none] [--filter]
-  pipe eval     --in DIR --model runs/NAME [--backend B] [--json]
-  pipe export   --model runs/NAME [--out runs/NAME/model.onnx] [--opset 17]
+                [--on-error skip|fail] [--quiet]
+  pipe eval     --in DIR --model runs/NAME [--resolution auto|full|N] [--batch B] [--engine E] [--device D]
+                [--backend B] [--json]
+  pipe export   --model runs/NAME [--out runs/NAME/model.onnx] [--opset 17] [--fusion split|concat] [--quiet]
   pipe bench    loader|train|colorize|predict|fidelity|memory [options]   (prints JSON; see BENCHMARKS.md)
-  pipe demo     [--minutes M] [--out runs/demo]
+  pipe demo     [--out runs/demo] [--minutes M] [--steps N] [--backend B] [--fresh] [--quiet]
 
 Run 'pipe COMMAND --help' for a command's options; 'pipe --version' prints colorpipe's version.
 Exit status: 0 done, 1 a failure (or inputs that failed), 2 a usage error (a bad or missing flag),

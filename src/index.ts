@@ -60,7 +60,7 @@ export { loadModel, RUNTIMES } from './colorize/model.js';
 export type { ColorizeModel, Runtime, LoadedModel } from './colorize/model.js';
 export { evaluateFolder } from './colorize/eval.js';
 export { psnr, colourfulness, PSNR_CAP } from './color/metrics.js';
-export { writeShards } from './shard/writer.js';
+export { writeShards } from './shard/graph.js';
 
 // Model and engines
 export { buildColorizer, loadColorizer, saveColorizer, predictAb } from './tfjs/network.js';

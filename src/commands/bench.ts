@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 import { InvalidOptionError } from '../core/errors.js';
-import { interruptible } from './args.js';
+import { interruptible } from './interrupt.js';
 
 const BENCHES = ['loader', 'train', 'colorize', 'predict', 'fidelity', 'memory'] as const;
 

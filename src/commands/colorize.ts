@@ -4,51 +4,57 @@
  * Ctrl-C. The summary goes to stderr, and with --json as one JSON line to stdout. Ctrl-C once stops after the
  * files being written (whole files only), twice exits at once.
  */
-import { parse, num, required, oneOf, interruptible, resolutionFlag, shareOf, shareNotice, type FlagNames, type Share } from './args.js';
-import { BACKENDS, type BackendChoice } from '../tfjs/backend.js';
+import { ON_ERROR, boolean, flagNames, int, number, oneOf, parseFlags, string, usage, type FlagTable } from './flags.js';
+import { interruptible } from './interrupt.js';
+import { SHARE_FLAGS, shareOf, shareNotice, type Share } from './share.js';
+import { MODEL_FLAGS } from './model-flags.js';
 import { colorizeGraph } from '../colorize/graph.js';
 import type { ColorizeSummary } from '../colorize/options.js';
-import { FORMATS, type FormatChoice } from '../colorize/formats.js';
+import { FORMATS } from '../colorize/formats.js';
 import { printable } from '../core/errors.js';
-import { RUNTIMES, type Runtime } from '../colorize/model.js';
-import { ONNX_DEVICES, type OnnxDevice } from '../onnx/session.js';
 
-const USAGE = `Usage: pipe colorize --in DIR|FILE --out DIR --model runs/NAME|path/to/model.json [options]
-  --in DIR|FILE        images to colorize (directories are searched recursively; colour inputs are
-                       converted to L first, so a colour photo can be re-colorized)
-  --out DIR            where the results go, at the same relative paths (never inside --in)
-  --model PATH         a run directory (runs/NAME), a model directory, a model.json or a model.onnx
-  --style REF          style transfer: global features from REF's L, local features from each image
-  --batch B            images per batch (default 8; large images are batched fewer at a time)
-  --engine E           auto (default: ONNX Runtime when it loads, else tfjs)|onnx|tfjs
-  --device D           ONNX Runtime's device: auto (default: cuda, then a real GPU via webgpu, then cpu)|cpu|webgpu|cuda
-  --backend B          tfjs's backend (--engine tfjs): auto|tensorflow|webgpu|wasm|cpu (default auto)
-  --resolution R       auto (default: the scale the model trained at, long side at most 2048), full (the
-                       original size, rounded to a multiple of 8) or N (long side N); the output keeps the
-                       input's size either way
-  --tile N             largest local input run in one pass, as a side (default 1024); a larger one runs in
-                       overlapping N x N windows: the same result, the engine's memory bounded
-  --memory-budget MB   memory the images in flight may take, estimated from their headers (default 1024);
-                       photos wait before their decode until they fit, so any number of 24-megapixel photos
-                       colorize in about 1.5 GB; one larger than the budget runs alone
-  --format F           same (default)|jpg|png|webp|tiff|gif|avif; the extension follows the format
-  --quality Q          1..100 for jpg, webp, avif, tiff (default 90)
-  --overwrite          replace existing outputs (default: skip them, so a rerun finishes a killed run)
-  --on-error skip|fail skip and report bad inputs (default) or stop at the first
-  --rank R --world W   process only the files whose index % W == R (split a folder over W processes); when
-                       not given, taken from a Slurm job array (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_MIN,
-                       SLURM_ARRAY_TASK_COUNT) or a Kubernetes Indexed Job (JOB_COMPLETION_INDEX, with --world):
-                       a line says so, and the summary names the share (--rank 0 --world 1: every file)
-  --threads T          decode/encode worker threads (default: cores)
-  --quiet              no progress bar
-  --json               print a machine-readable summary on stdout`;
+export const FLAGS = {
+  in: {
+    option: 'input',
+    kind: string({ required: true }),
+    value: 'DIR|FILE',
+    help: 'images to colorize (directories are searched recursively; colour inputs are converted to L first, so a colour photo can be re-colorized)',
+  },
+  out: { option: 'out', kind: string({ required: true }), value: 'DIR', help: 'where the results go, at the same relative paths (never inside --in)' },
+  model: MODEL_FLAGS.model,
+  style: { option: 'style', kind: string(), value: 'REF', help: "style transfer: global features from REF's L, local features from each image" },
+  batch: { option: 'batch', kind: int({ min: 1 }), value: 'B', help: 'images per batch (default 8; large images are batched fewer at a time)' },
+  engine: MODEL_FLAGS.engine,
+  device: MODEL_FLAGS.device,
+  backend: MODEL_FLAGS.backend,
+  resolution: MODEL_FLAGS.resolution,
+  tile: {
+    option: 'tile',
+    kind: int({ min: 1 }),
+    value: 'N',
+    help: "largest local input run in one pass, as a side (default 1024); a larger one runs in overlapping N x N windows: the same result, the engine's memory bounded",
+  },
+  'memory-budget': {
+    option: 'memoryBudget',
+    kind: number({ min: 1 }),
+    value: 'MB',
+    help:
+      'memory the images in flight may take, estimated from their headers (default 1024); photos wait before their decode until ' +
+      'they fit, so any number of 24-megapixel photos colorize in about 1.5 GB; one larger than the budget runs alone',
+  },
+  format: { option: 'format', kind: oneOf(FORMATS, 'same'), value: 'F', help: 'same (default)|jpg|png|webp|tiff|gif|avif; the extension follows the format' },
+  quality: { option: 'quality', kind: int({ min: 1 }), value: 'Q', help: '1..100 for jpg, webp, avif, tiff (default 90)' },
+  overwrite: { option: 'overwrite', kind: boolean, help: 'replace existing outputs (default: skip them, so a rerun finishes a killed run)' },
+  'on-error': ON_ERROR,
+  ...SHARE_FLAGS,
+  threads: { option: 'threads', kind: int({ min: 1 }), value: 'T', help: 'decode/encode worker threads (default: cores)' },
+  quiet: { kind: boolean, help: 'no progress bar' },
+  json: { kind: boolean, help: 'print a machine-readable summary on stdout' },
+} satisfies FlagTable;
 
+export const USAGE = usage('Usage: pipe colorize --in DIR|FILE --out DIR --model runs/NAME|path/to/model.json [options]', FLAGS);
 /** The API's option names, as this command's flags (for the API's errors). */
-export const FLAG_NAMES: FlagNames = {
-  input: '--in', out: '--out', model: '--model', style: '--style', batch: '--batch', backend: '--backend', runtime: '--engine',
-  device: '--device', resolution: '--resolution', format: '--format', quality: '--quality', overwrite: '--overwrite',
-  onError: '--on-error', rank: '--rank', world: '--world', threads: '--threads', tile: '--tile', memoryBudget: '--memory-budget',
-};
+export const FLAG_NAMES = flagNames(FLAGS);
 
 const mebibytes = (mb: number | undefined): number | undefined => (mb === undefined ? undefined : Math.round(mb * 2 ** 20));
 
@@ -75,37 +81,22 @@ function shareOfTotal(share: Share | undefined): string {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const v = parse(argv, {
-    in: { type: 'string' }, out: { type: 'string' }, model: { type: 'string' }, style: { type: 'string' },
-    batch: { type: 'string' }, backend: { type: 'string' }, engine: { type: 'string' }, device: { type: 'string' }, resolution: { type: 'string' }, format: { type: 'string' },
-    quality: { type: 'string' }, overwrite: { type: 'boolean' }, 'on-error': { type: 'string' },
-    rank: { type: 'string' }, world: { type: 'string' }, threads: { type: 'string' }, tile: { type: 'string' }, 'memory-budget': { type: 'string' },
-    quiet: { type: 'boolean' }, json: { type: 'boolean' },
-  }, USAGE).values as Record<string, string | boolean | undefined>;
-  const input = required(v.in as string | undefined, 'in', USAGE);
-  const out = required(v.out as string | undefined, 'out', USAGE);
-  const model = required(v.model as string | undefined, 'model', USAGE);
-  const backend = oneOf<BackendChoice>(v.backend, 'backend', BACKENDS, 'auto');
-  const runtime = oneOf<Runtime>(v.engine, 'engine', RUNTIMES, 'auto');
-  const device = oneOf<OnnxDevice>(v.device, 'device', ONNX_DEVICES, 'auto');
-  const format = oneOf<FormatChoice>(v.format, 'format', FORMATS, 'same');
-  const onError = oneOf(v['on-error'], 'on-error', ['skip', 'fail'] as const, 'skip');
-  const resolution = resolutionFlag(v.resolution);
+  const v = parseFlags(argv, FLAGS, USAGE);
+  const { in: input, out, model, backend, engine: runtime, device, format, 'on-error': onError, resolution, quiet } = v;
   const share = shareOf(v);
-  const quiet = Boolean(v.quiet);
   // Even with --quiet (it hides the progress bar only): a share taken from the environment cuts the work.
   if (share?.from) process.stderr.write(shareNotice(share) + '\n');
 
   return interruptible('finishing the files being written', async (stop) => {
     const s = await colorizeGraph({
       input, out, model, backend, runtime, device, format, onError, resolution, rank: share?.rank, world: share?.world,
-      style: v.style as string | undefined,
-      batch: num(v.batch, 'batch', { int: true, min: 1 }),
-      quality: num(v.quality, 'quality', { int: true, min: 1 }),
-      threads: num(v.threads, 'threads', { int: true, min: 1 }),
-      tile: num(v.tile, 'tile', { int: true, min: 1 }),
-      memoryBudget: mebibytes(num(v['memory-budget'], 'memory-budget', { min: 1 })),
-      overwrite: Boolean(v.overwrite),
+      style: v.style,
+      batch: v.batch,
+      quality: v.quality,
+      threads: v.threads,
+      tile: v.tile,
+      memoryBudget: mebibytes(v['memory-budget']),
+      overwrite: v.overwrite,
       quiet,
       stop,
     });

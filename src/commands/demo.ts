@@ -8,14 +8,16 @@ import { promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
-import { parse, num, str, oneOf, interruptible } from './args.js';
+import { boolean, flagNames, int, number, parseFlags, string, usage, type FlagTable } from './flags.js';
+import { interruptible } from './interrupt.js';
+import { FLAGS as TRAIN_FLAGS } from './train.js';
 import { loadConfig, applyOverrides } from '../config.js';
 import { Reporter } from '../core/errors.js';
-import { writeShards } from '../shard/writer.js';
+import { writeShards } from '../shard/graph.js';
 import { trainGraph } from '../train/graph.js';
 import { colorizeGraph } from '../colorize/graph.js';
 import { evaluateFolder, formatEvalTable, type EvalSummary } from '../colorize/eval.js';
-import { setupEngine, BACKENDS, type BackendChoice } from '../tfjs/backend.js';
+import { setupEngine } from '../tfjs/backend.js';
 import { writeReport, makeGrid, type RgbImage } from '../train/report.js';
 import { splitLab, mergeLab } from '../color/lab.js';
 import { listImageFiles } from '../stages/files.js';
@@ -23,24 +25,31 @@ import { exists, writeFileAtomic } from '../core/atomic.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
-const USAGE = `Usage: pipe demo [--out runs/demo] [--minutes M] [--steps N] [--backend B]
+export const FLAGS = {
+  out: { kind: string(), value: 'DIR', help: "the demo's run directory (default runs/demo)" },
+  minutes: { kind: number({ min: 0.05, default: 10 }), value: 'M', help: 'training time limit (default 10); a checkpoint is written when it is reached' },
+  steps: { kind: int({ min: 1 }), value: 'N', help: "training steps (default: the config's)" },
+  backend: { ...TRAIN_FLAGS.backend, help: "tfjs's backend for training and colorizing: auto|tensorflow|webgpu|wasm|cpu (default auto)" },
+  fresh: { kind: boolean, help: 'start over instead of continuing an earlier demo run' },
+  quiet: { kind: boolean, help: 'no progress bar' },
+} satisfies FlagTable;
+
+export const USAGE = usage(
+  `Usage: pipe demo [--out runs/demo] [--minutes M] [--steps N] [--backend B]
   Trains configs/demo.json on the bundled photos (demo/photos/train), colorizes the held-apart ones
-  (demo/photos/heldout), evaluates them and writes OUT/report.html. Under 15 minutes on 2 cores.
-  --minutes M   training time limit (default 10); a checkpoint is written when it is reached
-  --steps N     training steps (default: the config's)
-  --fresh       start over instead of continuing an earlier demo run`;
+  (demo/photos/heldout), evaluates them and writes OUT/report.html. Under 15 minutes on 2 cores.`,
+  FLAGS,
+);
+/** The API's option names, as this command's flags (for the API's errors). */
+export const FLAG_NAMES = flagNames(FLAGS);
 
 export async function run(argv: string[]): Promise<number> {
-  const { values: v } = parse(argv, {
-    out: { type: 'string' }, minutes: { type: 'string' }, steps: { type: 'string' }, backend: { type: 'string' },
-    fresh: { type: 'boolean' }, quiet: { type: 'boolean' },
-  }, USAGE);
+  const v = parseFlags(argv, FLAGS, USAGE);
   const t0 = performance.now();
-  const out = resolve(str(v.out) ?? 'runs/demo');
-  const minutes = num(v.minutes, 'minutes', { min: 0.05 }) ?? 10;
-  const backend = oneOf<BackendChoice>(v.backend, 'backend', BACKENDS, 'auto');
+  const out = resolve(v.out ?? 'runs/demo');
+  const { minutes, backend } = v;
   const photos = join(ROOT, 'demo', 'photos');
-  const config = applyOverrides(loadConfig(join(ROOT, 'configs', 'demo.json')), { steps: num(v.steps, 'steps', { int: true, min: 1 }) });
+  const config = applyOverrides(loadConfig(join(ROOT, 'configs', 'demo.json')), { steps: v.steps });
   const log = (s: string) => process.stderr.write(s + '\n');
 
   log(`colorpipe demo: ${config.train.steps} training steps of the paper's network (width ${config.model.width}, ${config.model.inputSize}x${config.model.inputSize})`);
@@ -74,7 +83,7 @@ export async function run(argv: string[]): Promise<number> {
     try {
       trained = await trainGraph({
         shards: join(trainShards, '*.tar'), valShards: join(heldShards, '*.tar'), config, out, engine: 'tfjs', tfjsBackend: engine,
-        resume: true, steps: config.train.steps, stop: limit.signal, quiet: Boolean(v.quiet), label: 'demo: train',
+        resume: true, steps: config.train.steps, stop: limit.signal, quiet: v.quiet, label: 'demo: train',
       });
     } finally {
       clearTimeout(timer);

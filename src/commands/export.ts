@@ -1,22 +1,41 @@
 /** `pipe export`: a trained model (tfjs Layers format) -> its inference graph as one .onnx file, written atomically. */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { parse, num, required, str, oneOf, interruptible, type FlagNames } from './args.js';
-import { InvalidOptionError } from '../core/errors.js';
+import { boolean, flagNames, int, oneOf, parseFlags, string, usage, type FlagTable } from './flags.js';
+import { interruptible } from './interrupt.js';
+import { MODEL_FLAGS } from './model-flags.js';
 import { readModelFiles } from '../network/model-files.js';
 import { writeOnnx, type ExportOptions } from '../onnx/export.js';
 import { DEFAULT_OPSET, MAX_OPSET, MIN_OPSET } from '../onnx/proto.js';
 import { resolveModelPath } from '../colorize/model.js';
 
-const USAGE = `Usage: pipe export --model runs/NAME|DIR|model.json [--out FILE] [--opset N]
+export const FLAGS = {
+  model: { ...MODEL_FLAGS.model, help: 'a run directory (runs/NAME), a model directory, or a model.json' },
+  out: { option: 'out', kind: string(), value: 'FILE', help: 'the .onnx file (default: runs/NAME/model.onnx; beside model.json otherwise)' },
+  opset: {
+    option: 'opset',
+    kind: int({ min: MIN_OPSET, max: MAX_OPSET, default: DEFAULT_OPSET }),
+    value: 'N',
+    help: `ONNX opset, ${MIN_OPSET} to ${MAX_OPSET} (default ${DEFAULT_OPSET})`,
+  },
+  fusion: {
+    option: 'fusion',
+    kind: oneOf(['split', 'concat'] as const, 'split'),
+    value: 'MODE',
+    help: "split (default: the fusion layer's global half as one Gemm per image) or concat",
+  },
+  quiet: { kind: boolean, help: 'no summary line' },
+} satisfies FlagTable;
+
+export const USAGE = usage(
+  `Usage: pipe export --model runs/NAME|DIR|model.json [--out FILE] [--opset N]
   Writes the model's inference graph as ONNX: inputs L_local [N, 1, H, W] (L / 100; H, W multiples of 8) and
   L_global [N or 1, 1, S, S]; outputs ab [N, 2, H/2, W/2] ((ab + 128) / 255) and logits with a class head.
-  Batch norm is folded into the convolutions; the file runs in ONNX Runtime and other ONNX runtimes.
-  --model PATH         a run directory (runs/NAME), a model directory, or a model.json
-  --out FILE           the .onnx file (default: runs/NAME/model.onnx; beside model.json otherwise)
-  --opset N            ONNX opset, ${MIN_OPSET} to ${MAX_OPSET} (default ${DEFAULT_OPSET})
-  --fusion MODE        split (default: the fusion layer's global half as one Gemm per image) or concat
-  --quiet              no summary line`;
+  Batch norm is folded into the convolutions; the file runs in ONNX Runtime and other ONNX runtimes.`,
+  FLAGS,
+);
+/** The API's option names, as this command's flags (for the API's errors). */
+export const FLAG_NAMES = flagNames(FLAGS);
 
 /** The model.json, the default output and the run directory (for state.json) a --model argument names. */
 async function locate(p: string): Promise<{ modelJson: string; out: string; runDir: string | null }> {
@@ -39,19 +58,11 @@ async function trainingScale(runDir: string | null): Promise<ExportOptions['trai
   return undefined;
 }
 
-/** The API's option names, as this command's flags (for the API's errors). */
-export const FLAG_NAMES: FlagNames = { model: '--model', out: '--out', opset: '--opset', fusion: '--fusion' };
-
 export async function run(argv: string[]): Promise<number> {
-  const { values: v } = parse(argv, {
-    model: { type: 'string' }, out: { type: 'string' }, opset: { type: 'string' }, fusion: { type: 'string' }, quiet: { type: 'boolean' },
-  }, USAGE);
-  const model = required(str(v.model), 'model', USAGE);
-  const opset = num(v.opset, 'opset', { int: true, min: MIN_OPSET }) ?? DEFAULT_OPSET;
-  if (opset > MAX_OPSET) throw new InvalidOptionError(`Expected integer in [${MIN_OPSET}, ${MAX_OPSET}] for --opset but received ${opset}`);
-  const fusion = oneOf(v.fusion, 'fusion', ['split', 'concat'] as const, 'split');
-  const where = await locate(model);
-  const out = str(v.out) ?? where.out;
+  const v = parseFlags(argv, FLAGS, USAGE);
+  const { opset, fusion } = v;
+  const where = await locate(v.model);
+  const out = v.out ?? where.out;
   // Ctrl-C: the file is written whole or not at all (writeOnnx takes no signal: an export takes seconds), then 130.
   return interruptible('finishing the export (the file is written whole or not at all)', async (stop) => {
     // The model's files are read as data: exporting loads no engine.

@@ -1,61 +1,71 @@
 /** `pipe train`: see the usage text. Ctrl-C once: checkpoint, then exit 130; twice: exit 130 at once. */
 import { resolve } from 'node:path';
-import { parse, num, required, oneOf, str, interruptible, withFlagNames, type FlagNames } from './args.js';
+import { ON_ERROR, boolean, flagNames, int, number, oneOf, parseFlags, string, usage, type FlagTable } from './flags.js';
+import { interruptible } from './interrupt.js';
+import { withFlagNames } from './report.js';
 import { applyOverrides, loadConfig, makeConfig, resumeConflicts } from '../config.js';
-import { BACKENDS, type BackendChoice } from '../tfjs/backend.js';
+import { BACKENDS } from '../tfjs/backend.js';
 import { trainGraph } from '../train/graph.js';
 import { InvalidOptionError, printable } from '../core/errors.js';
 import { latestCheckpoint } from '../train/checkpoint.js';
 import { expandShardSpec } from '../webdataset/spec.js';
 
-const USAGE = `Usage: pipe train --shards 'data/*.tar' --out runs/NAME [options]
-  --shards GLOB        training shards: globs, brace ranges (data-{000000..000009}.tar), comma-separated lists
-  --out DIR            run directory (model/, state.json, metrics.jsonl, report.html)
-  --config FILE        configuration (default: the paper's network at 224 px, no class head, Adam, batch 32;
-                       configs/ has iizuka2016.json (the paper's recipe), tiny.json (seconds), demo.json)
-  --steps N  --batch B  --size S  --width W  --lr LR  --seed S     override the config
-  --checkpoint-every N checkpoint interval in steps (a checkpoint is also written at the end and on Ctrl-C)
-  --backend B          auto|tensorflow|webgpu|wasm|cpu (default auto)
-  --software-gpu       with --backend webgpu: accept a software adapter (Mesa's lavapipe), for correctness
-                       checks only (slower than wasm); the same as COLORPIPE_SOFTWARE_GPU=1
-  --val-shards GLOB    validation shards: loss and PSNR at each checkpoint, sample grids in report.html
-  --resume             continue from the run's last checkpoint (exactly: same data order, no step lost)
-  --processes P        decode processes (default: config.loader.processes; 0 there = one per core)
-  --on-error skip|fail skip and report bad inputs (default) or stop at the first
-  --log-keys           write data-order.jsonl (the sample keys of every step)
-  --quiet              no progress bar`;
+export const FLAGS = {
+  shards: {
+    // `options.urls` is the shard list's name in the shards stage and the loader.
+    option: ['shards', 'urls'],
+    kind: string({ required: true }),
+    value: 'GLOB',
+    help: 'training shards: globs, brace ranges (data-{000000..000009}.tar), comma-separated lists',
+  },
+  out: { option: 'out', kind: string({ required: true }), value: 'DIR', help: 'run directory (model/, state.json, metrics.jsonl, report.html)' },
+  config: {
+    option: 'config',
+    kind: string(),
+    value: 'FILE',
+    help:
+      "configuration (default: the paper's network at 224 px, no class head, Adam, batch 32; configs/ has " +
+      "iizuka2016.json (the paper's recipe), tiny.json (seconds), demo.json)",
+  },
+  steps: { option: 'steps', kind: int({ min: 1 }), value: 'N', help: "training steps (overrides the config's train.steps)" },
+  batch: { kind: int({ min: 1 }), value: 'B', help: 'images per step (overrides train.batch)' },
+  size: { kind: int({ min: 8 }), value: 'S', help: "the network's input side in pixels, a multiple of 8 (overrides model.inputSize and the crop)" },
+  width: { kind: number({ min: 0.001 }), value: 'W', help: "the network's channel-width multiplier (overrides model.width)" },
+  lr: { kind: number({ min: 0 }), value: 'LR', help: 'learning rate (overrides train.lr)' },
+  seed: { option: 'seed', kind: int(), value: 'S', help: 'random seed (overrides train.seed)' },
+  'checkpoint-every': {
+    option: 'checkpointEvery',
+    kind: int({ min: 1 }),
+    value: 'N',
+    help: 'checkpoint interval in steps (a checkpoint is also written at the end and on Ctrl-C)',
+  },
+  backend: { option: 'backend', kind: oneOf(BACKENDS, 'auto'), value: 'B', help: 'auto|tensorflow|webgpu|wasm|cpu (default auto)' },
+  'software-gpu': {
+    kind: boolean,
+    help: "with --backend webgpu: accept a software adapter (Mesa's lavapipe), for correctness checks only (slower than wasm); the same as COLORPIPE_SOFTWARE_GPU=1",
+  },
+  // Checked here first, under its own name (see run).
+  'val-shards': { option: 'valShards', kind: string(), value: 'GLOB', help: 'validation shards: loss and PSNR at each checkpoint, sample grids in report.html' },
+  resume: { kind: boolean, help: "continue from the run's last checkpoint (exactly: same data order, no step lost)" },
+  processes: { option: 'processes', kind: int({ min: 0 }), value: 'P', help: 'decode processes (default: config.loader.processes; 0 there = one per core)' },
+  'on-error': ON_ERROR,
+  'log-keys': { kind: boolean, help: 'write data-order.jsonl (the sample keys of every step)' },
+  quiet: { kind: boolean, help: 'no progress bar' },
+} satisfies FlagTable;
 
-/**
- * The API's option names, as this command's flags (for the API's errors). `options.urls` is the shard list's
- * name in the shards stage and the loader: --shards; --val-shards is checked here first, under its own name.
- */
-export const FLAG_NAMES: FlagNames = {
-  shards: '--shards', urls: '--shards', out: '--out', config: '--config', steps: '--steps', backend: '--backend',
-  valShards: '--val-shards', processes: '--processes', onError: '--on-error', checkpointEvery: '--checkpoint-every', seed: '--seed',
-};
+export const USAGE = usage(`Usage: pipe train --shards 'data/*.tar' --out runs/NAME [options]`, FLAGS);
+/** The API's option names, as this command's flags (for the API's errors). */
+export const FLAG_NAMES = flagNames(FLAGS);
 
 export async function run(argv: string[]): Promise<number> {
-  const { values: v } = parse(argv, {
-    shards: { type: 'string' }, out: { type: 'string' }, config: { type: 'string' },
-    steps: { type: 'string' }, batch: { type: 'string' }, size: { type: 'string' }, width: { type: 'string' },
-    lr: { type: 'string' }, seed: { type: 'string' }, backend: { type: 'string' }, 'val-shards': { type: 'string' },
-    resume: { type: 'boolean' }, 'checkpoint-every': { type: 'string' }, processes: { type: 'string' }, 'on-error': { type: 'string' },
-    'log-keys': { type: 'boolean' }, quiet: { type: 'boolean' }, 'software-gpu': { type: 'boolean' },
-  }, USAGE);
-  const shards = required(str(v.shards), 'shards', USAGE);
-  const out = required(str(v.out), 'out', USAGE);
+  const v = parseFlags(argv, FLAGS, USAGE);
+  const { shards, out } = v;
   // On --resume without --config, the checkpoint's config is the base the flags change.
   // Found (and verified: a damaged newest one is reported here, once) before anything else, and handed on.
   const saved = v.resume ? await latestCheckpoint(resolve(out)) : null;
-  const base = v.config ? loadConfig(str(v.config)!) : saved ? saved.state.config : makeConfig({ name: 'default' });
+  const base = v.config ? loadConfig(v.config) : saved ? saved.state.config : makeConfig({ name: 'default' });
   const config = applyOverrides(base, {
-    steps: num(v.steps, 'steps', { int: true, min: 1 }),
-    batch: num(v.batch, 'batch', { int: true, min: 1 }),
-    size: num(v.size, 'size', { int: true, min: 8 }),
-    width: num(v.width, 'width', { min: 0.001 }),
-    lr: num(v.lr, 'lr', { min: 0 }),
-    seed: num(v.seed, 'seed', { int: true }),
-    checkpointEvery: num(v['checkpoint-every'], 'checkpoint-every', { int: true, min: 1 }),
+    steps: v.steps, batch: v.batch, size: v.size, width: v.width, lr: v.lr, seed: v.seed, checkpointEvery: v['checkpoint-every'],
   });
   if (saved) {
     const changes = resumeConflicts(saved.state.config, config);
@@ -66,10 +76,7 @@ export async function run(argv: string[]): Promise<number> {
       );
     }
   }
-  const backend = oneOf<BackendChoice>(v.backend, 'backend', BACKENDS, 'auto');
-  const onError = oneOf(v['on-error'], 'on-error', ['skip', 'fail'] as const, 'skip');
-
-  const valShards = str(v['val-shards']);
+  const { backend, 'on-error': onError, 'val-shards': valShards } = v;
   if (valShards !== undefined) {
     // Expanded again by the training graph; checked here so that nothing matching is said of --val-shards.
     await expandShardSpec(valShards).catch((err: unknown) => {
@@ -81,13 +88,13 @@ export async function run(argv: string[]): Promise<number> {
     const r = await trainGraph({
       shards,
       config, out, backend, onError, valShards,
-      resume: Boolean(v.resume),
+      resume: v.resume,
       ...(v.resume ? { checkpoint: saved } : {}),
-      steps: num(v.steps, 'steps', { int: true, min: 1 }),
-      processes: num(v.processes, 'processes', { int: true, min: 0 }),
+      steps: v.steps,
+      processes: v.processes,
       stop,
-      quiet: Boolean(v.quiet),
-      logKeys: Boolean(v['log-keys']),
+      quiet: v.quiet,
+      logKeys: v['log-keys'],
       ...(v['software-gpu'] ? { softwareGpu: true } : {}),
     });
     const bad = r.badInputs.total ? `, ${r.badInputs.total} inputs skipped (${Object.entries(r.badInputs.byStage).map(([k, n]) => `${k}: ${n}`).join(', ')})` : '';

@@ -55,7 +55,7 @@ test('pipe export errors: one line naming the flag or the file, exit 2 (usage er
   const cases: [string[], RegExp][] = [
     [['--model', missing], new RegExp(`--model but ${missing} does not exist`)],
     [['--model', tmpdir(), '--opset', '9'], /--opset/],
-    [['--model', missing, '--opset', '99'], /Expected integer in \[13, 21\] for --opset but received 99/],
+    [['--model', missing, '--opset', '99'], /Expected integer in \[13, 21\] for --opset but received "99"/],
     [['--model', tmpdir()], /no model\.json in/],
     [[], /Missing --model/],
   ];
