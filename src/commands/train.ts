@@ -6,6 +6,8 @@ import { withFlagNames } from './report.js';
 import { applyOverrides, loadConfig, makeConfig, resumeConflicts } from '../config.js';
 import { BACKENDS } from '../tfjs/backend.js';
 import { trainGraph } from '../train/graph.js';
+import { ENGINES } from '../train/engines.js';
+import { TORCH_FLAGS, torchOptions, launchRanks } from './launch.js';
 import { InvalidOptionError, printable } from '../core/errors.js';
 import { latestCheckpoint } from '../train/checkpoint.js';
 import { expandShardSpec } from '../webdataset/spec.js';
@@ -39,12 +41,21 @@ export const FLAGS = {
     value: 'N',
     help: 'checkpoint interval in steps (a checkpoint is also written at the end and on Ctrl-C)',
   },
-  backend: { option: 'backend', kind: oneOf(BACKENDS, 'auto'), value: 'B', help: 'auto|tensorflow|webgpu|wasm|cpu (default auto)' },
+  engine: {
+    option: 'engine',
+    kind: oneOf(ENGINES, 'auto'),
+    value: 'E',
+    help:
+      'auto (default: torch when its Python has torch and it sees a CUDA GPU, else tfjs)|tfjs (pure JavaScript, ' +
+      'this process)|torch (a PyTorch worker per device, fed by this pipeline)',
+  },
+  backend: { option: 'backend', kind: oneOf(BACKENDS, 'auto'), value: 'B', help: "tfjs's backend: auto|tensorflow|webgpu|wasm|cpu (default auto)" },
   'software-gpu': {
     kind: boolean,
     help: "with --backend webgpu: accept a software adapter (Mesa's lavapipe), for correctness checks only (slower than wasm); the same as COLORPIPE_SOFTWARE_GPU=1",
   },
   // Checked here first, under its own name (see run).
+  ...TORCH_FLAGS,
   'val-shards': { option: 'valShards', kind: string(), value: 'GLOB', help: 'validation shards: loss and PSNR at each checkpoint, sample grids in report.html' },
   resume: { kind: boolean, help: "continue from the run's last checkpoint (exactly: same data order, no step lost)" },
   processes: { option: 'processes', kind: int({ min: 0 }), value: 'P', help: 'decode processes (default: config.loader.processes; 0 there = one per core)' },
@@ -84,10 +95,16 @@ export async function run(argv: string[]): Promise<number> {
     });
   }
 
-  return interruptible('writing a checkpoint after this step', async (stop) => {
+  // Data parallel: this process's place, and the ranks of this machine it starts (launch.ts).
+  const launch = await launchRanks(v, argv);
+  return interruptible('writing a checkpoint after this step', (stop) => launch.supervise(stop, async (signal) => {
     const r = await trainGraph({
       shards,
       config, out, backend, onError, valShards,
+      engine: launch.dist ? 'torch' : v.engine,
+      torch: torchOptions(v),
+      ...(launch.dist ? { dist: launch.dist } : {}),
+      signal,
       resume: v.resume,
       ...(v.resume ? { checkpoint: saved } : {}),
       steps: v.steps,
@@ -97,6 +114,7 @@ export async function run(argv: string[]): Promise<number> {
       logKeys: v['log-keys'],
       ...(v['software-gpu'] ? { softwareGpu: true } : {}),
     });
+    if (launch.dist && launch.dist.rank > 0) return 0;
     const bad = r.badInputs.total ? `, ${r.badInputs.total} inputs skipped (${Object.entries(r.badInputs.byStage).map(([k, n]) => `${k}: ${n}`).join(', ')})` : '';
     process.stderr.write(
       `colorpipe: ${r.stopped ? 'stopped' : 'done'} at step ${r.steps} on ${r.engine}: loss ${r.lastLoss.toFixed(5)}, ` +
@@ -105,5 +123,5 @@ export async function run(argv: string[]): Promise<number> {
     );
     // Interrupted: the checkpoint is written, and interruptible makes the status 130, as in every command.
     return 0;
-  });
+  }));
 }

@@ -145,8 +145,10 @@ export async function trainGraph(o: TrainGraphOptions): Promise<TrainResult> {
       await engine.setOptimizerState(checkpointOptimizer(ck));
     }
     if (lead) await truncateLogs(runDir, startStep);
-    if (lead && ranks > 1) {
-      process.stderr.write(`colorpipe: ${ranks} ranks, global batch ${config.train.batch * ranks} (${config.train.batch} per rank); rank 0: ${engine.describe}\n`);
+    // The run's first line: what trains, where (and the global batch of several ranks).
+    if (lead) {
+      const what = ranks > 1 ? `${ranks} ranks, global batch ${config.train.batch * ranks} (${config.train.batch} per rank); rank 0 on ` : '';
+      process.stderr.write(`colorpipe: training ${config.name} from step ${startStep}: ${what}${engine.describe}\n`);
     }
 
     // quiet hides the progress bar only: each bad input still gets its line (`pipe train --help`).

@@ -117,7 +117,8 @@ export function train(options: TrainStageOptions): Stage<LabBatch, StepRecord> {
         if (stopping || (ctx.signal.aborted && inflight.length === 0)) break;
       }
     } finally {
-      await Promise.allSettled(inflight.map((f) => f.result));
+      // After an abort the engine may never answer (another rank is gone): its release ends the steps in flight.
+      if (!ctx.signal.aborted) await Promise.allSettled(inflight.map((f) => f.result));
       await it.return?.();
     }
   };
