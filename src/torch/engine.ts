@@ -67,6 +67,8 @@ export interface TorchTrainEngine {
   readonly rank: number;
   readonly depth: number;
   readonly info: TorchInfo;
+  /** The worker process's pid. */
+  readonly pid: number | undefined;
   step(batch: LabBatch): Promise<{ loss: number; mse: number; ce: number }>;
   evaluate(batch: LabBatch): Promise<{ loss: number; mse: number; ce: number; ab: Float32Array }>;
   weights(): Promise<NamedWeight[]>;
@@ -194,6 +196,7 @@ export async function torchTrainEngine(o: TorchEngineOptions): Promise<TorchTrai
     rank,
     depth: DEPTH,
     info,
+    pid: worker.pid,
     async step(b) {
       const { slot, reply } = send<{ loss: number; mse: number; ce: number; stop: boolean }>(b, 'step', { stop: localStop?.aborted ?? false });
       const r = await reply.finally(() => free.push(slot));
