@@ -10,7 +10,7 @@ import { colorizeGraph } from '../colorize/graph.js';
 import type { ColorizeSummary } from '../colorize/options.js';
 import { FORMATS, type FormatChoice } from '../colorize/formats.js';
 import { printable } from '../core/errors.js';
-import { RUNTIMES, type Runtime } from '../colorize/model.js';
+import { RUNTIMES, type Runtime } from '../colorize/runner.js';
 import { ONNX_DEVICES, type OnnxDevice } from '../onnx/session.js';
 
 const USAGE = `Usage: pipe colorize --in DIR|FILE --out DIR --model runs/NAME|path/to/model.json [options]

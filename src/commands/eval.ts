@@ -2,7 +2,7 @@
 import { parse, num, required, oneOf, resolutionFlag, interruptible, type FlagNames } from './args.js';
 import { BACKENDS, type BackendChoice } from '../tfjs/backend.js';
 import { evaluateFolder, formatEvalTable } from '../colorize/eval.js';
-import { RUNTIMES, type Runtime } from '../colorize/model.js';
+import { RUNTIMES, type Runtime } from '../colorize/runner.js';
 import { ONNX_DEVICES, type OnnxDevice } from '../onnx/session.js';
 
 const USAGE = `Usage: pipe eval --in DIR --model runs/NAME|model.json [options]

@@ -6,7 +6,7 @@ import { InvalidOptionError } from '../core/errors.js';
 import { readModelFiles } from '../network/model-files.js';
 import { writeOnnx, type ExportOptions } from '../onnx/export.js';
 import { DEFAULT_OPSET, MAX_OPSET, MIN_OPSET } from '../onnx/proto.js';
-import { resolveModelPath } from '../colorize/model.js';
+import { resolveModelPath } from '../colorize/runner.js';
 
 const USAGE = `Usage: pipe export --model runs/NAME|DIR|model.json [--out FILE] [--opset N]
   Writes the model's inference graph as ONNX: inputs L_local [N, 1, H, W] (L / 100; H, W multiples of 8) and
