@@ -34,7 +34,9 @@ import { groupByShape } from '../src/stages/group-by-shape.js';
 import { predict } from '../src/colorize/predict.js';
 import { pipeline, collect, drain } from '../src/core/pipeline.js';
 import { exportOnnx } from '../src/onnx/export.js';
-import { loadOnnxColorizer, type OnnxColorizer, type OnnxDevice } from '../src/onnx/session.js';
+import { loadOnnxColorizer, type OnnxDevice } from '../src/onnx/session.js';
+import { onnxRunner } from '../src/onnx/runner.js';
+import { tfjsRunner } from '../src/tfjs/runner.js';
 import { forEachArg } from './args.js';
 
 export interface BenchColorizeOptions {
@@ -124,12 +126,12 @@ export async function benchColorize(o: BenchColorizeOptions = {}): Promise<Bench
     ? loadConfig(fileURLToPath(new URL('../../configs/iizuka2016.json', import.meta.url))).model
     : { inputSize: 224, width: o.width ?? 0.25, numClasses: 0 };
   const net = buildColorizer(modelConfig, { seed: 1 });
-  // ONNX: the same weights exported once and loaded once; both measurements then use that session.
-  const onnx: OnnxColorizer | null = o.engine === 'onnx'
+  // One runner for both measurements (ONNX: the same weights exported once and loaded once).
+  const onnx = o.engine === 'onnx'
     ? await loadOnnxColorizer(exportOnnx(await exportSourceOf(net)), { device: o.device ?? 'cpu', threads: o.engineThreads ?? defaultEngineThreads() })
     : null;
-  const model = onnx ?? net;
-  const predictStage = () => (onnx ? predict({ model: onnx }) : predict({ tf: engine.tf, model: net }));
+  const runner = onnx ? onnxRunner(onnx) : tfjsRunner(net, engine);
+  const predictStage = () => predict({ runner });
   const sizes = o.sizes ?? [256, 2048];
   const batch = o.batch ?? DEFAULT_BATCH;
   const resolution = o.resolution ?? 'full';
@@ -184,7 +186,7 @@ export async function benchColorize(o: BenchColorizeOptions = {}): Promise<Bench
         const po = n / ((performance.now() - t0) / 1000);
         predictOnly = Math.max(predictOnly, po);
         // End to end.
-        const s = await colorizeGraph({ input, out, model, engine, batch, resolution, threads, overwrite: true, quiet: true, log: null, ...(o.engineThreads ? { engineThreads: o.engineThreads } : {}) });
+        const s = await colorizeGraph({ input, out, model: runner, engine, batch, resolution, threads, overwrite: true, quiet: true, log: null, ...(o.engineThreads ? { engineThreads: o.engineThreads } : {}) });
         if (s.written !== n) throw new Error(`end to end wrote ${s.written} of ${n} (${JSON.stringify(s.failures.slice(0, 3))})`);
         rounds.push([round2(po), round2(s.imagesPerSecond)]);
         if (!best || s.imagesPerSecond > best.e2e) best = { e2e: s.imagesPerSecond, s };
@@ -224,8 +226,8 @@ export async function benchColorize(o: BenchColorizeOptions = {}): Promise<Bench
     }
   } finally {
     await rm(root, { recursive: true, force: true });
+    await runner.release();
     disposeColorizer(net);
-    await onnx?.release();
   }
   return {
     model: { ...modelConfig, params: countParams(modelConfig).total },

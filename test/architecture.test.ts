@@ -126,3 +126,13 @@ test('the checks see the imports they police (a known edge and a worker entry ar
   const lab = join(SRC, 'stages', 'lab.ts');
   assert.ok(graph.get(lab)!.includes(join(SRC, 'stages', 'lab-worker.ts')), 'new URL(...) worker entries count');
 });
+
+test('colorize imports no engine package: it asks a runner (onnx/, tfjs/) for predictions', () => {
+  const bad: string[] = [];
+  for (const f of files.filter((f) => roomOf(f) === 'colorize')) {
+    for (const { fileName } of ts.preProcessFile(readFileSync(f, 'utf8'), true, true).importedFiles) {
+      if (/^(onnxruntime-|@tensorflow\/)/.test(fileName)) bad.push(`${rel(f)} -> ${fileName}`);
+    }
+  }
+  assert.deepEqual(bad, []);
+});

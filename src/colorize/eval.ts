@@ -23,7 +23,7 @@ import { promises as fsp } from 'node:fs';
 import { lightness } from '../color/lightness.js';
 import type { Resolution } from './image.js';
 import type { BackendChoice, Engine } from '../tfjs/backend.js';
-import type { ColorizeModel, Runtime } from './model.js';
+import type { ColorizeModel, Runtime } from './runner.js';
 import type { OnnxDevice } from '../onnx/session.js';
 import { colorizeStream } from './graph.js';
 import { colourfulness, psnr } from '../color/metrics.js';

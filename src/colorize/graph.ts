@@ -53,8 +53,8 @@ import {
 import { checkPaths, planFiles } from './plan.js';
 import { createColorizePool } from './pool.js';
 import { prepare } from './prepare.js';
-import { globalSizeOf, predict, type PredictedImage } from './predict.js';
-import { loadModel, type LoadedModel, type LoadModelOptions } from './model.js';
+import { predict, type PredictedImage } from './predict.js';
+import { loadRunner, type LoadRunnerOptions, type Runner } from './runner.js';
 import { write, type ColorizedImage } from './write.js';
 
 /** The style reference's global input (L / 100 at S x S). */
@@ -104,22 +104,21 @@ async function openStream(o: StreamOptions): Promise<{ results: AsyncIterable<Co
   const writeConcurrency = Math.max(threads * 2, batch + threads);
   // The workers start (and load sharp) while the engine and the model load.
   const pool: Piscina = createColorizePool(threads, Math.ceil((prepareConcurrency + writeConcurrency) / threads));
-  let loaded: LoadedModel | null = null;
-  let S: number;
+  let loaded: Runner | null = null;
   let style: Float32Array | undefined;
   try {
-    const lo: LoadModelOptions = { runtime: o.runtime ?? 'auto', device: o.device ?? 'auto', backend: o.backend ?? 'auto' };
+    const lo: LoadRunnerOptions = { runtime: o.runtime ?? 'auto', device: o.device ?? 'auto', backend: o.backend ?? 'auto' };
     if (o.engine) lo.engine = o.engine;
     lo.threads = o.engineThreads ?? defaultEngineThreads();
-    loaded = await loadModel(o.model, lo);
-    S = globalSizeOf(loaded.model);
-    if (o.style !== undefined) style = await styleInput(o.style, S, o.limitInputPixels);
+    loaded = await loadRunner(o.model, lo);
+    if (o.style !== undefined) style = await styleInput(o.style, loaded.globalSize, o.limitInputPixels);
   } catch (err) {
     await loaded?.release();
     await pool.destroy();
     throw err;
   }
-  const model = loaded;
+  const runner = loaded;
+  const S = runner.globalSize;
   const batchPixels = o.batchPixels ?? DEFAULT_BATCH_PIXELS;
   // The worker threads' own memory (an isolate, sharp's per-thread buffers) comes out of the budget first.
   const memoryBudget = o.memoryBudget ?? DEFAULT_MEMORY_BUDGET;
@@ -129,7 +128,7 @@ async function openStream(o: StreamOptions): Promise<{ results: AsyncIterable<Co
   async function* results(): AsyncGenerator<ColorizedImage> {
     try {
       const prep = {
-        resolution: resolveResolution(o.resolution ?? 'auto', model.trainingScale),
+        resolution: resolveResolution(o.resolution ?? 'auto', runner.trainingScale),
         globalSize: S, limitInputPixels: o.limitInputPixels, keepRgb: o.keepRgb ?? false,
       };
       const settings = prepareSettings(prep);
@@ -151,7 +150,7 @@ async function openStream(o: StreamOptions): Promise<{ results: AsyncIterable<Co
           maxPending: (o.prefetch ?? 2) * batchPixels * 2,
         }),
         predict({
-          tf: model.tf, model: model.model, style, tile: o.tile,
+          runner, style, tile: o.tile,
           onBatch: (b) => {
             if (t.batches === 0) t.firstBatchWaitMs = b.waitMs;
             t.predictMs += b.computeMs;
@@ -185,10 +184,10 @@ async function openStream(o: StreamOptions): Promise<{ results: AsyncIterable<Co
       if (lastPredictEnd > 0) t.tailMs = performance.now() - lastPredictEnd;
       t.inFlightPeakBytes = budget.peak;
       await pool.destroy();
-      await model.release();
+      await runner.release();
     }
   }
-  return { results: results(), backend: model.describe };
+  return { results: results(), backend: runner.describe };
 }
 
 /**

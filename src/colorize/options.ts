@@ -9,12 +9,11 @@ import type { BackendChoice, Engine } from '../tfjs/backend.js';
 import { FORMATS, checkQuality, type FormatChoice } from './formats.js';
 import { checkResolution, type Resolution } from './image.js';
 import { DEFAULT_TILE, checkTile } from './tiles.js';
-import type { ColorizeModel, Runtime } from './model.js';
-import { RUNTIMES } from './model.js';
+import { RUNTIMES, type ColorizeModel, type Runtime } from './runner.js';
 import { ONNX_DEVICES, type OnnxDevice } from '../onnx/session.js';
 import type { ColorizedImage } from './write.js';
 
-export type { ColorizeModel } from './model.js';
+export type { ColorizeModel } from './runner.js';
 
 /** Default images per batch. */
 export const DEFAULT_BATCH = 8;
@@ -69,7 +68,7 @@ export interface ColorizeCommonOptions {
   quality?: number;
   /**
    * The runtime (`--engine`): 'auto' (default: ONNX Runtime when onnxruntime-node loads, else tfjs; a model
-   * passed in memory runs on tfjs), 'onnx' or 'tfjs'. See model.ts.
+   * passed in memory runs on tfjs), 'onnx' or 'tfjs'. See runner.ts.
    */
   runtime?: Runtime;
   /** ONNX Runtime's device (`--device`): auto (cuda, then a real GPU through webgpu, then cpu), cpu, webgpu, cuda. */

@@ -7,7 +7,7 @@ import { MODEL_FLAGS } from './model-flags.js';
 import { readModelFiles } from '../network/model-files.js';
 import { writeOnnx, type ExportOptions } from '../onnx/export.js';
 import { DEFAULT_OPSET, MAX_OPSET, MIN_OPSET } from '../onnx/proto.js';
-import { resolveModelPath } from '../colorize/model.js';
+import { resolveModelPath } from '../colorize/runner.js';
 
 export const FLAGS = {
   model: { ...MODEL_FLAGS.model, help: 'a run directory (runs/NAME), a model directory, or a model.json' },

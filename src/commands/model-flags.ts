@@ -1,6 +1,6 @@
 /** The flags that name a model and choose what runs it: one table, shared by colorize, eval and export. */
 import { BACKENDS } from '../tfjs/backend.js';
-import { RUNTIMES } from '../colorize/model.js';
+import { RUNTIMES } from '../colorize/runner.js';
 import { ONNX_DEVICES } from '../onnx/session.js';
 import { int, oneOf, string, type FlagTable, type Kind } from './flags.js';
 

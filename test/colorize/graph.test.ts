@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { colorizeGraph, colorizeBuffers } from '../../src/colorize/graph.js';
-import { resolveModelPath } from '../../src/colorize/model.js';
+import { resolveModelPath } from '../../src/colorize/runner.js';
 import { lightness } from '../../src/color/lightness.js';
 import { imageCost, prepareSettings, processingSize, MAX_AUTO_SIDE } from '../../src/colorize/image.js';
 import { decodeSample, decodeSettings } from '../../src/stages/decode.js';

@@ -1,15 +1,16 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, readdir, rm, stat, writeFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat, writeFile, mkdir } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { loadModel, resolveModelPath, scaleFromMetadata } from '../../src/colorize/model.js';
+import { loadRunner, resolveModelPath, type Runner } from '../../src/colorize/runner.js';
 import { colorizeGraph } from '../../src/colorize/graph.js';
 import { setupEngine, type Engine } from '../../src/tfjs/backend.js';
 import { saveColorizer, type Colorizer, exportSourceOf } from '../../src/tfjs/network.js';
-import { writeOnnx } from '../../src/onnx/export.js';
+import { exportOnnx, writeOnnx } from '../../src/onnx/export.js';
+import { loadOnnxColorizer } from '../../src/onnx/session.js';
 import { InvalidOptionError } from '../../src/core/errors.js';
 import { trainedLike } from '../onnx/helpers.js';
 
@@ -70,64 +71,64 @@ test('pipe colorize on ONNX Runtime writes what tfjs writes, within 1 level per 
   }
 });
 
-test('the ONNX export of a model directory is cached beside it and rebuilt when the weights change', async () => {
+test('a model folder on the onnx runtime is exported and the export cached beside its model.json', async () => {
   const dir = path.join(root, 'cached');
   await saveColorizer(net, dir);
-  const first = await loadModel(dir, { runtime: 'onnx', device: 'cpu' });
-  assert.deepEqual(first.trainingScale, { shortSide: 40, crop: 32 }, 'the training scale comes along');
-  await first.release();
-  const onnxFile = path.join(dir, 'model.onnx');
-  const stamp = JSON.parse(await readFile(path.join(dir, 'model.onnx.json'), 'utf8')) as { source: string };
-  const made = (await stat(onnxFile)).mtimeMs;
-  // Unchanged: reused, not rewritten.
-  const again = await loadModel(dir, { runtime: 'onnx', device: 'cpu' });
-  assert.deepEqual(again.trainingScale, { shortSide: 40, crop: 32 }, 'read back from the cached export');
-  await again.release();
-  assert.equal((await stat(onnxFile)).mtimeMs, made);
-  // Other weights in the same place: rebuilt.
-  await saveColorizer(trainedLike(TINY, 11), dir);
-  const rebuilt = await loadModel(dir, { runtime: 'onnx', device: 'cpu' });
-  await rebuilt.release();
-  const stamp2 = JSON.parse(await readFile(path.join(dir, 'model.onnx.json'), 'utf8')) as { source: string };
-  assert.notEqual(stamp2.source, stamp.source);
+  const r = await loadRunner(dir, { runtime: 'onnx', device: 'cpu' });
+  assert.match(r.describe, /^onnxruntime /);
+  assert.equal(r.globalSize, 32);
+  assert.deepEqual(r.trainingScale, { shortSide: 40, crop: 32 }, 'the training scale comes along');
+  await r.release();
+  assert.ok((await stat(path.join(dir, 'model.onnx'))).isFile());
+  assert.ok((await stat(path.join(dir, 'model.onnx.json'))).isFile());
 });
 
 test('a model.onnx from pipe export is a model too; tfjs refuses it with the flag named', async () => {
   const file = path.join(root, 'exported.onnx');
   await writeOnnx(await exportSourceOf(net), file, { trainingScale: { shortSide: 40, crop: 32 } });
   assert.equal(await resolveModelPath(file), file);
-  const m = await loadModel(file, { runtime: 'auto', device: 'cpu' });
+  const m = await loadRunner(file, { runtime: 'auto', device: 'cpu' });
   assert.deepEqual(m.trainingScale, { shortSide: 40, crop: 32 });
-  assert.equal(m.tf, undefined);
+  assert.match(m.describe, /^onnxruntime /);
   await m.release();
-  await assert.rejects(loadModel(file, { runtime: 'tfjs' }), (e: unknown) => e instanceof InvalidOptionError && /--engine tfjs/.test(e.message));
+  await assert.rejects(loadRunner(file, { runtime: 'tfjs' }), (e: unknown) => e instanceof InvalidOptionError && /--engine tfjs/.test(e.message));
 });
 
 test('a model passed in memory runs on tfjs under auto, and on ONNX Runtime when asked', async () => {
-  const auto = await loadModel(net, { engine });
-  assert.ok(auto.tf);
+  const auto = await loadRunner(net, { engine });
+  assert.match(auto.describe, /^tfjs cpu/);
   assert.deepEqual(auto.trainingScale, { shortSide: 40, crop: 32 });
   await auto.release();
-  const onnx = await loadModel(net, { runtime: 'onnx', device: 'cpu' });
-  assert.equal(onnx.tf, undefined);
+  const onnx = await loadRunner(net, { runtime: 'onnx', device: 'cpu' });
+  assert.match(onnx.describe, /^onnxruntime /);
+  assert.deepEqual(onnx.trainingScale, { shortSide: 40, crop: 32 });
   await onnx.release();
+  await assert.rejects(loadRunner(net.infer, { runtime: 'onnx', device: 'cpu' }), /a bare LayersModel cannot be exported/);
 });
 
-test('scaleFromMetadata reads the export\'s JSON and ignores anything else', () => {
-  assert.deepEqual(scaleFromMetadata({ 'colorpipe.training_scale': '{"shortSide":256,"crop":224}' }), { shortSide: 256, crop: 224 });
-  assert.equal(scaleFromMetadata({}), undefined);
-  assert.equal(scaleFromMetadata({ 'colorpipe.training_scale': 'short side 256' }), undefined);
+test('a runner or an ONNX colorizer passed in is used as it is and left to its owner', async (t) => {
+  const session = await loadOnnxColorizer(exportOnnx(await exportSourceOf(net)), { device: 'cpu', threads: 1 });
+  t.after(() => session.release());
+  await assert.rejects(loadRunner(session, { runtime: 'tfjs' }), /--engine tfjs/);
+  const mine = await loadRunner(session);
+  let runs = 0;
+  const counted: Runner = { ...mine, describe: 'counted', run: (l, g, s) => (runs++, mine.run(l, g, s)), release: () => assert.fail('released by colorize') };
+  const s = await colorizeGraph({ input, out: path.join(root, 'passed'), model: counted, quiet: true, log: null, format: 'png' });
+  assert.equal(s.written, 3);
+  assert.equal(s.backend, 'counted');
+  assert.ok(runs > 0);
+  // Its session is still open: the colorizer's owner releases it.
+  await (await loadRunner(session)).run(new Float32Array(64), new Float32Array(32 * 32), { batch: 1, height: 8, width: 8, sharedGlobal: false });
 });
 
 test('auto falls back to tfjs, saying why, where onnxruntime-node cannot load', () => {
   // A resolve hook that hides onnxruntime-node, as on an install without it.
   const hooks = `export async function resolve(s, c, next) { if (s === 'onnxruntime-node') { const e = new Error('Cannot find package onnxruntime-node'); e.code = 'ERR_MODULE_NOT_FOUND'; throw e; } return next(s, c); }`;
   const register = `import { register } from 'node:module'; register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hooks)}));`;
-  const mod = new URL('../../src/colorize/model.js', import.meta.url).href;
-  const main = `const { loadModel } = await import(${JSON.stringify(mod)});` +
-    `const m = await loadModel(${JSON.stringify(modelDir)}, { backend: 'cpu' }); console.log(JSON.stringify({ describe: m.describe, tf: !!m.tf })); await m.release();`;
+  const mod = new URL('../../src/colorize/runner.js', import.meta.url).href;
+  const main = `const { loadRunner } = await import(${JSON.stringify(mod)});` +
+    `const m = await loadRunner(${JSON.stringify(modelDir)}, { backend: 'cpu' }); console.log(JSON.stringify({ describe: m.describe })); await m.release();`;
   const r = spawnSync(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(register)}`, '--input-type=module', '-e', main], { encoding: 'utf8' });
-  const out = JSON.parse(r.stdout.trim()) as { describe: string; tf: boolean };
-  assert.ok(out.tf, r.stderr);
-  assert.match(out.describe, /^tfjs cpu.*\[auto: onnx: /);
+  const out = JSON.parse(r.stdout.trim()) as { describe: string };
+  assert.match(out.describe, /^tfjs cpu.*\[auto: onnx: /, r.stderr);
 });

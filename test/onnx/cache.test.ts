@@ -1,0 +1,60 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { cachedOnnxRunner } from '../../src/onnx/cache.js';
+import { setupEngine } from '../../src/tfjs/backend.js';
+import { saveColorizer, type Colorizer } from '../../src/tfjs/network.js';
+import { trainedLike } from './helpers.js';
+
+const TINY = { inputSize: 32, width: 0.125, numClasses: 4 };
+let net: Colorizer;
+let root: string;
+
+before(async () => {
+  await setupEngine({ backend: 'cpu' });
+  net = trainedLike(TINY, 7);
+  net.trainingScale = { shortSide: 40, crop: 32 };
+  root = await mkdtemp(path.join(os.tmpdir(), 'cp-onnx-cache-'));
+});
+
+after(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+test('the ONNX export of a model directory is cached beside it and rebuilt when the weights change', async () => {
+  const dir = path.join(root, 'cached');
+  await saveColorizer(net, dir);
+  const modelJson = path.join(dir, 'model.json');
+  const first = await cachedOnnxRunner(modelJson, { device: 'cpu' });
+  assert.deepEqual(first.trainingScale, { shortSide: 40, crop: 32 }, 'the training scale comes along');
+  await first.release();
+  const onnxFile = path.join(dir, 'model.onnx');
+  const stamp = JSON.parse(await readFile(path.join(dir, 'model.onnx.json'), 'utf8')) as { source: string };
+  const made = (await stat(onnxFile)).mtimeMs;
+  // Unchanged: reused, not rewritten.
+  const again = await cachedOnnxRunner(modelJson, { device: 'cpu' });
+  assert.deepEqual(again.trainingScale, { shortSide: 40, crop: 32 }, 'read back from the cached export');
+  await again.release();
+  assert.equal((await stat(onnxFile)).mtimeMs, made);
+  // Other weights in the same place: rebuilt.
+  await saveColorizer(trainedLike(TINY, 11), dir);
+  const rebuilt = await cachedOnnxRunner(modelJson, { device: 'cpu' });
+  await rebuilt.release();
+  const stamp2 = JSON.parse(await readFile(path.join(dir, 'model.onnx.json'), 'utf8')) as { source: string };
+  assert.notEqual(stamp2.source, stamp.source);
+});
+
+test('where the export cannot be cached it runs from memory and the engine line says why', async () => {
+  const dir = path.join(root, 'unwritable');
+  await saveColorizer(net, dir);
+  // A directory where the cache file would go: the write fails as on a read-only folder (also for root).
+  await mkdir(path.join(dir, 'model.onnx'));
+  const r = await cachedOnnxRunner(path.join(dir, 'model.json'), { device: 'cpu', threads: 1 });
+  assert.match(r.describe, /\(export not cached: /);
+  assert.deepEqual(r.trainingScale, { shortSide: 40, crop: 32 });
+  const out = await r.run(new Float32Array(8 * 8), new Float32Array(32 * 32), { batch: 1, height: 8, width: 8, sharedGlobal: false });
+  assert.equal(out.ab.length, 4 * 4 * 2);
+  await r.release();
+});
