@@ -14,8 +14,10 @@ const HELP = `pipe: train and run the Iizuka et al. 2016 colorization network as
 Usage:
   pipe train    --shards 'data/*.tar' --out runs/NAME [--config configs/tiny.json] [--steps N] [--batch B]
                 [--size S] [--width W] [--lr LR] [--seed S] [--checkpoint-every N]
-                [--backend auto|tensorflow|webgpu|wasm|cpu] [--software-gpu] [--val-shards GLOB] [--resume]
-                [--processes P] [--on-error skip|fail] [--log-keys] [--quiet]
+                [--engine auto|tfjs|torch] [--backend auto|tensorflow|webgpu|wasm|cpu] [--software-gpu]
+                [--threads T] [--python PATH] [--device auto|cpu|cuda] [--precision fp32|tf32|bf16] [--compile]
+                [--devices N] [--nodes N --node-rank R --master HOST:PORT] [--sync-bn] [--rank-timeout S]
+                [--val-shards GLOB] [--resume] [--processes P] [--on-error skip|fail] [--log-keys] [--quiet]
   pipe colorize --in DIR|FILE --out DIR --model runs/NAME|model.json [--style REF.jpg] [--batch B]
                 [--engine auto|onnx|tfjs] [--device D] [--backend B] [--resolution auto|full|N]
                 [--tile N] [--memory-budget MB] [--format same|jpg|png|webp|tiff|gif|avif] [--quality Q]

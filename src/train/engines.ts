@@ -3,8 +3,9 @@
  * - tfjs (src/tfjs/): in this thread, on its `--backend` (wasm on the CPU, webgpu on a GPU through Dawn);
  * - torch (src/torch/): a PyTorch worker process per device, fed by this pipeline, data parallel across devices
  *   and machines;
- * - auto: torch when the Python (`--python`, $COLORPIPE_PYTHON, python3) has torch and it sees a CUDA GPU (the
- *   engine for speed and scale); otherwise tfjs, the pure-JavaScript engine, which needs nothing installed.
+ * - auto: tfjs when a tfjs `--backend` is named; else torch when the Python (`--python`, $COLORPIPE_PYTHON,
+ *   python3) has torch and it sees a CUDA GPU (the engine for speed and scale); otherwise tfjs, the
+ *   pure-JavaScript engine, which needs nothing installed.
  */
 import type { Config } from '../config.js';
 import { EngineUnavailableError, InvalidOptionError } from '../core/errors.js';
@@ -40,8 +41,10 @@ export interface CreateEngineOptions {
 }
 
 /** The engine `auto` resolves to here, and why (for the run's first line). */
-export async function resolveEngine(choice: EngineChoice, python?: string): Promise<{ engine: 'tfjs' | 'torch'; why: string }> {
+export async function resolveEngine(choice: EngineChoice, python?: string, backend?: BackendChoice): Promise<{ engine: 'tfjs' | 'torch'; why: string }> {
   if (choice !== 'auto') return { engine: choice, why: '' };
+  // A tfjs backend asked for by name is a choice of tfjs.
+  if (backend !== undefined && backend !== 'auto') return { engine: 'tfjs', why: '' };
   try {
     const t = await probeTorch(pythonOf(python));
     if (t.cuda) return { engine: 'torch', why: `auto: torch ${t.torch} sees ${t.devices} CUDA device${t.devices === 1 ? '' : 's'}` };
@@ -58,7 +61,7 @@ export async function resolveEngine(choice: EngineChoice, python?: string): Prom
  */
 export async function createTrainEngine(o: CreateEngineOptions): Promise<TrainEngine> {
   oneOf(o.engine, 'options.engine', ENGINES);
-  const { engine, why } = await resolveEngine(o.engine, o.python);
+  const { engine, why } = await resolveEngine(o.engine, o.python, o.backend);
   if (engine === 'torch') {
     const e = await torchTrainEngine({
       config: o.config,
