@@ -33,9 +33,13 @@ try:
     import torch
 except Exception as e:
     print(json.dumps({"error": type(e).__name__ + ": " + str(e)})); sys.exit(0)
-cuda = torch.cuda.is_available()
-print(json.dumps({"torch": torch.__version__, "cuda": cuda, "devices": torch.cuda.device_count() if cuda else 0,
-                  "name": torch.cuda.get_device_name(0) if cuda else None}))
+out = {"torch": str(getattr(torch, "__version__", "unknown")), "cuda": False, "devices": 0, "name": None}
+try:
+    if torch.cuda.is_available():
+        out.update(cuda=True, devices=torch.cuda.device_count(), name=torch.cuda.get_device_name(0))
+except Exception:
+    pass
+print(json.dumps(out))
 `;
 
 /** The Python to use (see the module comment). */

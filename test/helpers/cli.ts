@@ -45,9 +45,12 @@ export function pipe(args: string[], o: RunOptions = {}): CliResult {
   return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr, timedOut, ms: Date.now() - t0 };
 }
 
-/** Starts `pipe ARGS...` (stdout and stderr piped) without waiting for it; `finish` collects it. */
-export function start(args: string[], o: Omit<RunOptions, 'timeoutMs'> = {}): ChildProcess {
-  return spawn(process.execPath, [CLI, ...args], { cwd: o.cwd, env: withEnv(o.env), stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Starts `pipe ARGS...` (stdout and stderr piped) without waiting for it; `finish` collects it. `detached`: in a
+ * process group of its own, as a terminal starts a command (a signal to -pid reaches every process of it).
+ */
+export function start(args: string[], o: Omit<RunOptions, 'timeoutMs'> & { detached?: boolean } = {}): ChildProcess {
+  return spawn(process.execPath, [CLI, ...args], { cwd: o.cwd, env: withEnv(o.env), stdio: ['ignore', 'pipe', 'pipe'], detached: o.detached ?? false });
 }
 
 /**
