@@ -1,5 +1,5 @@
 /**
- * The tfjs training engine: the training engine contract (src/train/engine.ts) over a Colorizer and its trainer
+ * The tfjs training engine: the training engine contract (src/network/train-engine.ts) over a Colorizer and its trainer
  * (trainer.ts) on a tfjs backend (backend.ts), in this thread. Weights and optimizer slots cross in
  * colorpipe's names and layout (src/network/weights.ts).
  */
@@ -9,28 +9,17 @@ import type { LabBatch } from '../types.js';
 import { InvalidOptionError } from '../core/errors.js';
 import { slotNames } from '../network/training.js';
 import type { NamedWeight } from '../network/weights.js';
+import type { TrainEngine } from '../network/train-engine.js';
 import type { TfjsBackend } from './backend.js';
 import { buildColorizer, colorizerWeights, disposeColorizer, setColorizerWeights, type Colorizer } from './network.js';
 import { createTrainer, type NamedTensor } from './trainer.js';
 
-export interface TfjsTrainEngine {
+export interface TfjsTrainEngine extends TrainEngine {
   readonly runtime: 'tfjs';
-  readonly device: string;
-  readonly describe: string;
-  readonly world: 1;
-  readonly rank: 0;
-  readonly depth: 1;
   /** The tfjs backend's name (wasm, webgpu, cpu, tensorflow). */
   readonly backend: string;
   /** The model trained (tests, benchmarks). */
   readonly colorizer: Colorizer;
-  step(batch: LabBatch): Promise<{ loss: number; mse: number; ce: number }>;
-  evaluate(batch: LabBatch): Promise<{ loss: number; mse: number; ce: number; ab: Float32Array }>;
-  weights(): Promise<NamedWeight[]>;
-  setWeights(weights: NamedWeight[]): Promise<void>;
-  optimizerState(): Promise<{ iterations: number; slots: NamedWeight[] }>;
-  setOptimizerState(state: { iterations: number; slots: NamedWeight[] }): Promise<void>;
-  release(): Promise<void>;
 }
 
 /**

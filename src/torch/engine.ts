@@ -1,5 +1,5 @@
 /**
- * The PyTorch training engine: the training engine contract (src/train/engine.ts) over a worker process per
+ * The PyTorch training engine: the training engine contract (src/network/train-engine.ts) over a worker process per
  * device (worker.ts) fed through a shared-memory ring (ring.ts). The network is built in the worker from the same
  * layer table; weights and optimizer slots cross in colorpipe's names and layouts, so checkpoints are the tfjs
  * engine's format and a run moves between engines.
@@ -22,6 +22,7 @@ import { floatCount, orderWeights, weightSpecs, type NamedWeight, type WeightSpe
 import { probeTorch, pythonOf, type TorchInfo } from './python.js';
 import { Ring, ownedPath, shmDir, slotBytes } from './ring.js';
 import { TorchWorker } from './worker.js';
+import type { TrainEngine } from '../network/train-engine.js';
 
 export type TorchDevice = 'auto' | 'cpu' | 'cuda';
 export const TORCH_DEVICES: readonly TorchDevice[] = ['auto', 'cpu', 'cuda'];
@@ -59,30 +60,13 @@ export interface TorchEngineOptions {
   syncBn?: boolean;
 }
 
-export interface TorchTrainEngine {
+export interface TorchTrainEngine extends TrainEngine {
   readonly runtime: 'torch';
-  readonly device: string;
-  readonly describe: string;
-  readonly world: number;
-  readonly rank: number;
-  readonly depth: number;
   readonly info: TorchInfo;
   /** The worker process's pid. */
   readonly pid: number | undefined;
-  step(batch: LabBatch): Promise<{ loss: number; mse: number; ce: number }>;
-  evaluate(batch: LabBatch): Promise<{ loss: number; mse: number; ce: number; ab: Float32Array }>;
-  weights(): Promise<NamedWeight[]>;
-  setWeights(weights: NamedWeight[]): Promise<void>;
-  optimizerState(): Promise<{ iterations: number; slots: NamedWeight[] }>;
-  setOptimizerState(state: { iterations: number; slots: NamedWeight[] }): Promise<void>;
-  /** Every rank's `text`, in rank order, on rank 0 (null on the others): a collective, every rank calls it. */
   gather(text: string): Promise<string[] | null>;
-  /**
-   * Makes a local stop request (Ctrl-C on one rank) a stop every rank takes after the same step: the returned
-   * signal aborts after that step's losses are back, and `syncAfter` names it so no later step is in flight.
-   */
   coordinateStop(local: AbortSignal, startStep: number): { stop: AbortSignal; syncAfter: (step: number) => boolean };
-  release(): Promise<void>;
 }
 
 const DEPTH = 2;

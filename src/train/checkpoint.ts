@@ -18,7 +18,7 @@ import { ColorpipeError, fileErrorLine, printable, reasonOf } from '../core/erro
 import { readModelFiles, writeModelFiles } from '../network/model-files.js';
 import { modelTopology } from '../network/topology.js';
 import type { NamedWeight } from '../network/weights.js';
-import type { OptimizerState } from './engine.js';
+import type { OptimizerState } from '../network/train-engine.js';
 
 export interface TensorSpec {
   name: string;

@@ -14,7 +14,7 @@ import { setupTfjs, type BackendChoice, type TfjsBackend } from '../tfjs/backend
 import { tfjsTrainEngine } from '../tfjs/train-engine.js';
 import { torchTrainEngine, type Precision, type RankPlace, type TorchDevice } from '../torch/engine.js';
 import { probeTorch, pythonOf } from '../torch/python.js';
-import type { TrainEngine } from './engine.js';
+import type { TrainEngine } from '../network/train-engine.js';
 
 export type EngineChoice = 'auto' | 'tfjs' | 'torch';
 export const ENGINES: readonly EngineChoice[] = ['auto', 'tfjs', 'torch'];

@@ -26,7 +26,7 @@ import { progress } from '../stages/progress.js';
 import { loader, loaderResumeFrom } from './loader/index.js';
 import type { BackendChoice, TfjsBackend } from '../tfjs/backend.js';
 import { checkpointOptimizer, checkpointWeights, latestCheckpoint, saveCheckpoint, type LoadedCheckpoint, type TrainState } from './checkpoint.js';
-import type { TrainEngine } from './engine.js';
+import type { TrainEngine } from '../network/train-engine.js';
 import { createTrainEngine, type CreateEngineOptions, type EngineChoice } from './engines.js';
 import { dataShare, dataState } from './ranks.js';
 import type { RankPlace } from '../torch/engine.js';

@@ -16,7 +16,7 @@
 import type { Stage } from '../core/pipeline.js';
 import type { LabBatch } from '../types.js';
 import { nonNegativeInt, positiveInt } from '../core/validate.js';
-import type { StepLosses, TrainEngine } from './engine.js';
+import type { StepLosses, TrainEngine } from '../network/train-engine.js';
 
 export interface StepRecord {
   step: number;

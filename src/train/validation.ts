@@ -24,7 +24,7 @@ import { psnr } from '../color/metrics.js';
 import { loader } from './loader/index.js';
 import { makeGrid, type RgbImage } from './report.js';
 import type { StepRecord } from './step.js';
-import type { TrainEngine } from './engine.js';
+import type { TrainEngine } from '../network/train-engine.js';
 
 /** Validation samples when --val-shards is given (from the training shards: config.train.valImages). */
 export const VAL_MAX = 32;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { train, type StepRecord } from '../../src/train/step.js';
-import type { TrainEngine } from '../../src/train/engine.js';
+import type { TrainEngine } from '../../src/network/train-engine.js';
 import { pipeline, collect } from '../../src/core/pipeline.js';
 import type { LabBatch } from '../../src/types.js';
 import { InvalidOptionError } from '../../src/core/errors.js';

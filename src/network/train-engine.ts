@@ -1,7 +1,8 @@
 /**
- * The training engine contract: what the training graph needs of an engine, and nothing engine-specific.
- * Every method is async and data crosses as plain typed arrays, so an engine may run in this thread (tfjs,
- * src/tfjs/train-engine.ts) or in another process on another device (PyTorch, src/torch/).
+ * The training engine contract: what the training graph (src/train/graph.ts) needs of an engine, and nothing
+ * engine-specific. Every method is async and data crosses as plain typed arrays, so an engine may run in this
+ * thread (tfjs, src/tfjs/train-engine.ts) or in another process on another device (PyTorch, src/torch/). It lives
+ * here, below the engines' rooms, so that each implements it (as the inference runner, runner.ts).
  *
  * Weights and optimizer moments cross in colorpipe's names and layout (src/network/weights.ts), which is what a
  * checkpoint stores: a run can stop on one engine and resume on another.
@@ -11,7 +12,7 @@
  * class (cls >= 0); 0 without a class head or labels.
  */
 import type { LabBatch } from '../types.js';
-import type { NamedWeight } from '../network/weights.js';
+import type { NamedWeight } from './weights.js';
 
 export interface StepLosses {
   /** mse + alpha * ce */
