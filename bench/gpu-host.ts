@@ -3,9 +3,9 @@
  * own process under `timeout`, then ONE JSON document on stdout. A part that fails or times out is recorded
  * with its reason and the others still run. Progress goes to stderr.
  *
- *   node dist/bench/gpu-host.js [--quick] [--budget-s 450] [--processes 1,2,4,8,16] [--photos DIR]
+ *   node dist/bench/gpu-host.js [--quick] [--budget-s 550] [--processes 1,2,4,8,16] [--photos DIR]
  *
- * Per-part limits (full) add up to 460 s, inside gpu-host.sh's 480 s and the host's 8 minutes.
+ * Per-part limits (full) add up to 545 s, inside gpu-host.sh's 570 s and the device's 10 minutes a command.
  * Parts (full / --quick):
  *   train      the paper's network at 224, batch 32, on webgpu: training and predict img/s, the kernel profile of
  *              one step (tfjs profile, top kernels)              / 32 px, width 1/8, batch 2
@@ -16,6 +16,8 @@
  *              shards) with its data stall                         / tiny config, 20 steps
  *   colorize   bench/colorize.ts end to end on webgpu              / small images, width 1/8
  *   torch      bench/torch_model.py on the same network, on CUDA when the host's python has torch
+ *   torch_engine_fp32, _bf16  the PyTorch engine's whole pipeline (bench/train-torch.ts: 16 decode processes) against
+ *              bare PyTorch on the same card, 224 px, batch 32 / 32 px, width 1/8, batch 4
  * On a machine without a GPU, COLORPIPE_SOFTWARE_GPU=1 lets webgpu run on lavapipe: a rehearsal, not a speed.
  */
 import { spawnSync } from 'node:child_process';
@@ -33,7 +35,7 @@ const CLI = join(ROOT, 'dist', 'src', 'cli.js');
 interface Opts { quick: boolean; budgetS: number; processes: number[]; photos?: string }
 
 function parse(argv: string[]): Opts {
-  const o: Opts = { quick: false, budgetS: 450, processes: [1, 2, 4, 8, 16] };
+  const o: Opts = { quick: false, budgetS: 550, processes: [1, 2, 4, 8, 16] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--quick') o.quick = true;
@@ -93,7 +95,7 @@ function main(): void {
     // 1. The network on webgpu: train and predict rates, one step's kernel profile.
     const net = q ? ['--size', '32', '--width', '0.125', '--batch', '2', '--classes', '0', '--steps', '2', '--warmup', '1']
       : ['--size', '224', '--width', '1', '--batch', '32', '--classes', '0', '--steps', '5', '--warmup', '1'];
-    const tr = part('train', q ? 240 : 100, NODE, [js('train'), ...net, '--backend', 'webgpu', '--profile', '--no-torch']);
+    const tr = part('train', q ? 240 : 60, NODE, [js('train'), ...net, '--backend', 'webgpu', '--profile', '--no-torch']);
     const tj = tr.json as { tfjs?: Part; engine?: string; profile?: Array<Record<string, unknown>> } & Part | undefined;
     out['train'] = tr.json ? { seconds: tr.seconds, engine: tj!.engine, ...pick(tj, ['size', 'width', 'batch', 'params']), tfjs: tj!.tfjs,
       profile: tj!.profile && { ...tj!.profile, kernels: (tj!.profile as unknown as { kernels?: unknown[] }).kernels?.slice(0, 12) } } : tr;
@@ -104,14 +106,14 @@ function main(): void {
     try { ort = createRequire(join(ROOT, 'package.json')).resolve('onnxruntime-node'); } catch { /* absent */ }
     const photosFor = o.photos ?? join(ROOT, 'fixtures', 'images', 'renewable');
     out['onnx_webgpu'] = ort == null ? { skipped: 'onnxruntime-node is not installed (npm i onnxruntime-node)' }
-      : (({ json, error, seconds }) => json ? { seconds, ...json } : { error, seconds })(part('onnx_webgpu', q ? 240 : 100, NODE, [js('colorize'),
+      : (({ json, error, seconds }) => json ? { seconds, ...json } : { error, seconds })(part('onnx_webgpu', q ? 240 : 70, NODE, [js('colorize'),
         '--engine', 'onnx', '--device', 'webgpu', '--photos', photosFor,
         ...(q ? ['--sizes', '256', '--images', '4', '--width', '0.125', '--batch', '2', '--repeat', '1'] : ['--paper', '--sizes', '256,2048', '--batch', '32'])]));
 
     // 3. The loader at 1..16 processes; its shards are kept for the real training run.
     const shards = join(work, 'shards');
     const photos = o.photos ?? join(ROOT, 'fixtures', 'images', 'renewable');
-    const ld = part('loader', q ? 120 : 90, NODE, [js('loader'), '--processes', o.processes.join(','), '--photos', photos,
+    const ld = part('loader', q ? 120 : 60, NODE, [js('loader'), '--processes', o.processes.join(','), '--photos', photos,
       '--shards', shards, '--samples', q ? '256' : '4096', '--seconds', q ? '2' : '8', '--warmup', q ? '1' : '3',
       '--size', q ? '64' : '224', '--no-baseline']);
     out['loader'] = ld.json ? { seconds: ld.seconds, ...pick(ld.json, ['results', 'limit', 'baseline_img_s']) } : ld;
@@ -121,7 +123,7 @@ function main(): void {
     const run = join(work, 'run');
     const trainArgs = q ? ['--config', join(ROOT, 'configs', 'tiny.json'), '--steps', '20']
       : ['--size', '224', '--batch', '32', '--steps', '200', '--checkpoint-every', '1000', '--processes', '8'];
-    const pt = part('pipe_train', q ? 240 : 140, NODE, [CLI, 'train', '--shards', glob, '--out', run, '--backend', 'webgpu', '--quiet', ...trainArgs]);
+    const pt = part('pipe_train', q ? 240 : 60, NODE, [CLI, 'train', '--shards', glob, '--out', run, '--backend', 'webgpu', '--quiet', ...trainArgs]);
     // Timed out: what metrics.jsonl holds so far still says the rate and the stall.
     if (!existsSync(join(run, 'metrics.jsonl'))) out['pipe_train'] = pt;
     else {
@@ -133,7 +135,7 @@ function main(): void {
     }
 
     // 5. Colorize end to end on webgpu.
-    const cz = part('colorize', q ? 240 : 80, NODE, [js('colorize'), '--backend', 'webgpu', '--photos', photos,
+    const cz = part('colorize', q ? 240 : 50, NODE, [js('colorize'), '--backend', 'webgpu', '--photos', photos,
       ...(q ? ['--sizes', '256', '--images', '4', '--width', '0.125', '--batch', '2', '--repeat', '1'] : ['--paper', '--sizes', '256,2048', '--batch', '32'])]);
     out['colorize'] = cz.json ? { seconds: cz.seconds, ...cz.json } : cz;
 
@@ -143,11 +145,19 @@ function main(): void {
     else {
       const table = join(work, 'table.json');
       const tt = part('torch_table', 30, NODE, ['--input-type=module', '-e',
-        `const { layerTable } = await import(${JSON.stringify(join(ROOT, 'dist', 'src', 'model', 'table.js'))}); const { makeConfig } = await import(${JSON.stringify(join(ROOT, 'dist', 'src', 'config.js'))});
+        `const { layerTable } = await import(${JSON.stringify(join(ROOT, 'dist', 'src', 'network', 'table.js'))}); const { makeConfig } = await import(${JSON.stringify(join(ROOT, 'dist', 'src', 'config.js'))});
          const c = makeConfig({ model: ${q ? "{ inputSize: 32, width: 0.125, numClasses: 0 }" : "{ inputSize: 224, width: 1, numClasses: 0 }"} });
          (await import('node:fs')).writeFileSync(${JSON.stringify(table)}, JSON.stringify(layerTable(c.model))); console.log('{}');`]);
       out['torch'] = tt.error ? tt : (({ json, error, seconds }) => json ? { seconds, ...json } : { error, seconds })(
         part('torch', q ? 120 : 50, python, [join(ROOT, 'bench', 'torch_model.py'), table, '--device', 'auto', '--batch', q ? '2' : '32', '--steps', q ? '2' : '20', '--warmup', q ? '1' : '3']));
+      // 7. The PyTorch engine: the whole pipeline (16 decode processes) against bare PyTorch on the same card, fp32 and bf16.
+      const engineArgs = q ? ['--size', '32', '--width', '0.125', '--batch', '4', '--steps', '4', '--warmup', '1', '--processes', '2']
+        : ['--size', '224', '--width', '1', '--batch', '32', '--steps', '30', '--warmup', '5', '--processes', String(Math.min(16, os.cpus().length))];
+      for (const precision of ['fp32', 'bf16']) {
+        const te = part(`torch_engine_${precision}`, q ? 120 : 75, NODE, [js('train'), '--engine', 'torch', '--python', python, '--device', 'auto',
+          '--precision', precision, '--rounds', '1', '--photos', photos, ...engineArgs]);
+        out[`torch_engine_${precision}`] = te.json ? { seconds: te.seconds, ...te.json } : te;
+      }
     }
   } finally {
     rmSync(work, { recursive: true, force: true });

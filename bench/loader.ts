@@ -178,7 +178,8 @@ async function measure(p: Pipeline<LabBatch>, warmupS: number, seconds: number):
   };
 }
 
-async function buildShards(photos: string, samples: number, dir: string, log: (l: string) => void): Promise<string[]> {
+/** Shards of `samples` replicas of the JPEGs of `photos` in `dir` (reused when `dir` already holds them). */
+export async function buildShards(photos: string, samples: number, dir: string, log: (l: string) => void): Promise<string[]> {
   const existing = existsSync(dir) ? readdirSync(dir).filter((f) => /^bench-\d+\.tar$/.test(f)) : [];
   if (existing.length > 0) return existing.sort().map((f) => join(dir, f));
   const files = readdirSync(photos).filter((f) => /\.(jpe?g)$/i.test(f)).sort();

@@ -232,6 +232,19 @@ def serve(ch: Channel) -> None:
                 assert trainer
                 trainer.set_optimizer_state(int(msg["iterations"]), _read_file(msg["path"]))
                 ch.reply({"id": rid, "ok": True})
+            elif op == "channel":
+                # The batch channel alone (the benchmark): a ring without a network, each batch taken as a step takes
+                # it (on the CPU, copied once, as a device would copy it), then the device synchronized.
+                if ring is None:
+                    ring = Ring(msg["ring"]["path"], int(msg["ring"]["slots"]), int(msg["ring"]["slotBytes"]), _device(msg["device"], 0))
+                else:
+                    n, h, w = int(msg["n"]), int(msg["h"]), int(msg["w"])
+                    L, ab, cls = ring.batch(int(msg["slot"]), n, h, w)
+                    if ring.device.type == "cuda":
+                        torch.cuda.synchronize()
+                    else:
+                        L, ab, cls = L.clone(), ab.clone(), cls.clone()
+                ch.reply({"id": rid, "ok": True})
             elif op in ("gather", "allgather"):
                 ch.reply({"id": rid, "ok": True, **_collective(op, msg)})
             elif op == "quit":
