@@ -127,12 +127,28 @@ test('the checks see the imports they police (a known edge and a worker entry ar
   assert.ok(graph.get(lab)!.includes(join(SRC, 'stages', 'lab-worker.ts')), 'new URL(...) worker entries count');
 });
 
-test('colorize imports no engine package: it asks a runner (onnx/, tfjs/) for predictions', () => {
+/** An engine's packages, and the one room that may import them (the engines' rooms below the graphs that use them). */
+const ENGINE_PACKAGES: Array<[RegExp, string]> = [
+  [/^@tensorflow\//, 'tfjs'],
+  [/^onnxruntime-/, 'onnx'],
+];
+
+test('an engine\'s packages are imported only in its room (tfjs in tfjs/, ONNX Runtime in onnx/): colorize and train ask contracts', () => {
   const bad: string[] = [];
-  for (const f of files.filter((f) => roomOf(f) === 'colorize')) {
+  for (const f of files) {
     for (const { fileName } of ts.preProcessFile(readFileSync(f, 'utf8'), true, true).importedFiles) {
-      if (/^(onnxruntime-|@tensorflow\/)/.test(fileName)) bad.push(`${rel(f)} -> ${fileName}`);
+      for (const [pkg, room] of ENGINE_PACKAGES) if (pkg.test(fileName) && roomOf(f) !== room) bad.push(`${rel(f)} -> ${fileName} (only ${room}/ may)`);
     }
   }
+  assert.deepEqual(bad, []);
+  // The check sees what it polices.
+  const backend = ts.preProcessFile(readFileSync(join(SRC, 'tfjs', 'backend.ts'), 'utf8'), true, true).importedFiles.map((i) => i.fileName);
+  assert.ok(backend.includes('@tensorflow/tfjs-core'));
+});
+
+test('colorize never imports train, nor train colorize', () => {
+  const bad = [...graph].flatMap(([from, targets]) => targets
+    .filter((to) => new Set([roomOf(from), roomOf(to)]).size === 2 && ['colorize', 'train'].includes(roomOf(from)) && ['colorize', 'train'].includes(roomOf(to)))
+    .map((to) => `${rel(from)} -> ${rel(to)}`));
   assert.deepEqual(bad, []);
 });
