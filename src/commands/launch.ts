@@ -11,6 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { ColorpipeError, InvalidOptionError } from '../core/errors.js';
 import { PRECISIONS, TORCH_DEVICES, type RankPlace } from '../torch/engine.js';
 import { freePort, localRankEnv, rankPlan } from '../torch/dist.js';
+import { probeTorch, pythonOf } from '../torch/python.js';
 import { boolean, int, oneOf, string, type FlagTable } from './flags.js';
 
 export const TORCH_FLAGS = {
@@ -106,6 +107,8 @@ export async function launchRanks(v: TorchValues, argv: string[]): Promise<Launc
   const port = plan.port || (await freePort());
   const dist = { rank: plan.rank, world: plan.world, localRank: plan.localRank, localWorld: plan.localWorld, addr: plan.addr, port, timeoutS: v['rank-timeout'] };
   if (plan.spawn.length === 0) return { dist, supervise: (_stop, work) => work(new AbortController().signal) };
+  // A missing torch is said once, here, rather than by every rank started.
+  await probeTorch(pythonOf(v.python));
   return {
     dist,
     async supervise(stop, work) {
