@@ -12,7 +12,7 @@
 import { closeSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LabBatch } from '../src/types.js';
-import type { NamedWeight } from './torch-layout.js';
+import type { NamedWeight } from '../src/network/weights.js';
 
 export interface TensorIndex {
   tensors: Array<{ name: string; shape: number[]; offset: number }>;

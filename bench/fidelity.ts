@@ -1,12 +1,12 @@
 /**
  * `pipe bench fidelity [--json] [--steps N] [--full]`: does colorpipe train the network *correctly*? Trains it
- * (configs/demo.json, wasm) and the same network in PyTorch (bench/torch_model.py, bench/torch_fidelity.py)
+ * (configs/demo.json, wasm) and the same network in PyTorch (the PyTorch engine's, bench/torch_fidelity.py)
  * from the same initial weights on the same batches with the same optimizer and learning rates, and compares
  * the per-step losses (issue 12; target: within 1% over the first 50 steps; the first step, a forward pass on
  * identical weights and data, must agree to float noise).
  *
  *   1. shards of demo/photos (as `pipe demo` makes them); colorpipe's initial weights (buildColorizer with the
- *      config's seed), exported in torch's layouts (src/model/torch-layout.ts);
+ *      config's seed) in colorpipe's names and layout, which torch_fidelity.py converts as the engine does;
  *   2. colorpipe trains with trainGraph, the path `pipe train` and `pipe demo` run (loader processes, shuffle,
  *      batch, prefetch), and every batch it trains on is dumped (bench/fidelity-data.ts);
  *   3. without --full: the dumped batches are replayed in this process through createTrainer from the same
@@ -28,12 +28,12 @@ import { loadConfig, type Config } from '../src/config.js';
 import { Reporter } from '../src/core/errors.js';
 import { writeShards } from '../src/shard/graph.js';
 import { setupEngine, type Engine } from '../src/tfjs/backend.js';
-import { buildColorizer, disposeColorizer, loadColorizer, saveColorizer } from '../src/tfjs/network.js';
+import { buildColorizer, colorizerWeights, disposeColorizer, loadColorizer, saveColorizer, setColorizerWeights } from '../src/tfjs/network.js';
 import { createTrainer, type StepResult } from '../src/tfjs/trainer.js';
 import { createOptimizer, ColorpipeAdam, ColorpipeAdadelta } from '../src/tfjs/optimizers.js';
-import { exportTorchWeights, importTorchWeights, toTorch, weightSlots, type NamedWeight } from './torch-layout.js';
+import type { NamedWeight } from '../src/network/weights.js';
 import type { LabBatch } from '../src/types.js';
-import type { Scalar, Tensor } from '@tensorflow/tfjs-core';
+import type { Scalar, Tensor, Variable } from '@tensorflow/tfjs-core';
 import { trainGraph } from '../src/train/graph.js';
 import { evaluateFolder } from '../src/colorize/eval.js';
 import { BatchDump, openBatchDump, readTensors, writeTensors } from './fidelity-data.js';
@@ -79,11 +79,11 @@ export function weightDiffs(a: NamedWeight[], b: NamedWeight[], base?: NamedWeig
   });
 }
 
-/** colorpipe's gradients of step 1's loss (trainer.ts's, on the initial weights), torch layouts. */
+/** colorpipe's gradients of step 1's loss (trainer.ts's, on the initial weights), colorpipe's names and layout. */
 async function initialGrads(engine: Engine, config: Config, b: LabBatch): Promise<NamedWeight[]> {
   const tf = engine.tf;
   const c = buildColorizer(config.model, { seed: config.train.seed });
-  const slots = weightSlots(c.infer, c.table).filter((w) => w.variable.trainable);
+  const slots = c.infer.layers.flatMap((l) => l.weights).filter((w) => w.trainable).map((w) => ({ name: w.originalName, shape: [...w.shape] as number[], variable: w.read() as Variable }));
   const S = config.model.inputSize;
   const n = b.size;
   const { grads, value } = tf.variableGrads(() => {
@@ -104,7 +104,7 @@ async function initialGrads(engine: Engine, config: Config, b: LabBatch): Promis
   const out: NamedWeight[] = [];
   for (const w of slots) {
     const g = grads[w.variable.name]!;
-    out.push(toTorch({ name: w.name, shape: w.shape, data: (await g.data()) as Float32Array }, w.flat));
+    out.push({ name: w.name, shape: w.shape, data: (await g.data()) as Float32Array });
   }
   tf.dispose([value, ...Object.values(grads)]);
   disposeColorizer(c);
@@ -147,7 +147,7 @@ async function replay(engine: Engine, config: Config, dumpDir: string, steps: nu
   try {
     for (let i = 0; i < steps; i++) {
       results.push(await trainer.step(dump.batch(i)));
-      if (snapshots.includes(i + 1)) writeTensors(join(out, `colorpipe_after_${i + 1}`), await exportTorchWeights(c.infer, c.table));
+      if (snapshots.includes(i + 1)) writeTensors(join(out, `colorpipe_after_${i + 1}`), await colorizerWeights(c));
     }
   } finally {
     dump.close();
@@ -168,7 +168,7 @@ export async function benchFidelity(o: FidelityOptions = {}): Promise<Record<str
     const engine = await setupEngine({ backend: 'wasm' });
     const shards = await demoShards(dir);
     const init = buildColorizer(config.model, { seed: config.train.seed });
-    writeTensors(join(dir, 'init'), await exportTorchWeights(init.infer, init.table));
+    writeTensors(join(dir, 'init'), await colorizerWeights(init));
     const table = init.table;
     disposeColorizer(init);
 
@@ -259,7 +259,7 @@ export async function benchFidelity(o: FidelityOptions = {}): Promise<Record<str
     if (o.full) {
       // The demo's own final checkpoint (trainGraph saves the model at the last step).
       const final = await loadColorizer(join(dir, 'run', 'model'));
-      writeTensors(join(dir, `colorpipe_after_${steps}`), await exportTorchWeights(final.infer, final.table));
+      writeTensors(join(dir, `colorpipe_after_${steps}`), await colorizerWeights(final));
       disposeColorizer(final);
     }
     const initW = readTensors(join(dir, 'init'));
@@ -273,7 +273,7 @@ export async function benchFidelity(o: FidelityOptions = {}): Promise<Record<str
       log('evaluating both models on the held-apart photos');
       const resolution = Math.max(8, Math.round((config.augment.resize * 4) / 3 / 8) * 8);
       const torchModel = buildColorizer(config.model, { seed: config.train.seed });
-      importTorchWeights(torchModel.infer, torchModel.table, readTensors(join(dir, `torch_after_${steps}`)));
+      setColorizerWeights(torchModel, readTensors(join(dir, `torch_after_${steps}`)), `torch_after_${steps}`);
       await saveColorizer(torchModel, join(dir, 'torch-model'));
       disposeColorizer(torchModel);
       const heldout = join(ROOT, 'demo', 'photos', 'heldout');

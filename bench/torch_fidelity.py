@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""PyTorch side of `pipe bench fidelity` (bench/fidelity.ts): trains the same network (bench/torch_model.py)
-from colorpipe's initial weights on colorpipe's batches with the same optimizer and learning rates, and prints
-its per-step losses.
+"""PyTorch side of `pipe bench fidelity` (bench/fidelity.ts): trains the same network (the PyTorch engine's,
+src/torch/py/colorpipe_torch/net.py) from colorpipe's initial weights on colorpipe's batches with the same
+optimizer and learning rates, and prints its per-step losses.
 
 Usage: python3 bench/torch_fidelity.py DIR [--threads N] [--tag torch] [--dtype float64|float32] [--steps N]
 float64 (the default) is the reference: the network's exact mathematics, up to rounding far below float32's.
@@ -11,12 +11,12 @@ in double precision, are 1.2e-5 off), so float32 PyTorch only serves as the floa
 DIR (written by bench/fidelity.ts; formats in bench/fidelity-data.ts):
   run.json         {"table", "steps", "alpha", "optimizer": {"type", "beta1", "beta2", "epsilon", "rho"},
                     "lr": [lr of step 1, 2, ...], "snapshots": [steps after which to save the weights]}
-  init.bin/.json   colorpipe's initial weights, torch layouts, colorpipe's names
+  init.bin/.json   colorpipe's initial weights, in colorpipe's names and layout (net.py converts them)
   batches/         L.bin, ab.bin, cls.bin, batches.json
 Writes DIR/<tag>_after_<step>.bin/.json (weights after that step) and DIR/<tag>_grad_1.bin/.json (the
-gradients of step 1, on the initial weights), same format and names, and prints one JSON object:
+gradients of step 1, on the initial weights), same format, names and layout, and prints one JSON object:
   {"torch", "threads", "seconds", "loss": [...], "mse": [...], "ce": [...]}.
-Not part of the tests (CI has no torch).
+Not part of the tests.
 """
 import argparse
 import json
@@ -28,8 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_model import Colorizer  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "torch", "py"))
+from colorpipe_torch.net import Colorizer, from_colorpipe, to_colorpipe, weight_slots  # noqa: E402
 
 
 def read_tensors(base):
@@ -55,35 +55,22 @@ def write_tensors(base, named):
         json.dump({"tensors": index}, f)
 
 
-def slots(model):
-    """colorpipe weight name -> the torch tensor holding it (parameter or batch-norm buffer)."""
-    out = {}
-    for layer, m in model.by_name.items():
-        if isinstance(m, torch.nn.Linear):
-            out[layer + "/kernel"] = m.weight
-            out[layer + "/bias"] = m.bias
-            continue
-        out[layer + "/kernel"] = m.conv.weight
-        if m.conv.bias is not None:
-            out[layer + "/bias"] = m.conv.bias
-        if m.bn is not None:
-            out[layer + "_bn/gamma"] = m.bn.weight
-            out[layer + "_bn/beta"] = m.bn.bias
-            out[layer + "_bn/moving_mean"] = m.bn.running_mean
-            out[layer + "_bn/moving_variance"] = m.bn.running_var
-    return out
-
-
-def load_weights(model, weights):
-    s = slots(model)
-    missing = set(s) ^ set(weights)
+def load_weights(model, slots, weights):
+    """Colorpipe's weights (its names and layout) into the model's tensors, cast to their dtype."""
+    missing = set(slots) ^ set(weights)
     if missing:
         raise SystemExit(f"torch_fidelity: weight names differ between colorpipe and torch: {sorted(missing)}")
     with torch.no_grad():
-        for name, t in s.items():
-            if tuple(t.shape) != tuple(weights[name].shape):
-                raise SystemExit(f"torch_fidelity: {name} is {list(weights[name].shape)} from colorpipe, {list(t.shape)} here")
-            t.copy_(weights[name])
+        for name, (t, kind) in slots.items():
+            got, want = weights[name], list(to_colorpipe(t, kind).shape)
+            if list(got.shape) != want:
+                raise SystemExit(f"torch_fidelity: {name} is {list(got.shape)} from colorpipe, {want} here")
+            t.copy_(from_colorpipe(got, kind, t))
+
+
+def colorpipe_layout(slots, grads=False):
+    """(name, tensor) in colorpipe's layout: the weights, or (grads) the gradients of those that have one."""
+    return [(n, to_colorpipe(t.grad if grads else t, kind)) for n, (t, kind) in slots.items() if not grads or t.grad is not None]
 
 
 def main():
@@ -99,9 +86,11 @@ def main():
         run = json.load(f)
     t = run["table"]
     dtype = torch.float64 if a.dtype == "float64" else torch.float32
-    model = Colorizer(t)
-    load_weights(model, read_tensors(os.path.join(a.dir, "init")))
-    model = model.to(dtype)
+    # net.py builds float32; the float64 reference casts it before the weights go in (the cast replaces the
+    # batch-norm buffers, so the slots are taken after it).
+    model = Colorizer(t).to(dtype)
+    slots = weight_slots(model)
+    load_weights(model, slots, read_tensors(os.path.join(a.dir, "init")))
 
     bdir = os.path.join(a.dir, "batches")
     with open(os.path.join(bdir, "batches.json")) as f:
@@ -140,14 +129,13 @@ def main():
         loss = mse + alpha * ce if alpha > 0 else mse
         loss.backward()
         if i == 0:
-            grads = [(n, t.grad) for n, t in slots(model).items() if t.grad is not None]
-            write_tensors(os.path.join(a.dir, f"{a.tag}_grad_1"), grads)
+            write_tensors(os.path.join(a.dir, f"{a.tag}_grad_1"), colorpipe_layout(slots, grads=True))
         opt.step()
         losses.append(loss.item())
         mses.append(mse.item())
         ces.append(ce.item())
         if i + 1 in snapshots:
-            write_tensors(os.path.join(a.dir, f"{a.tag}_after_{i + 1}"), list(slots(model).items()))
+            write_tensors(os.path.join(a.dir, f"{a.tag}_after_{i + 1}"), colorpipe_layout(slots))
     seconds = time.perf_counter() - t0
     print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "dtype": a.dtype, "seconds": seconds, "loss": losses, "mse": mses, "ce": ces}))
 
