@@ -26,7 +26,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from colorpipe_torch.net import Colorizer, init_weights  # noqa: E402
-from colorpipe_torch.trainer import _optimizer  # noqa: E402
+from colorpipe_torch.trainer import make_optimizer  # noqa: E402
 
 
 def timed(fn, warmup, n, sync):
@@ -80,7 +80,7 @@ def main():
     if channels_last:
         model.to(memory_format=torch.channels_last)
         L = L.contiguous(memory_format=torch.channels_last)
-    opt = _optimizer("adam", list(model.parameters()), a.lr, torch.device(dev))
+    opt = make_optimizer("adam", list(model.parameters()), a.lr, torch.device(dev))
     ab = torch.rand(B, 2, S // 2, S // 2, device=dev)
     ncls = t["numClasses"]
     cls = torch.randint(0, max(ncls, 1), (B,), device=dev)

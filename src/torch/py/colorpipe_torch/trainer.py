@@ -70,7 +70,7 @@ class Trainer:
         self.trainable: List[Spec] = [s for s in self.specs if s["trainable"]]
         params = [self.slots[s["name"]][0] for s in self.trainable]
         self.optimizer_type: str = train["optimizer"]
-        self.opt = _optimizer(self.optimizer_type, params, float(train["lr"]), device)
+        self.opt = make_optimizer(self.optimizer_type, params, float(train["lr"]), device)
         self.iterations = 0
         self.alpha = float(train.get("alpha", 0))
         net.train()
@@ -210,7 +210,8 @@ def _numel(shape: Sequence[int]) -> int:
     return n
 
 
-def _optimizer(kind: str, params: List[torch.Tensor], lr: float, device: torch.device) -> torch.optim.Optimizer:
+def make_optimizer(kind: str, params: List[torch.Tensor], lr: float, device: torch.device) -> torch.optim.Optimizer:
+    """The engine's optimizer (src/network/training.ts constants): Adam (fused on CUDA where torch has it) or Adadelta."""
     if kind == "adadelta":
         return torch.optim.Adadelta(params, lr=lr, rho=0.95, eps=1e-6)
     extra: Dict[str, Any] = {}
