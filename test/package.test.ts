@@ -59,12 +59,17 @@ test('npm pack ships the built CLI and library and what they read at run time, a
   assert.ok(runtime.some((p) => p.startsWith('demo/photos/LICENSES/')));
   assert.deepEqual(missing(runtime), []);
 
-  // Nothing for developers only: tests, benchmarks, fixtures, scripts, sources, source maps, CI.
-  const extra = [...packed].filter((p) =>
+  // The PyTorch engine's worker: a Python package run from source by the user's Python (no __pycache__).
+  const python = filesUnder('src/torch/py').filter((p) => p.endsWith('.py'));
+  assert.ok(python.includes('src/torch/py/colorpipe_torch/worker.py'));
+  assert.deepEqual(missing(python), []);
+
+  // Nothing for developers only: tests, benchmarks, fixtures, scripts, sources (but the worker's), source maps, CI.
+  const extra = [...packed].filter((p) => !python.includes(p)).filter((p) =>
     /^(dist\/(test|bench|scripts)|test|bench|fixtures|scripts|src|docs|\.ci)\//.test(p) || p.endsWith('.map') || (p.endsWith('.ts') && !p.endsWith('.d.ts')));
   assert.deepEqual(extra, []);
   // What is left is exactly the list above (a new top-level folder must be chosen on purpose).
-  const expected = new Set(['package.json', 'README.md', 'LICENSE', ...built, ...runtime]);
+  const expected = new Set(['package.json', 'README.md', 'LICENSE', ...built, ...runtime, ...python]);
   assert.deepEqual([...packed].filter((p) => !expected.has(p)), []);
 
   // A fresh clone has no dist/: packing builds first, from a clean dist/src.

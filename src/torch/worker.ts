@@ -30,7 +30,8 @@ export class TorchWorker {
     const pythonPath = [PY_PATH, process.env.PYTHONPATH].filter(Boolean).join(':');
     this.proc = spawn(python, ['-m', 'colorpipe_torch'], {
       stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
-      env: { ...process.env, ...env, PYTHONPATH: pythonPath, PYTHONUNBUFFERED: '1' },
+      // No bytecode written into the package (an installed one may be read-only, and it is source we ship).
+      env: { ...process.env, ...env, PYTHONPATH: pythonPath, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' },
     });
     const out = this.proc.stdio[3] as Readable;
     let buf = '';
