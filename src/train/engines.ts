@@ -72,8 +72,8 @@ export async function createTrainEngine(o: CreateEngineOptions): Promise<TrainEn
   if (o.dist && o.dist.world > 1) {
     throw new EngineUnavailableError('Training on several devices or machines needs --engine torch (tfjs has no collective for gradients)');
   }
-  if ((o.precision && o.precision !== 'fp32') || o.compile || o.syncBn) {
-    throw new InvalidOptionError('--precision, --compile and --sync-bn are options of --engine torch');
+  if ((o.precision && o.precision !== 'fp32') || o.compile || o.syncBn || (o.device && o.device !== 'auto') || o.python) {
+    throw new InvalidOptionError(`--python, --device, --precision, --compile and --sync-bn are options of --engine torch (this run trains on tfjs${why ? `, ${why}` : ''})`);
   }
   const backend = o.tfjsBackend ?? (await setupTfjs({
     backend: o.backend ?? 'auto',
