@@ -4,19 +4,16 @@ import { fileURLToPath } from 'node:url';
 import { COLORIZE_WORKER, createColorizePool, poolSettings } from '../../src/colorize/pool.js';
 import { InvalidOptionError } from '../../src/core/errors.js';
 
-test('poolSettings: inline runs one at a time, a pool one more than its threads', async () => {
+test('poolSettings: inline runs one at a time, a pool one more than its threads', async (t) => {
   assert.deepEqual(poolSettings({ pool: 'inline', threads: 3 }), { given: 'inline', threads: 3, concurrency: 1 });
   assert.equal(poolSettings({ threads: 3 }).concurrency, 4);
   const pool = createColorizePool(2, 3);
-  try {
-    assert.equal(poolSettings({ pool }).concurrency, 3);
-    assert.equal(poolSettings({ pool, concurrency: 7 }).concurrency, 7);
-    assert.equal(pool.options.concurrentTasksPerWorker, 3);
-    assert.equal(pool.options.filename, fileURLToPath(COLORIZE_WORKER));
-    assert.match(COLORIZE_WORKER, /^file:.*\/colorize\/worker\.js$/);
-  } finally {
-    await pool.destroy();
-  }
+  t.after(() => pool.destroy());
+  assert.equal(poolSettings({ pool }).concurrency, 3);
+  assert.equal(poolSettings({ pool, concurrency: 7 }).concurrency, 7);
+  assert.equal(pool.options.concurrentTasksPerWorker, 3);
+  assert.equal(pool.options.filename, fileURLToPath(COLORIZE_WORKER));
+  assert.match(COLORIZE_WORKER, /^file:.*\/colorize\/worker\.js$/);
 });
 
 test('pool options are validated at once', () => {

@@ -126,7 +126,7 @@ function maxDiff(a: Float32Array, b: Float32Array): number {
   return d;
 }
 
-test('an image larger than tile x tile runs in overlapping windows with the same ab as one pass (split, bare and ONNX models)', async () => {
+test('an image larger than tile x tile runs in overlapping windows with the same ab as one pass (split, bare and ONNX models)', async (t) => {
   const tf = engine.tf;
   const big = () => [[prepared('big', 480, 296, 7)]];
   const onePass = (await run(big(), net, { tile: 4096 }))[0]!;
@@ -144,14 +144,11 @@ test('an image larger than tile x tile runs in overlapping windows with the same
   const styled = [(await run(big(), net, { style, tile: 4096 }))[0]!, (await run(big(), net, { style, tile: 288 }))[0]!];
   assert.ok(maxDiff(styled[0]!.ab, styled[1]!.ab) < 1e-5);
   const onnx: Runner = await loadOnnxRunner(exportOnnx(await exportSourceOf(net)), { device: 'cpu', threads: 1 });
-  try {
-    const ortOne = (await collect(pipeline(big(), predict({ runner: onnx, tile: 4096 }))))[0]!;
-    const ortTiled = (await collect(pipeline(big(), predict({ runner: onnx, tile: 288, batchPixels: 288 * 288 * 4 }))))[0]!;
-    assert.ok(maxDiff(ortOne.ab, ortTiled.ab) < 1e-5, `onnx: max diff ${maxDiff(ortOne.ab, ortTiled.ab)}`);
-    assert.ok(maxDiff(ortOne.ab, onePass.ab) < 1e-4);
-  } finally {
-    await onnx.release();
-  }
+  t.after(() => onnx.release());
+  const ortOne = (await collect(pipeline(big(), predict({ runner: onnx, tile: 4096 }))))[0]!;
+  const ortTiled = (await collect(pipeline(big(), predict({ runner: onnx, tile: 288, batchPixels: 288 * 288 * 4 }))))[0]!;
+  assert.ok(maxDiff(ortOne.ab, ortTiled.ab) < 1e-5, `onnx: max diff ${maxDiff(ortOne.ab, ortTiled.ab)}`);
+  assert.ok(maxDiff(ortOne.ab, onePass.ab) < 1e-4);
 });
 
 test('the halo matters: windows with a margin smaller than the reach give visibly different ab at the seams', async () => {

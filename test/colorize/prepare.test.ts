@@ -31,24 +31,21 @@ async function mixed(): Promise<Sample[]> {
 }
 
 for (const mode of ['inline', 'pool'] as const) {
-  test(`prepare stage (${mode}): bad inputs reported with path and reason, the rest in order`, async () => {
+  test(`prepare stage (${mode}): bad inputs reported with path and reason, the rest in order`, async (t) => {
     const lines: string[] = [];
     const reporter = new Reporter({ log: (l) => lines.push(l) });
     const pool = mode === 'pool' ? createColorizePool(2) : 'inline';
-    try {
-      const out = await collect(pipeline(await mixed(), prepare({ globalSize: 16, pool }), { reporter }));
-      assert.deepEqual(out.map((p) => p.key), ['good1', 'good2', 'good3']);
-      assert.equal(reporter.total, 3);
-      assert.deepEqual(reporter.records.map((r) => r.key), ['/in/empty.jpg', '/in/text.jpg', '/in/truncated.jpg']);
-      assert.ok(lines.every((l) => l.includes('(decode)')));
-      // Planes come back whole across the thread boundary.
-      const direct = await prepareImage((await mixed())[0]!, prepareSettings({ globalSize: 16 }));
-      assert.deepEqual(out[0]!.L, direct.L);
-      assert.deepEqual(out[0]!.global, direct.global);
-      assert.deepEqual(out[0]!.local, direct.local);
-    } finally {
-      if (pool !== 'inline') await pool.destroy();
-    }
+    if (pool !== 'inline') t.after(() => pool.destroy());
+    const out = await collect(pipeline(await mixed(), prepare({ globalSize: 16, pool }), { reporter }));
+    assert.deepEqual(out.map((p) => p.key), ['good1', 'good2', 'good3']);
+    assert.equal(reporter.total, 3);
+    assert.deepEqual(reporter.records.map((r) => r.key), ['/in/empty.jpg', '/in/text.jpg', '/in/truncated.jpg']);
+    assert.ok(lines.every((l) => l.includes('(decode)')));
+    // Planes come back whole across the thread boundary.
+    const direct = await prepareImage((await mixed())[0]!, prepareSettings({ globalSize: 16 }));
+    assert.deepEqual(out[0]!.L, direct.L);
+    assert.deepEqual(out[0]!.global, direct.global);
+    assert.deepEqual(out[0]!.local, direct.local);
   });
 }
 
@@ -80,19 +77,16 @@ test('onError fail: the first bad input ends the stream', async () => {
   await assert.rejects(collect(pipeline(await mixed(), prepare({ globalSize: 16, pool: 'inline' }), { reporter })), /empty\.jpg: empty image file/);
 });
 
-test('an animated GIF or multi-page TIFF is prepared from its first frame, with one notice naming its path (through the pool too)', async () => {
+test('an animated GIF or multi-page TIFF is prepared from its first frame, with one notice naming its path (through the pool too)', async (t) => {
   const lines: string[] = [];
   const reporter = new Reporter({ log: (l) => lines.push(l) });
   const pool = createColorizePool(2);
-  try {
-    const samples = [sample('anim', await animatedGif(24, 20, 5), 'gif'), sample('pages', await multiPageTiff(24, 20, 3), 'tif'), sample('still', await png(16, 16, 2), 'png')];
-    const out = await collect(pipeline(samples, prepare({ globalSize: 16, pool }), { reporter }));
-    assert.deepEqual(out.map((p) => [p.key, p.width, p.height]), [['anim', 24, 20], ['pages', 24, 20], ['still', 16, 16]]);
-    assert.equal(reporter.total, 0, 'not failures');
-    assert.equal(lines.length, 2);
-    assert.match(lines[0]!, /\/in\/anim\.gif.*animated GIF with 5 frames: only the first is used/);
-    assert.match(lines[1]!, /\/in\/pages\.tif.*3 pages: only the first is used/);
-  } finally {
-    await pool.destroy();
-  }
+  t.after(() => pool.destroy());
+  const samples = [sample('anim', await animatedGif(24, 20, 5), 'gif'), sample('pages', await multiPageTiff(24, 20, 3), 'tif'), sample('still', await png(16, 16, 2), 'png')];
+  const out = await collect(pipeline(samples, prepare({ globalSize: 16, pool }), { reporter }));
+  assert.deepEqual(out.map((p) => [p.key, p.width, p.height]), [['anim', 24, 20], ['pages', 24, 20], ['still', 16, 16]]);
+  assert.equal(reporter.total, 0, 'not failures');
+  assert.equal(lines.length, 2);
+  assert.match(lines[0]!, /\/in\/anim\.gif.*animated GIF with 5 frames: only the first is used/);
+  assert.match(lines[1]!, /\/in\/pages\.tif.*3 pages: only the first is used/);
 });

@@ -71,38 +71,38 @@ test('pipe colorize on ONNX Runtime writes what tfjs writes, within 1 level per 
   }
 });
 
-test('a model folder on the onnx runtime is exported and the export cached beside its model.json', async () => {
+test('a model folder on the onnx runtime is exported and the export cached beside its model.json', async (t) => {
   const dir = path.join(root, 'cached');
   await saveColorizer(net, dir);
   const r = await loadRunner(dir, { runtime: 'onnx', device: 'cpu' });
+  t.after(() => r.release());
   assert.match(r.describe, /^onnxruntime /);
   assert.equal(r.globalSize, 32);
   assert.deepEqual(r.trainingScale, { shortSide: 40, crop: 32 }, 'the training scale comes along');
-  await r.release();
   assert.ok((await stat(path.join(dir, 'model.onnx'))).isFile());
   assert.ok((await stat(path.join(dir, 'model.onnx.json'))).isFile());
 });
 
-test('a model.onnx from pipe export is a model too; tfjs refuses it with the flag named', async () => {
+test('a model.onnx from pipe export is a model too; tfjs refuses it with the flag named', async (t) => {
   const file = path.join(root, 'exported.onnx');
   await writeOnnx(await exportSourceOf(net), file, { trainingScale: { shortSide: 40, crop: 32 } });
   assert.equal(await resolveModelPath(file), file);
   const m = await loadRunner(file, { runtime: 'auto', device: 'cpu' });
+  t.after(() => m.release());
   assert.deepEqual(m.trainingScale, { shortSide: 40, crop: 32 });
   assert.match(m.describe, /^onnxruntime /);
-  await m.release();
   await assert.rejects(loadRunner(file, { runtime: 'tfjs' }), (e: unknown) => e instanceof InvalidOptionError && /--engine tfjs/.test(e.message));
 });
 
-test('a model passed in memory runs on tfjs under auto, and on ONNX Runtime when asked', async () => {
+test('a model passed in memory runs on tfjs under auto, and on ONNX Runtime when asked', async (t) => {
   const auto = await loadRunner(net, { engine });
+  t.after(() => auto.release());
   assert.match(auto.describe, /^tfjs cpu/);
   assert.deepEqual(auto.trainingScale, { shortSide: 40, crop: 32 });
-  await auto.release();
   const onnx = await loadRunner(net, { runtime: 'onnx', device: 'cpu' });
+  t.after(() => onnx.release());
   assert.match(onnx.describe, /^onnxruntime /);
   assert.deepEqual(onnx.trainingScale, { shortSide: 40, crop: 32 });
-  await onnx.release();
   await assert.rejects(loadRunner(net.infer, { runtime: 'onnx', device: 'cpu' }), /a bare LayersModel cannot be exported/);
 });
 

@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, readdir, rm, writeFile, mkdir, stat } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, readdir, writeFile, mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { write, writeOutput } from '../../src/colorize/write.js';
@@ -11,6 +10,7 @@ import { lightness } from '../../src/color/lightness.js';
 import { pipeline, collect } from '../../src/core/pipeline.js';
 import { InvalidOptionError, Reporter } from '../../src/core/errors.js';
 import { colourfulRgb } from '../helpers/images.js';
+import { tmpDir } from '../helpers/tar.js';
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   assert.equal(a.length, b.length);
@@ -19,19 +19,15 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-test('writeOutput: atomic, never clobbers without overwrite, leaves no temp file', async () => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'cp-write-'));
-  try {
-    const target = path.join(dir, 'sub', 'a.png');
-    assert.equal(await writeOutput(target, Buffer.from('one'), false), 'written');
-    assert.equal(await writeOutput(target, Buffer.from('two'), false), 'exists');
-    assert.equal(await readFile(target, 'utf8'), 'one');
-    assert.equal(await writeOutput(target, Buffer.from('three'), true), 'written');
-    assert.equal(await readFile(target, 'utf8'), 'three');
-    assert.deepEqual(await readdir(path.join(dir, 'sub')), ['a.png']);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+test('writeOutput: atomic, never clobbers without overwrite, leaves no temp file', async (t) => {
+  const dir = tmpDir(t, 'cp-write-');
+  const target = path.join(dir, 'sub', 'a.png');
+  assert.equal(await writeOutput(target, Buffer.from('one'), false), 'written');
+  assert.equal(await writeOutput(target, Buffer.from('two'), false), 'exists');
+  assert.equal(await readFile(target, 'utf8'), 'one');
+  assert.equal(await writeOutput(target, Buffer.from('three'), true), 'written');
+  assert.equal(await readFile(target, 'utf8'), 'three');
+  assert.deepEqual(await readdir(path.join(dir, 'sub')), ['a.png']);
 });
 
 function predicted(key: string, w: number, h: number, seed: number, extra: Partial<PredictedImage> = {}): PredictedImage {
@@ -46,57 +42,49 @@ function predicted(key: string, w: number, h: number, seed: number, extra: Parti
 }
 
 for (const mode of ['inline', 'pool'] as const) {
-  test(`write stage (${mode}): files under out at the relative path, L kept, existing ones skipped`, async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'cp-writes-'));
+  test(`write stage (${mode}): files under out at the relative path, L kept, existing ones skipped`, async (t) => {
+    const dir = tmpDir(t, 'cp-writes-');
     const pool = mode === 'pool' ? createColorizePool(2) : 'inline';
-    try {
-      const out = path.join(dir, 'out');
-      await mkdir(out, { recursive: true });
-      await writeFile(path.join(out, 'c.png'), 'existing');
-      const items = [
-        predicted('a', 20, 12, 1, { relPath: 'sub/a.jpg' }),
-        predicted('b', 9, 7, 2, { relPath: 'b.jpg' }),
-        predicted('c', 8, 8, 3, { relPath: 'c.jpg' }),
-      ];
-      const wantL = items.map((p) => Float32Array.from(p.L));
-      const res = await collect(pipeline(items, write({ out, format: 'png', pool })));
-      assert.deepEqual(res.map((r) => [r.relPath, r.status]), [['sub/a.png', 'written'], ['b.png', 'written'], ['c.png', 'skipped']]);
-      assert.equal(await readFile(path.join(out, 'c.png'), 'utf8'), 'existing');
-      for (const [i, rel] of [[0, 'sub/a.png'], [1, 'b.png']] as const) {
-        const { data, info } = await sharp(path.join(out, rel)).raw().toBuffer({ resolveWithObject: true });
-        assert.deepEqual([info.width, info.height], [items[i]!.width, items[i]!.height]);
-        const dL = maxAbsDiff(lightness(data).map((v) => v * 100), wantL[i]!.map((v) => v * 100));
-        assert.ok(dL <= 1, `max |dL| ${dL}`);
-      }
-      assert.deepEqual((await readdir(out)).sort(), ['b.png', 'c.png', 'sub']);
-    } finally {
-      if (pool !== 'inline') await pool.destroy();
-      await rm(dir, { recursive: true, force: true });
+    if (pool !== 'inline') t.after(() => pool.destroy());
+    const out = path.join(dir, 'out');
+    await mkdir(out, { recursive: true });
+    await writeFile(path.join(out, 'c.png'), 'existing');
+    const items = [
+      predicted('a', 20, 12, 1, { relPath: 'sub/a.jpg' }),
+      predicted('b', 9, 7, 2, { relPath: 'b.jpg' }),
+      predicted('c', 8, 8, 3, { relPath: 'c.jpg' }),
+    ];
+    const wantL = items.map((p) => Float32Array.from(p.L));
+    const res = await collect(pipeline(items, write({ out, format: 'png', pool })));
+    assert.deepEqual(res.map((r) => [r.relPath, r.status]), [['sub/a.png', 'written'], ['b.png', 'written'], ['c.png', 'skipped']]);
+    assert.equal(await readFile(path.join(out, 'c.png'), 'utf8'), 'existing');
+    for (const [i, rel] of [[0, 'sub/a.png'], [1, 'b.png']] as const) {
+      const { data, info } = await sharp(path.join(out, rel)).raw().toBuffer({ resolveWithObject: true });
+      assert.deepEqual([info.width, info.height], [items[i]!.width, items[i]!.height]);
+      const dL = maxAbsDiff(lightness(data).map((v) => v * 100), wantL[i]!.map((v) => v * 100));
+      assert.ok(dL <= 1, `max |dL| ${dL}`);
     }
+    assert.deepEqual((await readdir(out)).sort(), ['b.png', 'c.png', 'sub']);
   });
 }
 
-test('write stage: a target inside the input is refused and reported; out null returns bytes', async () => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'cp-writein-'));
-  try {
-    const input = path.join(dir, 'in');
-    await mkdir(input);
-    const reporter = new Reporter({ log: null });
-    // out contains in: 'in/x.jpg' relative to out lands inside the input.
-    const res = await collect(pipeline([predicted('x', 8, 8, 1, { relPath: 'in/x.jpg' }), predicted('y', 8, 8, 2, { relPath: 'y.jpg' })],
-      write({ out: dir, input, pool: 'inline', format: 'same' }), { reporter }));
-    assert.deepEqual(res.map((r) => r.relPath), ['y.jpg']);
-    assert.equal(reporter.total, 1);
-    assert.match(reporter.records[0]!.reason, /inside the input/);
-    assert.deepEqual(await readdir(input), []);
-    const mem = await collect(pipeline([predicted('z', 8, 6, 3)], write({ out: null, format: 'webp', pool: 'inline' })));
-    assert.equal(mem[0]!.status, 'encoded');
-    assert.equal((await sharp(mem[0]!.data!).metadata()).format, 'webp');
-    assert.equal(mem[0]!.relPath, 'z.webp');
-    await assert.rejects(stat(path.join(dir, 'z.webp')));
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+test('write stage: a target inside the input is refused and reported; out null returns bytes', async (t) => {
+  const dir = tmpDir(t, 'cp-writein-');
+  const input = path.join(dir, 'in');
+  await mkdir(input);
+  const reporter = new Reporter({ log: null });
+  // out contains in: 'in/x.jpg' relative to out lands inside the input.
+  const res = await collect(pipeline([predicted('x', 8, 8, 1, { relPath: 'in/x.jpg' }), predicted('y', 8, 8, 2, { relPath: 'y.jpg' })],
+    write({ out: dir, input, pool: 'inline', format: 'same' }), { reporter }));
+  assert.deepEqual(res.map((r) => r.relPath), ['y.jpg']);
+  assert.equal(reporter.total, 1);
+  assert.match(reporter.records[0]!.reason, /inside the input/);
+  assert.deepEqual(await readdir(input), []);
+  const mem = await collect(pipeline([predicted('z', 8, 6, 3)], write({ out: null, format: 'webp', pool: 'inline' })));
+  assert.equal(mem[0]!.status, 'encoded');
+  assert.equal((await sharp(mem[0]!.data!).metadata()).format, 'webp');
+  assert.equal(mem[0]!.relPath, 'z.webp');
+  await assert.rejects(stat(path.join(dir, 'z.webp')));
 });
 
 test('options are validated at once', () => {

@@ -4,6 +4,7 @@ import { Interrupted, interruptible } from '../../src/commands/interrupt.js';
 import { reportFailure } from '../../src/commands/report.js';
 import { AbortError, InvalidOptionError } from '../../src/core/errors.js';
 import { withSigint } from '../helpers/sigint.js';
+import { settled, until } from '../helpers/wait.js';
 
 test('interruptible: the first SIGINT aborts the work and the status is 130; a second exits 130 at once', async () => {
   await withSigint(async (exits, lines) => {
@@ -16,6 +17,7 @@ test('interruptible: the first SIGINT aborts the work and the status is 130; a s
     });
     assert.equal(process.listenerCount('SIGINT'), 1);
     process.emit('SIGINT');
+    await until(settled(done), 'the work ended after the first SIGINT aborted it');
     assert.equal(await done, 130, 'returned 0 after the abort: 130');
     assert.ok(seen!.aborted);
     assert.deepEqual(exits, [130], 'the second SIGINT exits 130 at once');
@@ -26,12 +28,15 @@ test('interruptible: the first SIGINT aborts the work and the status is 130; a s
 
 test('interruptible: an abort error after Ctrl-C is 130 quietly; another is thrown on as Interrupted, said once and still 130; without Ctrl-C errors pass', async () => {
   await withSigint(async (exits, lines) => {
-    const abortWith = (err: Error) =>
-      interruptible('x', async (stop) => {
+    const abortWith = async (err: Error) => {
+      const done = interruptible('x', async (stop) => {
         queueMicrotask(() => process.emit('SIGINT'));
         await new Promise((r) => stop.addEventListener('abort', r, { once: true }));
         throw err;
       });
+      await until(settled(done), 'the work ended after the SIGINT aborted it');
+      return done;
+    };
     assert.equal(await abortWith(new AbortError()), 130);
     assert.equal(await abortWith(new Error('wrapped', { cause: new DOMException('stop', 'AbortError') })), 130);
     assert.ok(!lines.join('').includes('wrapped'));

@@ -23,38 +23,38 @@ after(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-test('the ONNX export of a model directory is cached beside it and rebuilt when the weights change', async () => {
+test('the ONNX export of a model directory is cached beside it and rebuilt when the weights change', async (t) => {
   const dir = path.join(root, 'cached');
   await saveColorizer(net, dir);
   const modelJson = path.join(dir, 'model.json');
   const first = await cachedOnnxRunner(modelJson, { device: 'cpu' });
+  t.after(() => first.release());
   assert.deepEqual(first.trainingScale, { shortSide: 40, crop: 32 }, 'the training scale comes along');
-  await first.release();
   const onnxFile = path.join(dir, 'model.onnx');
   const stamp = JSON.parse(await readFile(path.join(dir, 'model.onnx.json'), 'utf8')) as { source: string };
   const made = (await stat(onnxFile)).mtimeMs;
   // Unchanged: reused, not rewritten.
   const again = await cachedOnnxRunner(modelJson, { device: 'cpu' });
+  t.after(() => again.release());
   assert.deepEqual(again.trainingScale, { shortSide: 40, crop: 32 }, 'read back from the cached export');
-  await again.release();
   assert.equal((await stat(onnxFile)).mtimeMs, made);
   // Other weights in the same place: rebuilt.
   await saveColorizer(trainedLike(TINY, 11), dir);
   const rebuilt = await cachedOnnxRunner(modelJson, { device: 'cpu' });
-  await rebuilt.release();
+  t.after(() => rebuilt.release());
   const stamp2 = JSON.parse(await readFile(path.join(dir, 'model.onnx.json'), 'utf8')) as { source: string };
   assert.notEqual(stamp2.source, stamp.source);
 });
 
-test('where the export cannot be cached it runs from memory and the engine line says why', async () => {
+test('where the export cannot be cached it runs from memory and the engine line says why', async (t) => {
   const dir = path.join(root, 'unwritable');
   await saveColorizer(net, dir);
   // A directory where the cache file would go: the write fails as on a read-only folder (also for root).
   await mkdir(path.join(dir, 'model.onnx'));
   const r = await cachedOnnxRunner(path.join(dir, 'model.json'), { device: 'cpu', threads: 1 });
+  t.after(() => r.release());
   assert.match(r.describe, /\(export not cached: /);
   assert.deepEqual(r.trainingScale, { shortSide: 40, crop: 32 });
   const out = await r.run(new Float32Array(8 * 8), new Float32Array(32 * 32), { batch: 1, height: 8, width: 8, sharedGlobal: false });
   assert.equal(out.ab.length, 4 * 4 * 2);
-  await r.release();
 });

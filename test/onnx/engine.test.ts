@@ -66,97 +66,82 @@ async function compare(c: Colorizer, m: OnnxColorizer, label: string): Promise<v
 }
 
 for (const numClasses of [0, 4]) {
-  test(`tiny network (${numClasses} classes): ONNX Runtime matches tfjs at 3 sizes, own and style global, both fusion forms`, async () => {
+  test(`tiny network (${numClasses} classes): ONNX Runtime matches tfjs at 3 sizes, own and style global, both fusion forms`, async (t) => {
     await setupEngine({ backend: 'wasm' });
     const c = trainedLike({ inputSize: 32, width: 0.125, numClasses }, 5 + numClasses);
-    try {
-      for (const fusion of ['split', 'concat'] as const) {
-        const m = await loadOnnxColorizer(exportOnnx(await exportSourceOf(c), { fusion }), { device: 'cpu', threads: 1 });
-        assert.equal(m.device, 'cpu');
-        assert.equal(m.inputSize, 32);
-        assert.equal(m.numClasses, numClasses);
-        await compare(c, m, fusion);
-        await m.release();
-      }
-    } finally {
-      disposeColorizer(c);
+    t.after(() => disposeColorizer(c));
+    for (const fusion of ['split', 'concat'] as const) {
+      const m = await loadOnnxColorizer(exportOnnx(await exportSourceOf(c), { fusion }), { device: 'cpu', threads: 1 });
+      t.after(() => m.release());
+      assert.equal(m.device, 'cpu');
+      assert.equal(m.inputSize, 32);
+      assert.equal(m.numClasses, numClasses);
+      await compare(c, m, fusion);
     }
   });
 }
 
-test('a global input size whose low-level map is odd (S = 40: 5 -> 3 -> 2) pads as TF does', async () => {
+test('a global input size whose low-level map is odd (S = 40: 5 -> 3 -> 2) pads as TF does', async (t) => {
   await setupEngine({ backend: 'wasm' });
   const c = trainedLike({ inputSize: 40, width: 0.125, numClasses: 3 }, 11);
-  try {
-    const m = await loadOnnxColorizer(exportOnnx(await exportSourceOf(c)), { device: 'cpu', threads: 1 });
-    const local = pattern(48 * 56, 4);
-    const global = pattern(40 * 40, 5);
-    const ref = await reference(c, local, global, 1, 48, 56);
-    const got = await m.predict({ local, global, batch: 1, height: 48, width: 56 });
-    assert.ok(maxAbsDiff(got.ab, ref.ab) <= TOL);
-    assert.ok(maxAbsDiff(got.logits!, ref.logits!) <= TOL);
-    await m.release();
-  } finally {
-    disposeColorizer(c);
-  }
+  t.after(() => disposeColorizer(c));
+  const m = await loadOnnxColorizer(exportOnnx(await exportSourceOf(c)), { device: 'cpu', threads: 1 });
+  t.after(() => m.release());
+  const local = pattern(48 * 56, 4);
+  const global = pattern(40 * 40, 5);
+  const ref = await reference(c, local, global, 1, 48, 56);
+  const got = await m.predict({ local, global, batch: 1, height: 48, width: 56 });
+  assert.ok(maxAbsDiff(got.ab, ref.ab) <= TOL);
+  assert.ok(maxAbsDiff(got.logits!, ref.logits!) <= TOL);
 });
 
-test('the paper network (224, width 1, 205 classes) matches tfjs at three sizes, with its own and a style global', async () => {
+test('the paper network (224, width 1, 205 classes) matches tfjs at three sizes, with its own and a style global', async (t) => {
   await setupEngine({ backend: 'wasm' });
   const c = trainedLike({ inputSize: 224, width: 1, numClasses: 205 }, 7);
-  try {
-    const m = await loadOnnxColorizer(exportOnnx(await exportSourceOf(c)), { device: 'cpu' });
-    const style = pattern(224 * 224, 9);
-    for (const [i, [h, w]] of ([[224, 224], [96, 160], [152, 56]] as const).entries()) {
-      const local = pattern(h * w, i);
-      // The first size with its own global input, the others with a style image's.
-      const global = i === 0 ? pattern(224 * 224, 2) : style;
-      const got = await m.predict({ local, global, batch: 1, height: h, width: w });
-      const ref = await reference(c, local, global, 1, h, w);
-      assert.ok(std(ref.ab) > 1e-3);
-      assert.ok(maxAbsDiff(got.ab, ref.ab) <= TOL, `${w}x${h}: max |d ab| ${maxAbsDiff(got.ab, ref.ab)}`);
-      assert.ok(maxAbsDiff(got.logits!, ref.logits!) <= TOL, `${w}x${h}: logits`);
-    }
-    await m.release();
-  } finally {
-    disposeColorizer(c);
+  t.after(() => disposeColorizer(c));
+  const m = await loadOnnxColorizer(exportOnnx(await exportSourceOf(c)), { device: 'cpu' });
+  t.after(() => m.release());
+  const style = pattern(224 * 224, 9);
+  for (const [i, [h, w]] of ([[224, 224], [96, 160], [152, 56]] as const).entries()) {
+    const local = pattern(h * w, i);
+    // The first size with its own global input, the others with a style image's.
+    const global = i === 0 ? pattern(224 * 224, 2) : style;
+    const got = await m.predict({ local, global, batch: 1, height: h, width: w });
+    const ref = await reference(c, local, global, 1, h, w);
+    assert.ok(std(ref.ab) > 1e-3);
+    assert.ok(maxAbsDiff(got.ab, ref.ab) <= TOL, `${w}x${h}: max |d ab| ${maxAbsDiff(got.ab, ref.ab)}`);
+    assert.ok(maxAbsDiff(got.logits!, ref.logits!) <= TOL, `${w}x${h}: logits`);
   }
 });
 
-test('NCHW output, wrong inputs and options are refused with the option named', async () => {
+test('NCHW output, wrong inputs and options are refused with the option named', async (t) => {
   await setupEngine({ backend: 'wasm' });
   const c = trainedLike({ inputSize: 32, width: 0.125, numClasses: 0 });
-  try {
-    const m = await loadOnnxColorizer(exportOnnx(await exportSourceOf(c)), { device: 'cpu', threads: 1, graphOptimization: 'basic' });
-    const local = pattern(2 * 16 * 24, 1);
-    const global = pattern(32 * 32, 2);
-    const nhwc = await m.predict({ local, global, batch: 2, height: 16, width: 24 });
-    const nchw = await m.predict({ local, global, batch: 2, height: 16, width: 24 }, { layout: 'nchw' });
-    // [2, 8, 12, 2] vs [2, 2, 8, 12]: image 1, channel b, row 3, column 5.
-    assert.equal(nhwc.ab[((1 * 8 + 3) * 12 + 5) * 2 + 1], nchw.ab[((1 * 2 + 1) * 8 + 3) * 12 + 5]);
-    await assert.rejects(m.predict({ local, global, batch: 2, height: 12, width: 32 }), /multiples of 8/);
-    await assert.rejects(m.predict({ local: local.subarray(1), global, batch: 2, height: 16, width: 24 }), /input\.local/);
-    await assert.rejects(m.predict({ local, global: pattern(3 * 32 * 32, 1), batch: 2, height: 16, width: 24 }), /input\.global/);
-    await m.release();
-    await assert.rejects(loadOnnxColorizer(exportOnnx(await exportSourceOf(c)), { device: 'tpu' as 'cpu' }), InvalidOptionError);
-    await assert.rejects(loadOnnxColorizer(exportOnnx(await exportSourceOf(c)), { threads: 0 }), /options\.threads/);
-    await assert.rejects(loadOnnxColorizer('/nonexistent/model.onnx'), /\/nonexistent\/model\.onnx/);
-    await assert.rejects(loadOnnxColorizer(new Uint8Array([1, 2, 3, 250])), InvalidOptionError);
-  } finally {
-    disposeColorizer(c);
-  }
+  t.after(() => disposeColorizer(c));
+  const m = await loadOnnxColorizer(exportOnnx(await exportSourceOf(c)), { device: 'cpu', threads: 1, graphOptimization: 'basic' });
+  t.after(() => m.release());
+  const local = pattern(2 * 16 * 24, 1);
+  const global = pattern(32 * 32, 2);
+  const nhwc = await m.predict({ local, global, batch: 2, height: 16, width: 24 });
+  const nchw = await m.predict({ local, global, batch: 2, height: 16, width: 24 }, { layout: 'nchw' });
+  // [2, 8, 12, 2] vs [2, 2, 8, 12]: image 1, channel b, row 3, column 5.
+  assert.equal(nhwc.ab[((1 * 8 + 3) * 12 + 5) * 2 + 1], nchw.ab[((1 * 2 + 1) * 8 + 3) * 12 + 5]);
+  await assert.rejects(m.predict({ local, global, batch: 2, height: 12, width: 32 }), /multiples of 8/);
+  await assert.rejects(m.predict({ local: local.subarray(1), global, batch: 2, height: 16, width: 24 }), /input\.local/);
+  await assert.rejects(m.predict({ local, global: pattern(3 * 32 * 32, 1), batch: 2, height: 16, width: 24 }), /input\.global/);
+  await assert.rejects(loadOnnxColorizer(exportOnnx(await exportSourceOf(c)), { device: 'tpu' as 'cpu' }), InvalidOptionError);
+  await assert.rejects(loadOnnxColorizer(exportOnnx(await exportSourceOf(c)), { threads: 0 }), /options\.threads/);
+  await assert.rejects(loadOnnxColorizer('/nonexistent/model.onnx'), /\/nonexistent\/model\.onnx/);
+  await assert.rejects(loadOnnxColorizer(new Uint8Array([1, 2, 3, 250])), InvalidOptionError);
 });
 
-test('device auto picks cpu here (no CUDA provider, no hardware GPU adapter) and says why', async () => {
+test('device auto picks cpu here (no CUDA provider, no hardware GPU adapter) and says why', async (t) => {
   await setupEngine({ backend: 'wasm' });
   const c = trainedLike({ inputSize: 32, width: 0.125, numClasses: 0 });
-  try {
-    const m = await loadOnnxColorizer(exportOnnx(await exportSourceOf(c)));
-    if (m.device === 'cpu') assert.match(m.describe, /auto: cuda: .*webgpu: /);
-    await m.release();
-  } finally {
-    disposeColorizer(c);
-  }
+  t.after(() => disposeColorizer(c));
+  const m = await loadOnnxColorizer(exportOnnx(await exportSourceOf(c)));
+  t.after(() => m.release());
+  if (m.device === 'cpu') assert.match(m.describe, /auto: cuda: .*webgpu: /);
 });
 
 test('without onnxruntime-node: EngineUnavailableError saying how to install it', () => {

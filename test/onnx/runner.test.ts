@@ -20,8 +20,9 @@ test('scaleFromMetadata reads the export\'s JSON and ignores anything else', () 
   assert.equal(scaleFromMetadata({ 'colorpipe.training_scale': 'short side 256' }), undefined);
 });
 
-test('the ONNX runner gives the session\'s ab; a shared global input equals it repeated per image', async () => {
+test('the ONNX runner gives the session\'s ab; a shared global input equals it repeated per image', async (t) => {
   const session = await loadOnnxColorizer(exportOnnx(await exportSourceOf(net)), { device: 'cpu', threads: 1 });
+  t.after(() => session.release());
   const r = onnxRunner(session, { owned: false });
   assert.equal(r.globalSize, 32);
   assert.equal(r.describe, session.describe);
@@ -39,7 +40,6 @@ test('the ONNX runner gives the session\'s ab; a shared global input equals it r
   // Not owned: release leaves the session to its owner.
   await r.release();
   await session.predict({ local, global: one, batch: 2, height: 16, width: 24 });
-  await session.release();
 });
 
 test('a loaded ONNX runner reads the training scale from the file and frees its session on release', async () => {

@@ -6,7 +6,7 @@ import { logMetrics, MetricWindow, RunTotals } from '../../src/train/metrics.js'
 import type { StepRecord } from '../../src/train/step.js';
 import { pipeline, collect } from '../../src/core/pipeline.js';
 import { InvalidOptionError } from '../../src/core/errors.js';
-import { tempDir } from '../helpers/tar.js';
+import { tmpDir } from '../helpers/tar.js';
 
 const rec = (step: number, over: Partial<StepRecord> = {}): StepRecord => ({
   step, epoch: 0, loss: step, mse: step / 2, ce: 1, batchSize: 4, waitMs: 10, computeMs: 30,
@@ -24,19 +24,15 @@ test('a window logs the means since the last line and throughput from the summed
   assert.equal(w.take(rec(3), engine).loss, 3, 'the window starts afresh after a line');
 });
 
-test('logMetrics writes a line every N steps, at checkpointed steps and at the last step, and passes every record on', async () => {
-  const { dir, cleanup } = tempDir();
-  try {
-    const path = join(dir, 'metrics.jsonl');
-    const records = [1, 2, 3, 4, 5, 6, 7].map((s) => rec(s, { checkpointed: s === 3 }));
-    const out = await collect(pipeline(records, logMetrics({ path, every: 4, last: 7, backend: 'cpu', engine: 'tfjs', device: 'cpu' })));
-    assert.deepEqual(out.map((r) => r.step), [1, 2, 3, 4, 5, 6, 7]);
-    const lines = readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss: number });
-    assert.deepEqual(lines.map((l) => l.step), [3, 4, 7]);
-    assert.deepEqual(lines.map((l) => l.loss), [2, 4, 6], 'means over (1,2,3), (4), (5,6,7)');
-  } finally {
-    cleanup();
-  }
+test('logMetrics writes a line every N steps, at checkpointed steps and at the last step, and passes every record on', async (t) => {
+  const dir = tmpDir(t);
+  const path = join(dir, 'metrics.jsonl');
+  const records = [1, 2, 3, 4, 5, 6, 7].map((s) => rec(s, { checkpointed: s === 3 }));
+  const out = await collect(pipeline(records, logMetrics({ path, every: 4, last: 7, backend: 'cpu', engine: 'tfjs', device: 'cpu' })));
+  assert.deepEqual(out.map((r) => r.step), [1, 2, 3, 4, 5, 6, 7]);
+  const lines = readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss: number });
+  assert.deepEqual(lines.map((l) => l.step), [3, 4, 7]);
+  assert.deepEqual(lines.map((l) => l.loss), [2, 4, 6], 'means over (1,2,3), (4), (5,6,7)');
 });
 
 test('logMetrics validates its options when made', () => {
