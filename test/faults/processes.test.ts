@@ -1,7 +1,7 @@
 /**
  * Processes (issue 11, item 12), end to end through the CLI: the loader's decode processes of a SIGKILLed
  * `pipe train` (they outlived it by 17-21 s, still decoding) are gone within about a second.
- * (The same promise on /proc alone, at 1.5 s: test/train/loader/child.test.ts.)
+ * (The same promise on /proc alone, for the decode processes: test/train/loader/child.test.ts.)
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
