@@ -69,6 +69,8 @@ export interface WriteShardsResult {
   classes: Record<string, number>;
   /** Class name -> samples written. */
   counts: Record<string, number>;
+  /** The first shards, kept as an earlier run of the same input that was stopped wrote them (progress.ts). */
+  kept: number;
 }
 
 /**
@@ -164,7 +166,7 @@ async function shardInto(outDir: string, list: ImageFile[], o: ShardOptions): Pr
     if (cls !== null) counts[cls]!++;
     written++;
   }
-  if (start > 0) reporter.notice('shard', outDir, `kept the ${shards.length} whole shards an earlier run wrote (its first ${start} of ${list.length} files); going on after them`);
+  const kept = shards.length;
   let skipped = progress.skipped.length;
   let done = start;
   let current: TarWriter | null = null;
@@ -220,5 +222,5 @@ async function shardInto(outDir: string, list: ImageFile[], o: ShardOptions): Pr
   }
   await writeFileAtomic(path.join(outDir, 'classes.json'), JSON.stringify(classes, null, 2) + '\n');
   await fsp.rm(progressFile, { force: true });
-  return { shards, written, skipped, classes, counts };
+  return { shards, written, skipped, classes, counts, kept };
 }
