@@ -77,7 +77,11 @@ export async function keptProgress(file: string, digest: string, shardFile: (k: 
   return { version: 1, input: digest, shards, skipped: saved.skipped.filter((i) => Number.isInteger(i) && i < next) };
 }
 
-/** Records the progress (atomically: a kill leaves the previous record or this one). */
+/**
+ * Records the progress (atomically: a kill leaves the previous record or this one). Best effort: a record that
+ * cannot be written (a full disk) only means a rerun keeps fewer shards, and the shard that then does not fit is
+ * the error the run ends with, naming it.
+ */
 export async function saveProgress(file: string, progress: ShardProgress): Promise<void> {
-  await writeFileAtomic(file, JSON.stringify(progress) + '\n');
+  await writeFileAtomic(file, JSON.stringify(progress) + '\n').catch(() => undefined);
 }
