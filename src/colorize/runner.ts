@@ -14,6 +14,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { EngineUnavailableError, InvalidOptionError } from '../core/errors.js';
+import { MODEL_RULE, RUN_RULE, insideFolder } from '../core/inside.js';
 import type { Runner } from '../network/runner.js';
 import { setupEngine, type BackendChoice, type Engine } from '../tfjs/backend.js';
 import { exportSourceOf, type Colorizer } from '../tfjs/network.js';
@@ -48,15 +49,17 @@ export interface LoadRunnerOptions {
 
 /**
  * The file a model argument names: a .onnx or .json file; a directory holding model.json; a run directory
- * holding model/model.json (what `pipe train` writes).
- * @throws InvalidOptionError when there is none.
+ * holding model/model.json (what `pipe train` writes). Found in a directory, the file must lie inside it (a run's
+ * `model` link, or a model.json that is a link, leading out is refused: core/inside.ts).
+ * @throws InvalidOptionError when there is none, or when the one found leads out of the directory.
  */
 export async function resolveModelPath(p: string): Promise<string> {
   const st = await fsp.stat(p).catch(() => null);
   if (st?.isFile()) return path.resolve(p);
   if (st?.isDirectory()) {
-    for (const c of [path.join(p, 'model.json'), path.join(p, 'model', 'model.json')]) {
-      if (await fsp.stat(c).then((s) => s.isFile(), () => false)) return path.resolve(c);
+    for (const [name, rule] of [['model.json', MODEL_RULE], [path.join('model', 'model.json'), RUN_RULE]] as const) {
+      const c = path.join(p, name);
+      if (await fsp.stat(c).then((s) => s.isFile(), () => false)) return insideFolder(path.resolve(p), name, p, 'the model', rule);
     }
     throw new InvalidOptionError(`Expected a model: no model.json in ${p} or ${path.join(p, 'model')}`);
   }

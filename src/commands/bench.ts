@@ -21,8 +21,12 @@ export async function run(argv: string[]): Promise<number> {
   }
   const script = fileURLToPath(new URL(`../../bench/${which}.js`, import.meta.url));
   if (!existsSync(script)) {
-    // The benchmarks need the repository (bench/, fixtures/, demo/): the npm package ships without them.
-    throw new InvalidOptionError(`Benchmark ${script} is missing: pipe bench runs in a clone of the colorpipe repository, after 'npm run build'`);
+    // The benchmarks need the repository (bench/, fixtures/, demo/): the npm package ships without them. A clone
+    // has their sources (bench/NAME.ts beside dist/): it was not built yet.
+    const clone = existsSync(fileURLToPath(new URL(`../../../bench/${which}.ts`, import.meta.url)));
+    throw new InvalidOptionError(clone
+      ? `Benchmark ${script} is not built: run 'npm run build' first`
+      : "pipe bench runs in a clone of the colorpipe repository (git clone, then 'npm ci' and 'npm run build'): the installed package ships without the benchmarks and their fixtures");
   }
   // Ctrl-C: a terminal's reaches the benchmark too (one process group); a `kill -INT` of this process is passed on.
   return interruptible('stopping the benchmark', (stop) =>

@@ -8,10 +8,10 @@ import { promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
-import { boolean, flagNames, int, number, parseFlags, string, usage, type FlagTable } from './flags.js';
+import { boolean, flagNames, int, number, parseFlags, string, usage, type FlagTable, type Values } from './flags.js';
 import { interruptible } from './interrupt.js';
 import { FLAGS as TRAIN_FLAGS } from './train.js';
-import { loadConfig, applyOverrides } from '../config.js';
+import { loadConfig, applyOverrides, type Config } from '../config.js';
 import { Reporter } from '../core/errors.js';
 import { writeShards } from '../shard/graph.js';
 import { trainGraph } from '../train/graph.js';
@@ -22,6 +22,7 @@ import { writeReport, makeGrid, type RgbImage } from '../train/report.js';
 import { splitLab, mergeLab } from '../color/lab.js';
 import { listImageFiles } from '../stages/files.js';
 import { exists, writeFileAtomic } from '../core/atomic.js';
+import { LOCK_FILE, lockFolder } from '../core/lock.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -45,17 +46,28 @@ export const FLAG_NAMES = flagNames(FLAGS);
 
 export async function run(argv: string[]): Promise<number> {
   const v = parseFlags(argv, FLAGS, USAGE);
-  const t0 = performance.now();
   const out = resolve(v.out ?? 'runs/demo');
-  const { minutes, backend } = v;
   const photos = join(ROOT, 'demo', 'photos');
   const config = applyOverrides(loadConfig(join(ROOT, 'configs', 'demo.json')), { steps: v.steps });
   const log = (s: string) => process.stderr.write(s + '\n');
+  // The demo's run directory is one run's: locked (core/lock.ts) before --fresh clears it, until the demo ends.
+  const lock = await lockFolder(out, 'pipe demo');
+  try {
+    return await demo(v, out, photos, config, log);
+  } finally {
+    await lock.release();
+  }
+}
 
+async function demo(v: Values<typeof FLAGS>, out: string, photos: string, config: Config, log: (s: string) => void): Promise<number> {
+  const t0 = performance.now();
+  const { minutes, backend } = v;
   log(`colorpipe demo: ${config.train.steps} training steps of the paper's network (width ${config.model.width}, ${config.model.inputSize}x${config.model.inputSize})`);
   log(`  on the ${await countFiles(join(photos, 'train'))} bundled training photos, then colorizes and evaluates the ${await countFiles(join(photos, 'heldout'))} held-apart ones.`);
   log(`  Takes about ${Math.ceil(minutes + 2)} minutes on 2 cores (training stops at ${minutes} min with a checkpoint); output in ${out}`);
-  if (v.fresh) await fsp.rm(out, { recursive: true, force: true });
+  if (v.fresh) {
+    for (const name of await fsp.readdir(out)) if (name !== LOCK_FILE) await fsp.rm(join(out, name), { recursive: true, force: true });
+  }
 
   // Ctrl-C as in every command: stop after the current shard, training step (with a checkpoint) or file, then
   // exit 130; a rerun continues.
@@ -83,7 +95,7 @@ export async function run(argv: string[]): Promise<number> {
     try {
       trained = await trainGraph({
         shards: join(trainShards, '*.tar'), valShards: join(heldShards, '*.tar'), config, out, engine: 'tfjs', tfjsBackend: engine,
-        resume: true, steps: config.train.steps, stop: limit.signal, quiet: v.quiet, label: 'demo: train',
+        resume: true, steps: config.train.steps, stop: limit.signal, quiet: v.quiet, label: 'demo: train', locked: true,
       });
     } finally {
       clearTimeout(timer);

@@ -22,12 +22,14 @@ export const FLAG_NAMES = flagNames(FLAGS);
 export async function run(argv: string[]): Promise<number> {
   const { in: input, out: output, maxcount, prefix, labels, filter, 'on-error': onError, quiet } = parseFlags(argv, FLAGS, USAGE);
   const reporter = new Reporter({ onError, log: quiet ? null : undefined });
-  // Stopped, writeShards removes the shard it was writing (finished ones are whole) and throws its AbortError.
-  return interruptible('removing the unfinished shard (finished shards are kept)', async (signal) => {
+  // Stopped, writeShards removes the shard it was writing (finished ones are whole, and a rerun keeps them) and
+  // throws its AbortError.
+  return interruptible('removing the unfinished shard (finished shards are kept: a rerun goes on after them)', async (signal) => {
     const r = await writeShards({ input, output, maxcount, prefix, labels, filter, reporter, signal });
     process.stderr.write(
       `colorpipe: wrote ${r.written} samples in ${r.shards.length} shards to ${printable(output)}` +
-      `${Object.keys(r.classes).length ? ` (${Object.keys(r.classes).length} classes)` : ''}; skipped ${r.skipped}\n`,
+      `${Object.keys(r.classes).length ? ` (${Object.keys(r.classes).length} classes)` : ''}; skipped ${r.skipped}` +
+      `${r.kept ? `; kept the first ${r.kept} shards, which an earlier run wrote` : ''}\n`,
     );
     return 0;
   });

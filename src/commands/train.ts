@@ -9,6 +9,7 @@ import { trainGraph } from '../train/graph.js';
 import { ENGINES } from '../train/engines.js';
 import { TORCH_FLAGS, torchOptions, launchRanks } from './launch.js';
 import { InvalidOptionError, printable } from '../core/errors.js';
+import { lockFolder } from '../core/lock.js';
 import { latestCheckpoint } from '../train/checkpoint.js';
 import { expandShardSpec } from '../webdataset/spec.js';
 
@@ -71,22 +72,11 @@ export const FLAG_NAMES = flagNames(FLAGS);
 export async function run(argv: string[]): Promise<number> {
   const v = parseFlags(argv, FLAGS, USAGE);
   const { shards, out } = v;
-  // On --resume without --config, the checkpoint's config is the base the flags change.
-  // Found (and verified: a damaged newest one is reported here, once) before anything else, and handed on.
-  const saved = v.resume ? await latestCheckpoint(resolve(out)) : null;
-  const base = v.config ? loadConfig(v.config) : saved ? saved.state.config : makeConfig({ name: 'default' });
-  const config = applyOverrides(base, {
-    steps: v.steps, batch: v.batch, size: v.size, width: v.width, lr: v.lr, seed: v.seed, checkpointEvery: v['checkpoint-every'],
-  });
-  if (saved) {
-    const changes = resumeConflicts(saved.state.config, config);
-    if (changes.length > 0) {
-      throw new InvalidOptionError(
-        `--resume continues ${out} with the model and schedule it was trained with, but ${changes.length === 1 ? 'this differs' : 'these differ'}: ` +
-          `${changes.join('; ')} (drop the flag or use the run's config, or train into a new --out; --steps may change)`,
-      );
-    }
-  }
+  // Checked before the run directory is made: a wrong --config, --size or --val-shards leaves no folder behind.
+  // (With --resume the base config is the checkpoint's, read once the run is locked.)
+  const fromFile = v.config ? loadConfig(v.config) : null;
+  const overrides = { steps: v.steps, batch: v.batch, size: v.size, width: v.width, lr: v.lr, seed: v.seed, checkpointEvery: v['checkpoint-every'] };
+  const fresh = v.resume ? null : applyOverrides(fromFile ?? makeConfig({ name: 'default' }), overrides);
   const { backend, 'on-error': onError, 'val-shards': valShards } = v;
   if (valShards !== undefined) {
     // Expanded again by the training graph; checked here so that nothing matching is said of --val-shards.
@@ -94,34 +84,54 @@ export async function run(argv: string[]): Promise<number> {
       throw withFlagNames(err, { urls: '--val-shards' });
     });
   }
-
   // Data parallel: this process's place, and the ranks of this machine it starts (launch.ts).
   const launch = await launchRanks(v, argv);
-  return interruptible('writing a checkpoint after this step', (stop) => launch.supervise(stop, async (signal) => {
-    const r = await trainGraph({
-      shards,
-      config, out, backend, onError, valShards,
-      engine: launch.dist ? 'torch' : v.engine,
-      torch: torchOptions(v),
-      ...(launch.dist ? { dist: launch.dist } : {}),
-      signal,
-      resume: v.resume,
-      ...(v.resume ? { checkpoint: saved } : {}),
-      steps: v.steps,
-      processes: v.processes,
-      stop,
-      quiet: v.quiet,
-      logKeys: v['log-keys'],
-      ...(v['software-gpu'] ? { softwareGpu: true } : {}),
-    });
-    if (launch.dist && launch.dist.rank > 0) return 0;
-    const bad = r.badInputs.total ? `, ${r.badInputs.total} inputs skipped (${Object.entries(r.badInputs.byStage).map(([k, n]) => `${k}: ${n}`).join(', ')})` : '';
-    process.stderr.write(
-      `colorpipe: ${r.stopped ? 'stopped' : 'done'} at step ${r.steps} on ${r.engine}: loss ${r.lastLoss.toFixed(5)}, ` +
-      `${r.meanImgPerS.toFixed(1)} img/s, data stall ${(r.meanDataStall * 100).toFixed(1)}%${bad}\n` +
-      `  model:  ${printable(resolve(out, 'model', 'model.json'))}\n  report: ${printable(resolve(out, 'report.html'))}\n`,
-    );
-    // Interrupted: the checkpoint is written, and interruptible makes the status 130, as in every command.
-    return 0;
-  }));
+  // Rank 0 writes the run directory: it holds the directory's lock (core/lock.ts) from before --resume reads it
+  // (another run's retention could be removing checkpoints) to the end.
+  const lock = (launch.dist?.rank ?? 0) === 0 ? await lockFolder(resolve(out), 'pipe train') : null;
+  try {
+    // On --resume without --config, the checkpoint's config is the base the flags change.
+    // Found (and verified: a damaged newest one is reported here, once) before anything else, and handed on.
+    const saved = v.resume ? await latestCheckpoint(resolve(out)) : null;
+    const config = fresh ?? applyOverrides(fromFile ?? (saved ? saved.state.config : makeConfig({ name: 'default' })), overrides);
+    if (saved) {
+      const changes = resumeConflicts(saved.state.config, config);
+      if (changes.length > 0) {
+        throw new InvalidOptionError(
+          `--resume continues ${out} with the model and schedule it was trained with, but ${changes.length === 1 ? 'this differs' : 'these differ'}: ` +
+            `${changes.join('; ')} (drop the flag or use the run's config, or train into a new --out; --steps may change)`,
+        );
+      }
+    }
+    return await interruptible('writing a checkpoint after this step', (stop) => launch.supervise(stop, async (signal) => {
+      const r = await trainGraph({
+        shards,
+        config, out, backend, onError, valShards,
+        engine: launch.dist ? 'torch' : v.engine,
+        torch: torchOptions(v),
+        ...(launch.dist ? { dist: launch.dist } : {}),
+        signal,
+        resume: v.resume,
+        ...(v.resume ? { checkpoint: saved } : {}),
+        steps: v.steps,
+        processes: v.processes,
+        stop,
+        quiet: v.quiet,
+        logKeys: v['log-keys'],
+        ...(v['software-gpu'] ? { softwareGpu: true } : {}),
+        locked: true,
+      });
+      if (launch.dist && launch.dist.rank > 0) return 0;
+      const bad = r.badInputs.total ? `, ${r.badInputs.total} inputs skipped (${Object.entries(r.badInputs.byStage).map(([k, n]) => `${k}: ${n}`).join(', ')})` : '';
+      process.stderr.write(
+        `colorpipe: ${r.stopped ? 'stopped' : 'done'} at step ${r.steps} on ${r.engine}: loss ${r.lastLoss.toFixed(5)}, ` +
+        `${r.meanImgPerS.toFixed(1)} img/s, data stall ${(r.meanDataStall * 100).toFixed(1)}%${bad}\n` +
+        `  model:  ${printable(resolve(out, 'model', 'model.json'))}\n  report: ${printable(resolve(out, 'report.html'))}\n`,
+      );
+      // Interrupted: the checkpoint is written, and interruptible makes the status 130, as in every command.
+      return 0;
+    }));
+  } finally {
+    await lock?.release();
+  }
 }

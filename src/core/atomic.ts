@@ -210,7 +210,8 @@ export async function cleanTempsTree(dir: string): Promise<number> {
   return removed;
 }
 
-function isRunning(pid: number): boolean {
+/** Whether a process with this pid runs on this machine (under any user). */
+export function isRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

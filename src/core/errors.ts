@@ -21,7 +21,8 @@ export type ErrorCode =
   | 'ERR_LOADER_PROTOCOL' // a loader child sent frames out of order (a bug, not bad input)
   | 'ERR_LOADER_HUB' // the loader's hub thread exited early
   | 'ERR_TORCH_WORKER' // the PyTorch worker process failed or died
-  | 'ERR_RANK'; // another rank of a data-parallel run failed or left
+  | 'ERR_RANK' // another rank of a data-parallel run failed or left
+  | 'ERR_LOCKED'; // a folder another live run is writing (core/lock.ts)
 
 export class ColorpipeError extends Error {
   readonly code: ErrorCode;

@@ -6,14 +6,15 @@
  *
  * A model folder is untrusted input (models are downloaded): a weight file it names must be a plain relative
  * name inside the folder. An absolute path, a `..`, or a symbolic link that leads out is refused with one line
- * naming model.json and the field.
+ * naming model.json and the field (core/inside.ts).
  */
 import { promises as fsp } from 'node:fs';
-import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { ModelConfig } from '../config.js';
 import type { TrainingScale } from '../types.js';
 import { withPath } from '../core/atomic.js';
 import { InvalidOptionError, reasonOf } from '../core/errors.js';
+import { insideFolder } from '../core/inside.js';
 import { floatCount, type NamedWeight } from './weights.js';
 
 export const MODEL_JSON = 'model.json';
@@ -52,29 +53,6 @@ export interface ModelFiles extends WeightFiles {
   trainingScale?: TrainingScale;
 }
 
-/**
- * A weight file named by `owner`'s `field`, resolved inside `dir`: a relative name with no `..` whose real
- * path (symbolic links followed) stays in the folder's real path.
- * @throws InvalidOptionError naming the file and the field.
- */
-export async function insideFolder(dir: string, name: unknown, owner: string, field: string): Promise<string> {
-  const refuse = (why: string) => new InvalidOptionError(`${owner}: ${field} ${JSON.stringify(name)} ${why}; a model reads only files in its own folder`);
-  if (typeof name !== 'string' || name === '') throw refuse('is not a file name');
-  if (isAbsolute(name) || /^[a-zA-Z]:[\\/]/.test(name)) throw refuse('is an absolute path');
-  if (name.split(/[\\/]/).includes('..')) throw refuse('leads out of the folder (..)');
-  const path = resolve(dir, name);
-  let real: string;
-  let realDir: string;
-  try {
-    [real, realDir] = await Promise.all([fsp.realpath(path), fsp.realpath(dir)]);
-  } catch (err) {
-    throw new InvalidOptionError(`${owner}: cannot read ${field} ${JSON.stringify(name)}: ${reasonOf(err)}`);
-  }
-  const rel = relative(realDir, real);
-  if (rel === '' || rel.startsWith('..' + sep) || rel === '..' || isAbsolute(rel)) throw refuse('is a link that leads out of the folder');
-  return path;
-}
-
 /** The model.json a path names: the file itself, or model.json in a folder. */
 export async function modelJsonPath(path: string): Promise<string> {
   const p = resolve(path);
@@ -100,28 +78,55 @@ export async function readModelFiles(path: string): Promise<ModelFiles> {
 }
 
 /**
- * Reads any tfjs Layers model folder (or its model.json): the json and every weight.
- * @throws InvalidOptionError (one line naming the file) for a missing or malformed file, a weight file that
- *   leads out of the folder, a dtype other than float32, or weight files whose size does not match the manifest.
+ * A model folder's (or model.json's) model.json: its path, bytes and parsed json.
+ * @throws InvalidOptionError (one line naming the file) for a missing or malformed file, or one with no
+ *   weightsManifest.
  */
-export async function readWeightFiles(path: string): Promise<WeightFiles> {
+export async function readModelJson(path: string): Promise<{ path: string; bytes: Buffer; json: ModelJson }> {
   const jsonPath = await modelJsonPath(path);
-  const dir = resolve(jsonPath, '..');
+  let bytes: Buffer;
   let json: ModelJson;
   try {
-    json = JSON.parse(await fsp.readFile(jsonPath, 'utf8')) as ModelJson;
+    bytes = await fsp.readFile(jsonPath);
+    json = JSON.parse(bytes.toString('utf8')) as ModelJson;
   } catch (err) {
     throw new InvalidOptionError(`Cannot read the model ${jsonPath}: ${reasonOf(err)}`);
   }
   if (json === null || typeof json !== 'object' || !Array.isArray(json.weightsManifest)) {
     throw new InvalidOptionError(`${jsonPath} is not a tfjs Layers model (no weightsManifest)`);
   }
-  const weights: NamedWeight[] = [];
+  return { path: jsonPath, bytes, json };
+}
+
+/**
+ * The weight files of each weightsManifest group, in order, each inside the model's folder (core/inside.ts).
+ * @throws InvalidOptionError naming model.json and the field: a group with no paths or weights, or a path that
+ *   is absolute, has a `..` or is a link leading out of the folder.
+ */
+export async function manifestFiles(jsonPath: string, json: ModelJson): Promise<string[][]> {
+  const dir = resolve(jsonPath, '..');
+  const files: string[][] = [];
   for (const [g, group] of json.weightsManifest.entries()) {
     if (!Array.isArray(group?.paths) || !Array.isArray(group.weights)) throw new InvalidOptionError(`${jsonPath}: weightsManifest[${g}] has no paths or weights`);
+    const paths: string[] = [];
+    for (const [i, p] of group.paths.entries()) paths.push(await insideFolder(dir, p, jsonPath, `weightsManifest[${g}].paths[${i}]`));
+    files.push(paths);
+  }
+  return files;
+}
+
+/**
+ * Reads any tfjs Layers model folder (or its model.json): the json and every weight.
+ * @throws InvalidOptionError (one line naming the file) for a missing or malformed file, a weight file that
+ *   leads out of the folder, a dtype other than float32, or weight files whose size does not match the manifest.
+ */
+export async function readWeightFiles(path: string): Promise<WeightFiles> {
+  const { path: jsonPath, json } = await readModelJson(path);
+  const files = await manifestFiles(jsonPath, json);
+  const weights: NamedWeight[] = [];
+  for (const [g, group] of json.weightsManifest.entries()) {
     const parts: Buffer[] = [];
-    for (const [i, p] of group.paths.entries()) {
-      const file = await insideFolder(dir, p, jsonPath, `weightsManifest[${g}].paths[${i}]`);
+    for (const file of files[g]!) {
       parts.push(await fsp.readFile(file).catch((err: unknown) => {
         throw new InvalidOptionError(`Cannot read the model's weights ${file}: ${reasonOf(err)}`);
       }));

@@ -2,7 +2,8 @@
  * The ONNX export of a tfjs model folder, cached beside its model.json as model.onnx, with model.onnx.json
  * recording the SHA-256 of the model.json and weights it came from and the colorpipe version: a later run
  * reuses it, a changed model rebuilds it. Where the folder cannot be written the export is used from memory
- * (the runner's engine line says why). `pipe export` writes the same graph on request.
+ * (the runner's engine line says why). `pipe export` writes the same graph on request. Only the stamp's `source`
+ * is read back (`from` is a note for people), and neither cache file is followed when it is a link.
  */
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
@@ -10,20 +11,27 @@ import path from 'node:path';
 import { reasonOf } from '../core/errors.js';
 import { writeFileAtomic } from '../core/atomic.js';
 import { colorpipeVersion } from '../core/version.js';
-import { readModelFiles } from '../network/model-files.js';
+import { manifestFiles, readModelFiles, readModelJson } from '../network/model-files.js';
 import type { Runner } from '../network/runner.js';
 import { exportOnnx } from './export.js';
 import { loadOnnxColorizer, type OnnxEngineOptions } from './session.js';
 import { loadOnnxRunner, onnxRunner } from './runner.js';
 
-/** The SHA-256 of a tfjs model's files and the colorpipe version: what the cached export was built from. */
+/**
+ * The SHA-256 of a tfjs model's files and the colorpipe version: what the cached export was built from. The
+ * weight files are those model.json names inside its folder (a path leading out is refused, not read).
+ */
 async function sourceDigest(modelJson: string): Promise<string> {
   const h = createHash('sha256').update(colorpipeVersion()).update('\0');
-  const json = await fsp.readFile(modelJson);
-  h.update(json);
-  const manifest = (JSON.parse(json.toString('utf8')) as { weightsManifest?: { paths: string[] }[] }).weightsManifest ?? [];
-  for (const group of manifest) for (const p of group.paths) h.update(await fsp.readFile(path.join(path.dirname(modelJson), p)));
+  const { path: jsonPath, bytes, json } = await readModelJson(modelJson);
+  h.update(bytes);
+  for (const group of await manifestFiles(jsonPath, json)) for (const file of group) h.update(await fsp.readFile(file));
   return h.digest('hex');
+}
+
+/** Whether `file` is a plain file (a link is not: the cache is colorpipe's own file, replaced, never followed). */
+async function plainFile(file: string): Promise<boolean> {
+  return fsp.lstat(file).then((s) => s.isFile(), () => false);
 }
 
 /**
@@ -37,11 +45,11 @@ export async function cachedOnnxRunner(modelJson: string, engine: OnnxEngineOpti
   const cache = path.join(dir, 'model.onnx');
   const stamp = path.join(dir, 'model.onnx.json');
   const digest = await sourceDigest(modelJson);
-  const cached = await fsp
+  const cached = (await plainFile(stamp)) && await fsp
     .readFile(stamp, 'utf8')
     .then((s) => (JSON.parse(s) as { source?: string }).source === digest)
     .catch(() => false);
-  if (cached && (await fsp.stat(cache).then((s) => s.isFile(), () => false))) return loadOnnxRunner(cache, engine);
+  if (cached && (await plainFile(cache))) return loadOnnxRunner(cache, engine);
   const m = await readModelFiles(modelJson);
   const bytes = exportOnnx({ config: m.config, weights: m.weights, source: m.path }, { trainingScale: m.trainingScale });
   // Load first: a runtime that cannot start (EngineUnavailableError) leaves no cache behind to explain.

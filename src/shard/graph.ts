@@ -11,20 +11,24 @@
  * fixed, so the same input gives byte-identical shards. Atomic: each shard is written by webdataset/writer.ts's
  * TarWriter (temp name, fsync, rename), so a killed run leaves only whole shards, and its temps are removed by the
  * next run (cleanTempsTree). A write that fails (a full or read-only disk) ends the run with that error naming the
- * shard (or `output`, checked writable before any work), its temp file removed.
+ * shard (or `output`, checked writable before any work), its temp file removed. Resumable: a rerun of a stopped
+ * run (Ctrl-C, a kill) on the same input keeps the whole shards it wrote and goes on after them (progress.ts).
+ * One writer per `output`: a second writeShards into it is refused while the first runs (core/lock.ts).
  * Decode checks run on up to `concurrency` images at once (sharp works on libuv's threads); writing is in order.
  */
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { AbortError, Reporter, reasonOf, type OnError } from '../core/errors.js';
-import { checkWritableDir, cleanTempsTree, writeFileAtomic } from '../core/atomic.js';
+import { cleanTempsTree, writeFileAtomic } from '../core/atomic.js';
+import { lockFolder } from '../core/lock.js';
 import { invalidOption, object, oneOf, optional, positiveInt, string } from '../core/validate.js';
 import { listImageFiles, type ImageFile } from '../stages/files.js';
 import { parallelMap } from '../stages/parallel-map.js';
 import { pipeline } from '../core/pipeline.js';
 import { TarWriter, keyFor } from '../webdataset/writer.js';
 import { checkImage, imageMember, type ImageCheck, type ImageMember } from './image.js';
+import { inputDigest, keptProgress, progressPath, saveProgress, shardDigest } from './progress.js';
 
 export interface WriteShardsOptions {
   /** Folder (recursive), glob or file of images. */
@@ -65,6 +69,8 @@ export interface WriteShardsResult {
   classes: Record<string, number>;
   /** Class name -> samples written. */
   counts: Record<string, number>;
+  /** The first shards, kept as an earlier run of the same input that was stopped wrote them (progress.ts). */
+  kept: number;
 }
 
 /**
@@ -88,17 +94,37 @@ export async function writeShards(options: WriteShardsOptions): Promise<WriteSha
 
   const list = await listImageFiles(input, options.extensions, (p, reason) => reporter.notice('files', p, reason));
   const outDir = path.resolve(output);
-  // A read-only or full file system, no permission, a file in the way: one error naming the folder, before any
-  // image is checked. Then the temp files a killed run left here go (those of a writer still running stay).
-  await checkWritableDir(outDir);
+  // One writer per --out (core/lock.ts, which first checks that the folder can be written: a read-only or full
+  // file system, no permission, a file in the way is one error naming the folder, before any image is checked).
+  const lock = await lockFolder(outDir, 'pipe shard');
+  try {
+    return await shardInto(outDir, list, { maxcount, prefix, labels, filter, limitInputPixels, concurrency, reporter, signal: options.signal, onProgress: options.onProgress });
+  } finally {
+    await lock.release();
+  }
+}
+
+/** writeShards' options, validated. */
+interface ShardOptions {
+  maxcount: number;
+  prefix: string;
+  labels: 'dirs' | 'none';
+  filter: boolean;
+  limitInputPixels: number;
+  concurrency: number;
+  reporter: Reporter;
+  signal: AbortSignal | undefined;
+  onProgress: ((done: number, total: number) => void) | undefined;
+}
+
+/** writeShards into a folder it holds the lock of. */
+async function shardInto(outDir: string, list: ImageFile[], o: ShardOptions): Promise<WriteShardsResult> {
+  const { maxcount, prefix, labels, filter, limitInputPixels, reporter } = o;
+  // The temp files a killed run left here go (those of a writer still running stay).
   await cleanTempsTree(outDir);
 
-  const classNames =
-    labels === 'dirs'
-      ? [...new Set(list.filter((f) => f.relPath.includes('/')).map((f) => f.relPath.slice(0, f.relPath.indexOf('/'))))].sort(
-          (a, b) => (a < b ? -1 : a > b ? 1 : 0),
-        )
-      : [];
+  const classOf = (f: ImageFile): string | null => (labels === 'dirs' && f.relPath.includes('/') ? f.relPath.slice(0, f.relPath.indexOf('/')) : null);
+  const classNames = [...new Set(list.map(classOf).filter((c) => c !== null))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   const classes: Record<string, number> = Object.fromEntries(classNames.map((n, i) => [n, i]));
   const counts: Record<string, number> = Object.fromEntries(classNames.map((n) => [n, 0]));
 
@@ -123,27 +149,50 @@ export async function writeShards(options: WriteShardsOptions): Promise<WriteSha
     }
   };
 
-  const shards: string[] = [];
+  // A stopped run's whole shards of this same input are kept (progress.ts); the keys, counts and skips of the
+  // inputs they hold are replayed so that what follows is what an uninterrupted run writes.
+  const shardFile = (k: number) => path.join(outDir, `${prefix}-${String(k).padStart(6, '0')}.tar`);
+  const progressFile = progressPath(outDir, prefix);
+  const progress = await keptProgress(progressFile, await inputDigest(list, { maxcount, prefix, labels, filter, limitInputPixels }), shardFile);
+  const start = progress.shards.at(-1)?.next ?? 0;
+  const shards = progress.shards.map((_, k) => shardFile(k));
   const taken = new Set<string>();
+  const skippedBefore = new Set(progress.skipped);
   let written = 0;
-  let skipped = 0;
-  let done = 0;
+  for (const [i, file] of list.slice(0, start).entries()) {
+    if (skippedBefore.has(i)) continue;
+    keyFor(file.relPath, taken);
+    const cls = classOf(file);
+    if (cls !== null) counts[cls]!++;
+    written++;
+  }
+  const kept = shards.length;
+  let skipped = progress.skipped.length;
+  let done = start;
   let current: TarWriter | null = null;
   let inShard = 0;
-  const run = pipeline(list, parallelMap(checkOne, { concurrency }), { reporter, signal: options.signal });
+  const finishShard = async (c: TarWriter) => {
+    await c.finish();
+    shards.push(c.file);
+    const d = await shardDigest(c.file);
+    if (d) progress.shards.push({ ...d, next: done });
+    await saveProgress(progressFile, progress);
+  };
+  const run = pipeline(list.slice(start), parallelMap(checkOne, { concurrency: o.concurrency }), { reporter, signal: o.signal });
   try {
     for await (const { file, member, check } of run) {
       done++;
       if (!check.ok || member === null) {
         skipped++;
+        progress.skipped.push(done - 1);
         reporter.report('shard', file.relPath, check.reason ?? 'unusable');
-        options.onProgress?.(done, list.length);
+        o.onProgress?.(done, list.length);
         continue;
       }
-      if (current === null) current = new TarWriter(path.join(outDir, `${prefix}-${String(shards.length).padStart(6, '0')}.tar`));
+      if (current === null) current = new TarWriter(shardFile(shards.length));
       const key = keyFor(file.relPath, taken);
       await current.add(`${key}.${member.ext}`, member.data);
-      const cls = labels === 'dirs' && file.relPath.includes('/') ? file.relPath.slice(0, file.relPath.indexOf('/')) : null;
+      const cls = classOf(file);
       if (cls !== null) {
         await current.add(`${key}.cls`, Buffer.from(String(classes[cls])));
         counts[cls]!++;
@@ -157,22 +206,21 @@ export async function writeShards(options: WriteShardsOptions): Promise<WriteSha
         const c = current;
         current = null;
         inShard = 0;
-        await c.finish();
-        shards.push(c.file);
+        await finishShard(c);
       }
-      options.onProgress?.(done, list.length);
+      o.onProgress?.(done, list.length);
     }
     if (current !== null) {
       const c = current;
       current = null;
-      await c.finish();
-      shards.push(c.file);
+      await finishShard(c);
     }
   } catch (err) {
     await current?.discard();
-    if (options.signal?.aborted && !(err instanceof AbortError)) throw new AbortError(undefined, { cause: err });
+    if (o.signal?.aborted && !(err instanceof AbortError)) throw new AbortError(undefined, { cause: err });
     throw err;
   }
   await writeFileAtomic(path.join(outDir, 'classes.json'), JSON.stringify(classes, null, 2) + '\n');
-  return { shards, written, skipped, classes, counts };
+  await fsp.rm(progressFile, { force: true });
+  return { shards, written, skipped, classes, counts, kept };
 }

@@ -14,7 +14,8 @@ import { join, resolve } from 'node:path';
 import type { Config } from '../config.js';
 import type { TrainingScale } from '../types.js';
 import { cleanTemps, exists, symlinkAtomic, withPath, writeDirAtomic, writeFileAtomic } from '../core/atomic.js';
-import { ColorpipeError, fileErrorLine, printable, reasonOf } from '../core/errors.js';
+import { ColorpipeError, InvalidOptionError, fileErrorLine, printable, reasonOf } from '../core/errors.js';
+import { RUN_RULE, insideFolder } from '../core/inside.js';
 import { readModelFiles, writeModelFiles } from '../network/model-files.js';
 import { modelTopology } from '../network/topology.js';
 import type { NamedWeight } from '../network/weights.js';
@@ -266,17 +267,18 @@ export async function latestCheckpoint(
     const named = runStateCheckpoint(JSON.parse(await fsp.readFile(stateFile, 'utf8')));
     if (typeof named !== 'string') ignored = named.reason;
     else if (!(await exists(join(runDir, named)))) ignored = `it names ${named}, which is missing`;
-    else candidates.push(named);
+    else candidates.push(await insideFolder(runDir, named, stateFile, 'checkpoint', RUN_RULE));
   } catch (err) {
+    if (err instanceof InvalidOptionError) throw err;
     // None: a fresh run, or one killed before its first commit; the checkpoint directories decide.
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') ignored = reasonOf(err);
   }
-  for (const n of (await listCheckpoints(runDir)).reverse()) candidates.push(join('checkpoints', n));
+  // A run directory may come from elsewhere: a checkpoint that is a link leading out of it is refused, not read.
+  for (const n of (await listCheckpoints(runDir)).reverse()) candidates.push(await insideFolder(runDir, join('checkpoints', n), runDir, 'checkpoint directory', RUN_RULE));
   const tried = new Set<string>();
   let damaged = 0;
   let found: LoadedCheckpoint | null = null;
-  for (const rel of candidates) {
-    const dir = join(runDir, rel);
+  for (const dir of candidates) {
     if (tried.has(dir)) continue;
     tried.add(dir);
     if (!(await exists(dir))) continue;

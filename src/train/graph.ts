@@ -34,6 +34,7 @@ import { writeReport } from './report.js';
 import { loadValidation, validateEvery, writeValidation } from './validation.js';
 import { logMetrics, RunTotals } from './metrics.js';
 import { checkWritableDir, cleanTemps, withPath, writeFileAtomic } from '../core/atomic.js';
+import { lockFolder } from '../core/lock.js';
 import { expandShardSpec } from '../webdataset/spec.js';
 import { checkClassCount } from './labels.js';
 
@@ -79,6 +80,8 @@ export interface TrainGraphOptions {
   onBatch?: (b: LabBatch, step: number) => void;
   /** Progress bar label. */
   label?: string;
+  /** The caller holds the run directory's lock (core/lock.ts lockFolder): pipe train and pipe demo take it first. */
+  locked?: boolean;
 }
 
 export interface TrainResult {
@@ -97,6 +100,16 @@ export interface TrainResult {
 }
 
 export async function trainGraph(o: TrainGraphOptions): Promise<TrainResult> {
+  // Rank 0 writes the run directory, so it holds the directory's lock (core/lock.ts), unless its caller does.
+  const lock = (o.dist?.rank ?? 0) === 0 && !o.locked ? await lockFolder(resolve(o.out), 'colorpipe training') : null;
+  try {
+    return await trainRun(o);
+  } finally {
+    await lock?.release();
+  }
+}
+
+async function trainRun(o: TrainGraphOptions): Promise<TrainResult> {
   const runDir = resolve(o.out);
   const ranks = o.dist?.world ?? 1;
   const rank = o.dist?.rank ?? 0;

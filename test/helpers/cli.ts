@@ -34,12 +34,14 @@ export interface RunOptions {
   env?: NodeJS.ProcessEnv;
   /** Killed after this long (`pipe`: SIGTERM, default 60 s; the others: SIGKILL, default 120 s), `timedOut` set. */
   timeoutMs?: number;
+  /** The cli.js to run (default CLI: this checkout's build; a copy stands for an installed package). */
+  cli?: string;
 }
 
 /** `pipe ARGS...` waited for. */
 export function pipe(args: string[], o: RunOptions = {}): CliResult {
   const t0 = Date.now();
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: o.cwd, env: withEnv(o.env), encoding: 'utf8', timeout: o.timeoutMs ?? SYNC_TIMEOUT_MS });
+  const r = spawnSync(process.execPath, [o.cli ?? CLI, ...args], { cwd: o.cwd, env: withEnv(o.env), encoding: 'utf8', timeout: o.timeoutMs ?? SYNC_TIMEOUT_MS });
   const timedOut = (r.error as NodeJS.ErrnoException | undefined)?.code === 'ETIMEDOUT';
   if (r.error && !timedOut) throw r.error;
   return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr, timedOut, ms: Date.now() - t0 };
@@ -50,7 +52,7 @@ export function pipe(args: string[], o: RunOptions = {}): CliResult {
  * process group of its own, as a terminal starts a command (a signal to -pid reaches every process of it).
  */
 export function start(args: string[], o: Omit<RunOptions, 'timeoutMs'> & { detached?: boolean } = {}): ChildProcess {
-  return spawn(process.execPath, [CLI, ...args], { cwd: o.cwd, env: withEnv(o.env), stdio: ['ignore', 'pipe', 'pipe'], detached: o.detached ?? false });
+  return spawn(process.execPath, [o.cli ?? CLI, ...args], { cwd: o.cwd, env: withEnv(o.env), stdio: ['ignore', 'pipe', 'pipe'], detached: o.detached ?? false });
 }
 
 /**

@@ -1,8 +1,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, symlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { InvalidOptionError } from '../../src/core/errors.js';
 import { cachedOnnxRunner } from '../../src/onnx/cache.js';
 import { setupEngine } from '../../src/tfjs/backend.js';
 import { saveColorizer, type Colorizer } from '../../src/tfjs/network.js';
@@ -57,4 +58,14 @@ test('where the export cannot be cached it runs from memory and the engine line 
   assert.deepEqual(r.trainingScale, { shortSide: 40, crop: 32 });
   const out = await r.run(new Float32Array(8 * 8), new Float32Array(32 * 32), { batch: 1, height: 8, width: 8, sharedGlobal: false });
   assert.equal(out.ab.length, 4 * 4 * 2);
+});
+
+test('the cache reads only the weight files inside the model folder: a link out (to /dev/zero, which never ends) is refused before it is read', { skip: process.platform !== 'linux' && 'needs /dev/zero' }, async () => {
+  const dir = path.join(root, 'link-out');
+  await saveColorizer(net, dir);
+  await rm(path.join(dir, 'weights.bin'));
+  await symlink('/dev/zero', path.join(dir, 'weights.bin'));
+  await assert.rejects(cachedOnnxRunner(path.join(dir, 'model.json'), { device: 'cpu' }), (e: unknown) =>
+    e instanceof InvalidOptionError && e.message === `${path.join(dir, 'model.json')}: weightsManifest[0].paths[0] "weights.bin" is a link that leads out of the folder; a model reads only files in its own folder`);
+  await assert.rejects(stat(path.join(dir, 'model.onnx')), { code: 'ENOENT' });
 });

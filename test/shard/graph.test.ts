@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import tar from 'tar-stream';
 import sharp from 'sharp';
@@ -11,8 +11,9 @@ import { animatedGif, animatedWebp, jpeg, multiPageTiff, png } from '../helpers/
 import { shards } from '../../src/stages/shards.js';
 import { splitMemberName } from '../../src/webdataset/tar.js';
 import { pipeline, collect } from '../../src/core/pipeline.js';
-import { BadInputError, Reporter } from '../../src/core/errors.js';
-import { FIXTURES, tempDir } from '../helpers/tar.js';
+import { AbortError, BadInputError, ColorpipeError, Reporter } from '../../src/core/errors.js';
+import { lockFolder } from '../../src/core/lock.js';
+import { FIXTURES, tempDir, tmpDir } from '../helpers/tar.js';
 
 const BAD = ['corrupt.jpg', 'truncated.jpg', 'empty.jpg', 'notimage.jpg', 'tiny.png', 'bomb.png'];
 const AWKWARD = ['gray.jpg', 'cmyk.jpg', 'rgba.png', 'rot6.jpg', 'deep16.png'];
@@ -172,7 +173,7 @@ test('a shard that cannot be committed fails naming it, its temp file removed; a
     assert.ok(err instanceof Error, 'it fails');
     assert.equal(err.code, 'EISDIR');
     assert.equal(err.path, path.join(out, 'data-000001.tar'), 'the error names the shard, not its temp file');
-    assert.deepEqual(readdirSync(out).sort(), ['data-000000.tar', 'data-000001.tar'], 'the whole first shard kept; no temp file, old or new');
+    assert.deepEqual(readdirSync(out).sort(), ['.data-progress.json', 'data-000000.tar', 'data-000001.tar'], 'the whole first shard kept, and the progress a rerun goes on from; no temp file, old or new');
 
     const file = path.join(dir, 'a-file');
     writeFileSync(file, 'x');
@@ -261,4 +262,45 @@ test("an image member's extension matches its bytes: renamed by content, SVG ras
   } finally {
     cleanup();
   }
+});
+
+test('a stopped writeShards rerun on the same input keeps the whole shards it wrote and ends byte-identical to an uninterrupted run', async (t) => {
+  const dir = tmpDir(t);
+  const input = path.join(dir, 'in');
+  makeInput(input);
+  // Skipped before the stop (odd/ sorts first): the rerun must replay skips as well as keys (odd/x.seg.png and
+  // odd/x_seg.jpeg share a key across the first two shards).
+  writeFileSync(path.join(input, 'odd', 'bad.jpg'), 'not an image');
+  const quiet = () => new Reporter({ log: null });
+  const ref = await writeShards({ input, output: path.join(dir, 'ref'), maxcount: 3, reporter: quiet() });
+
+  const out = path.join(dir, 'out');
+  const stopAt = async (done: number) => {
+    const stop = new AbortController();
+    await assert.rejects(writeShards({ input, output: out, maxcount: 3, reporter: quiet(), concurrency: 1, signal: stop.signal, onProgress: (d) => d === done && stop.abort() }), AbortError);
+  };
+  await stopAt(10);
+  const kept = readdirSync(out).filter((n) => n.endsWith('.tar'));
+  assert.ok(kept.length >= 2 && !existsSync(path.join(out, 'classes.json')), `stopped after whole shards: ${readdirSync(out).join(' ')}`);
+  const inodes = kept.map((n) => statSync(path.join(out, n)).ino);
+  const res = await writeShards({ input, output: out, maxcount: 3, reporter: quiet() });
+  assert.deepEqual(kept.map((n) => statSync(path.join(out, n)).ino), inodes, 'kept, not rewritten');
+  assert.equal(res.kept, kept.length);
+  assert.equal(ref.kept, 0);
+  assert.deepEqual({ ...res, kept: 0, shards: res.shards.map((s) => path.basename(s)) }, { ...ref, shards: ref.shards.map((s) => path.basename(s)) });
+  assert.deepEqual(readdirSync(out).sort(), readdirSync(path.join(dir, 'ref')).sort(), 'the progress file is gone');
+  for (const name of readdirSync(out)) assert.deepEqual(readFileSync(path.join(out, name)), readFileSync(path.join(dir, 'ref', name)), name);
+
+  // Another input (a file changed since) or other options: nothing is kept.
+  await stopAt(10);
+  utimesSync(path.join(input, 'root.jpg'), new Date(0), new Date(0));
+  assert.equal((await writeShards({ input, output: out, maxcount: 3, reporter: quiet() })).kept, 0);
+});
+
+test('writeShards into a folder another writer holds is refused, naming it', async (t) => {
+  const out = tmpDir(t);
+  const lock = await lockFolder(out, 'pipe shard');
+  t.after(() => lock.release());
+  await assert.rejects(writeShards({ input: path.join(FIXTURES, 'images'), output: out, reporter: new Reporter({ log: null }) }),
+    (e: unknown) => e instanceof ColorpipeError && e.code === 'ERR_LOCKED' && e.message.startsWith(`${out} is in use by pipe shard (pid ${process.pid} `));
 });
