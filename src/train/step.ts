@@ -25,9 +25,10 @@ export interface StepRecord {
   mse: number;
   ce: number;
   batchSize: number;
-  /** Time spent waiting for this batch, ms. */
+  /** Time spent waiting for this batch while the engine had nothing to do (with depth 2, a wait during the previous
+   *  step costs nothing), ms. */
   waitMs: number;
-  /** Time the engine spent on this step, ms. */
+  /** Time the engine spent on this step (not counting an overlapping previous step), ms. */
   computeMs: number;
   /** Images per second over this step (wait + compute). */
   imgPerS: number;
@@ -70,32 +71,40 @@ export function train(options: TrainStageOptions): Stage<LabBatch, StepRecord> {
     let epoch = options.startEpoch ?? 0;
     if (step >= steps) return;
     const it = source[Symbol.asyncIterator]();
-    const inflight: Array<{ batch: LabBatch; waitMs: number; result: Promise<StepLosses> }> = [];
+    // Per step: when its batch was waited for, when the engine was handed it, and when the engine finished it
+    // (recorded as it happens: an engine that computes inside step() itself, as tfjs does, finishes before it is awaited).
+    const inflight: Array<{ batch: LabBatch; waitStart: number; waitEnd: number; submitted: number; done: { at: number }; result: Promise<StepLosses> }> = [];
     let sourceDone = false;
+    // When the engine finished the previous step: it was idle from then until it was handed the next batch.
+    let lastDone = -Infinity;
     try {
       for (;;) {
         // Hand the engine batches until it holds `depth`, stopping after a barrier step.
         while (!sourceDone && !ctx.signal.aborted && inflight.length < depth && step + inflight.length < steps) {
           if (inflight.length > 0 && barrier(step + inflight.length)) break;
-          const t0 = performance.now();
+          const waitStart = performance.now();
           const r = await it.next();
           if (r.done) {
             sourceDone = true;
             break;
           }
-          const waitMs = performance.now() - t0;
+          const waitEnd = performance.now();
+          const done = { at: NaN };
           const result = engine.step(r.value);
           // Settled before it is awaited when an earlier step fails: never an unhandled rejection.
-          result.catch(() => undefined);
-          inflight.push({ batch: r.value, waitMs, result });
+          result.then(() => (done.at = performance.now()), () => undefined);
+          inflight.push({ batch: r.value, waitStart, waitEnd, submitted: waitEnd, done, result });
         }
         const head = inflight.shift();
         if (!head) break;
-        const t1 = performance.now();
         const { loss, mse, ce } = await head.result;
-        const computeMs = performance.now() - t1;
+        const finished = Number.isNaN(head.done.at) ? performance.now() : head.done.at;
+        // The engine's time on this step, not counting the previous step's (depth 2 overlaps them), and the part of
+        // the wait for this batch during which the engine had nothing to do: the data stall.
+        const computeMs = finished - Math.max(head.submitted, lastDone);
+        const waitMs = Math.max(0, head.waitEnd - Math.max(head.waitStart, lastDone));
+        lastDone = finished;
         const batch = head.batch;
-        const waitMs = head.waitMs;
         step++;
         // The shuffle buffer mixes neighbouring epochs: the run's epoch is the newest one seen.
         for (const p of batch.positions) if (p && p.epoch > epoch) epoch = p.epoch;

@@ -138,3 +138,16 @@ test('a stop with a step in flight checkpoints after that step, not before it', 
   assert.equal(r.records.at(-1)!.step, 4);
   assert.ok(r.records.at(-1)!.checkpointed);
 });
+
+test('an engine that computes inside step() itself (as tfjs does) has that time counted as compute, not lost', async () => {
+  const busy = (ms: number) => {
+    const end = performance.now() + ms;
+    while (performance.now() < end);
+  };
+  const engine: Stepper = { async step() { busy(20); return { loss: 1, mse: 1, ce: 0 }; } };
+  const recs = await collect(pipeline(batches(3), train({ engine, steps: 3, checkpointEvery: 10 })));
+  for (const r of recs) {
+    assert.ok(r.computeMs >= 20, `compute ${r.computeMs} ms`);
+    assert.ok(r.imgPerS <= (r.batchSize * 1000) / 20, 'throughput counts the compute');
+  }
+});
