@@ -6,7 +6,7 @@ import { InvalidOptionError, reasonOf } from '../core/errors.js';
 import { resolveModelPath } from '../colorize/runner.js';
 import { webAssets } from '../serve/assets.js';
 import { listRuns } from '../serve/runs.js';
-import { serve, type ServeOptions } from '../serve/server.js';
+import { isLoopback, serve, type ServeOptions } from '../serve/server.js';
 import { boolean, flagNames, int, parseFlags, string, usage, type FlagTable } from './flags.js';
 import { interruptible } from './interrupt.js';
 
@@ -70,14 +70,14 @@ export async function run(argv: string[]): Promise<number> {
   } catch (err) {
     throw new Error(`Cannot listen on ${host} port ${v.port} (--host, --port): ${reasonOf(err)}`);
   }
+  if (!isLoopback(host)) {
+    process.stderr.write(`colorpipe: warning: listening on ${host}: anyone who can reach it can see the runs and download their models\n`);
+  }
   const n = (await listRuns(runs)).length;
   process.stderr.write(
     `colorpipe: serving ${served.url} (colorize) and ${served.url}runs (${n} run${n === 1 ? '' : 's'} under ${v.runs ?? 'runs'}` +
       `${st ? '' : ', none yet'}); Ctrl-C stops\n`,
   );
-  if (!['127.0.0.1', 'localhost', '::1'].includes(host)) {
-    process.stderr.write(`colorpipe: warning: listening on ${host}: anyone who can reach it can see the runs and download their models\n`);
-  }
   if (v.open) openBrowser(served.url);
   return interruptible('closing the server', async (stop) => {
     await new Promise((resolve) => stop.addEventListener('abort', resolve, { once: true }));

@@ -55,6 +55,7 @@ export class RunEvents {
   private timer: NodeJS.Timeout | null = null;
   private keepAlive: NodeJS.Timeout | null = null;
   private polling: Promise<void> | null = null;
+  private joining = 0;
   private readonly o: Required<EventsOptions>;
 
   constructor(private readonly root: string, options: EventsOptions = {}) {
@@ -63,18 +64,27 @@ export class RunEvents {
 
   /** Starts a feed on `res` (the request was checked): false when there are too many already. */
   async attach(res: ServerResponse): Promise<boolean> {
-    if (this.clients.size >= this.o.maxClients) return false;
+    if (this.clients.size + this.joining >= this.o.maxClients) return false;
     res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', Connection: 'keep-alive' });
     res.write('retry: 2000\n\n');
+    // A feed is quiet between changes: the server's idle timeout is not for it (a stalled reader is dropped by
+    // maxBuffered instead).
+    res.socket?.setTimeout(0);
+    // The client's first view is everything held after a poll, sent before it hears of any change: it joins
+    // the broadcasts only then (nothing runs between the poll's end and the snapshot).
+    this.joining++;
+    try {
+      await this.poll();
+    } finally {
+      this.joining--;
+    }
+    if (res.destroyed) return true;
     this.clients.add(res);
     res.on('close', () => this.detach(res));
     if (!this.timer) {
       this.timer = setInterval(() => void this.poll(), this.o.pollMs);
       this.keepAlive = setInterval(() => this.broadcast(': keep-alive\n\n'), this.o.keepAliveMs);
     }
-    // The client's first view: everything held, after a poll so that it is current.
-    await this.poll();
-    if (!this.clients.has(res)) return true;
     this.send(res, this.event('runs', this.summaries ?? []));
     for (const [run, t] of this.tails) this.send(res, this.event('metrics', { run, reset: true, lines: t.lines } satisfies MetricsDelta));
     return true;

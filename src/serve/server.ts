@@ -46,6 +46,8 @@ export interface Limits {
   maxHeaderSize: number;
   maxUrlLength: number;
   maxConnections: number;
+  /** How often node:http checks the header and request timeouts. */
+  checkIntervalMs: number;
 }
 
 const LIMITS: Limits = {
@@ -55,6 +57,7 @@ const LIMITS: Limits = {
   maxHeaderSize: 8 * 1024,
   maxUrlLength: 2048,
   maxConnections: 256,
+  checkIntervalMs: 1_000,
 };
 
 /** The pages' policy: scripts and workers from this origin only (WebAssembly compiled, nothing evaluated); blob: is
@@ -65,7 +68,10 @@ const CSP =
 /** A run's own files (report.html among them) are shown, never run: no script at all, sandboxed. */
 const RUN_FILE_CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox";
 
-const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
+/** Whether a host name or address (a Host header's, bracketed IPv6 too) is this machine's loopback. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
 
 /** A running server: its URL, and close (ends live feeds and open connections). */
 export interface Served {
@@ -93,7 +99,7 @@ function hostName(header: string | undefined): string {
 export async function serve(o: ServeOptions): Promise<Served> {
   const limits = { ...LIMITS, ...o.limits };
   const host = o.host ?? '127.0.0.1';
-  const loopbackOnly = LOOPBACK.has(host);
+  const loopbackOnly = isLoopback(host);
   const cache = new ExportCache();
   const events = new RunEvents(o.runs, o.limits);
   const log = o.log ?? (() => undefined);
@@ -154,7 +160,7 @@ export async function serve(o: ServeOptions): Promise<Served> {
     if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'Only GET and HEAD', { Allow: 'GET, HEAD' });
     if (req.headers['content-length'] && req.headers['content-length'] !== '0') throw new HttpError(413, 'A GET takes no body');
     if (req.headers['transfer-encoding']) throw new HttpError(413, 'A GET takes no body');
-    if (loopbackOnly && !LOOPBACK.has(hostName(req.headers.host))) throw new HttpError(421, 'This server answers requests for localhost only');
+    if (loopbackOnly && !isLoopback(hostName(req.headers.host))) throw new HttpError(421, 'This server answers requests for localhost only');
     // origin-form only: `GET http://host/..` (absolute-form) and `*` are refused with the rest.
     const q = raw.indexOf('?');
     const seg = pathSegments(q < 0 ? raw : raw.slice(0, q));
@@ -184,7 +190,12 @@ export async function serve(o: ServeOptions): Promise<Served> {
     await sendFile(req, res, file, headers);
   }
 
-  const server: Server = createServer({ maxHeaderSize: limits.maxHeaderSize, requestTimeout: limits.requestTimeoutMs, headersTimeout: limits.headersTimeoutMs }, (req, res) => {
+  const server: Server = createServer({
+    maxHeaderSize: limits.maxHeaderSize,
+    requestTimeout: limits.requestTimeoutMs,
+    headersTimeout: limits.headersTimeoutMs,
+    connectionsCheckingInterval: limits.checkIntervalMs,
+  }, (req, res) => {
     res.setHeader('Content-Security-Policy', CSP);
     res.setHeader('X-Content-Type-Options', 'nosniff');
     res.setHeader('Referrer-Policy', 'no-referrer');

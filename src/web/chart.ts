@@ -56,9 +56,11 @@ export function lineChart(title: string, series: Series[], o: ChartOptions = {})
   svg.append(s('text', { x: W - PAD.r, y: H - 6, 'text-anchor': 'end', class: 'tick' }, `step ${x1}`));
   let lx = W - PAD.r;
   for (const x of [...series].reverse()) {
-    const line = x.points.filter(([a, b]) => Number.isFinite(a) && Number.isFinite(b)).map(([a, b]) => `${sx(a).toFixed(1)},${sy(b).toFixed(1)}`);
-    if (line.length === 0) continue;
-    svg.append(s('polyline', { points: line.join(' '), class: `series ${x.cls}` }));
+    const xy = x.points.filter(([a, b]) => Number.isFinite(a) && Number.isFinite(b)).map(([a, b]) => [sx(a), sy(b)] as const);
+    if (xy.length === 0) continue;
+    svg.append(s('polyline', { points: xy.map(([a, b]) => `${a.toFixed(1)},${b.toFixed(1)}`).join(' '), class: `series ${x.cls}` }));
+    // Sparse series (a validation per checkpoint) get a mark per point: one point draws no line.
+    if (xy.length < 30) for (const [a, b] of xy) svg.append(s('circle', { cx: a.toFixed(1), cy: b.toFixed(1), r: 2.5, class: `mark ${x.cls}` }));
     const t = s('text', { x: lx, y: 16, 'text-anchor': 'end', class: `legend ${x.cls}` }, x.name);
     svg.append(t);
     lx -= 8 + 7 * x.name.length;

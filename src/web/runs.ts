@@ -62,7 +62,7 @@ function drawSummary(r: RunSummary): void {
   if (r.samples.length !== shown.size || r.samples.some((f) => !shown.has(f))) {
     c.samples.replaceChildren(
       ...r.samples.map((f) =>
-        h('figure', {}, h('figcaption', {}, f.replace(/\.png$/, '')), h('img', { src: runUrl(r.name, `samples/${f}`), alt: `${r.name} samples at ${f}`, loading: 'lazy', 'data-file': f })),
+        h('figure', {}, h('figcaption', {}, `${f.replace(/\.png$/, '')}: grayscale input | prediction | original`), h('img', { src: runUrl(r.name, `samples/${f}`), alt: `${r.name} samples at ${f}`, loading: 'lazy', 'data-file': f })),
       ),
     );
     if (r.samples.length === 0) c.samples.append(h('p', {}, 'No samples yet.'));
