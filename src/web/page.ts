@@ -94,7 +94,7 @@ function showResult(item: Item, m: Extract<FromWorker, { type: 'result' }>): voi
   item.li.append(beforeAfter(before, after, name), download);
   item.li.dataset['state'] = 'done';
   item.li.dataset['backend'] = m.backend;
-  item.li.dataset['ms'] = String(Math.round(m.timings.total));
+  item.li.dataset['timings'] = JSON.stringify(m.timings);
 }
 
 worker.onmessage = (e: MessageEvent<FromWorker>) => {
