@@ -26,7 +26,9 @@ Usage:
                 [--on-error skip|fail] [--quiet]
   pipe eval     --in DIR --model runs/NAME [--resolution auto|full|N] [--batch B] [--engine E] [--device D]
                 [--backend B] [--json]
-  pipe export   --model runs/NAME [--out runs/NAME/model.onnx] [--opset 17] [--fusion split|concat] [--quiet]
+  pipe export   --model runs/NAME [--out runs/NAME/model.onnx] [--opset 17] [--fusion split|concat] [--web DIR]
+                [--quiet]
+  pipe serve    [--runs runs/] [--model runs/NAME] [--port 8080] [--host 127.0.0.1] [--open]
   pipe bench    loader|train|colorize|predict|fidelity|memory [options]   (prints JSON; see BENCHMARKS.md)
   pipe demo     [--out runs/demo] [--minutes M] [--steps N] [--backend B] [--fresh] [--quiet]
 
@@ -48,6 +50,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   eval: () => import('./commands/eval.js'),
   bench: () => import('./commands/bench.js'),
   export: () => import('./commands/export.js'),
+  serve: () => import('./commands/serve.js'),
   demo: () => import('./commands/demo.js'),
 };
 

@@ -14,7 +14,9 @@ const SRC = resolve('src');
 const MAX_LINES = 450;
 
 /**
- * Rooms from the bottom up. A module may import from its own room and from rooms of a lower rank; rooms of
+ * Rooms from the bottom up. web/ is the page's TypeScript, bundled for the browser by esbuild (scripts/build-web.ts):
+ * a sibling of the engines (it runs the model on onnxruntime-web), below serve/ (the server), which imports its
+ * JSON types only. A module may import from its own room and from rooms of a lower rank; rooms of
  * the same rank are siblings that must not import each other (train and colorize, stages and model).
  */
 const RANKS: Record<string, number> = {
@@ -22,8 +24,8 @@ const RANKS: Record<string, number> = {
   'types.ts': 1, 'config.ts': 1,
   webdataset: 2, color: 2,
   stages: 3, network: 3, device: 3,
-  tfjs: 4, onnx: 4, torch: 4,
-  train: 5, colorize: 5, shard: 5,
+  tfjs: 4, onnx: 4, torch: 4, web: 4,
+  train: 5, colorize: 5, shard: 5, serve: 5,
   commands: 6,
   'cli.ts': 7, 'index.ts': 7,
 };
@@ -150,5 +152,50 @@ test('colorize never imports train, nor train colorize', () => {
   const bad = [...graph].flatMap(([from, targets]) => targets
     .filter((to) => new Set([roomOf(from), roomOf(to)]).size === 2 && ['colorize', 'train'].includes(roomOf(from)) && ['colorize', 'train'].includes(roomOf(to)))
     .map((to) => `${rel(from)} -> ${rel(to)}`));
+  assert.deepEqual(bad, []);
+});
+
+/** Every module a file reaches through its imports (itself included). */
+function closure(file: string): Set<string> {
+  const seen = new Set<string>();
+  const stack = [file];
+  while (stack.length) {
+    const f = stack.pop()!;
+    if (seen.has(f)) continue;
+    seen.add(f);
+    stack.push(...(graph.get(f) ?? []));
+  }
+  return seen;
+}
+
+test('the page (web/) imports only pure rooms (color, network, types) and, of packages, onnxruntime-web alone', () => {
+  const web = files.filter((f) => roomOf(f) === 'web');
+  assert.ok(web.length > 0);
+  const rooms = new Set(['web', 'color', 'network', 'types.ts']);
+  const bad: string[] = [];
+  for (const f of web) {
+    for (const to of graph.get(f)!) if (!rooms.has(roomOf(to))) bad.push(`${rel(f)} -> ${rel(to)}`);
+  }
+  // What the bundles take in, transitively: no Node module and no package but onnxruntime-web (checked on
+  // the sources; tsconfig.web.json type-checks them without Node's types too).
+  for (const f of new Set(web.flatMap((w) => [...closure(w)]))) {
+    for (const { fileName } of ts.preProcessFile(readFileSync(f, 'utf8'), true, true).importedFiles) {
+      if (!fileName.startsWith('.') && fileName !== 'onnxruntime-web') bad.push(`${rel(f)} -> ${fileName}`);
+    }
+  }
+  assert.deepEqual(bad, []);
+});
+
+test("onnxruntime-web is imported in web/ only, and others take web/'s JSON types only (import type)", () => {
+  const bad: string[] = [];
+  for (const f of files.filter((f) => roomOf(f) !== 'web')) {
+    const text = readFileSync(f, 'utf8');
+    for (const { fileName } of ts.preProcessFile(text, true, true).importedFiles) {
+      if (fileName === 'onnxruntime-web') bad.push(`${rel(f)} -> ${fileName}`);
+    }
+    for (const m of text.matchAll(/^(import|export)\b[^;]*?from\s+['"]((?:\.{1,2}\/)+web\/[^'"]+)['"]/gms)) {
+      if (!/^import\s+type\b/.test(m[0])) bad.push(`${rel(f)} -> ${m[2]} (not import type)`);
+    }
+  }
   assert.deepEqual(bad, []);
 });

@@ -1,6 +1,7 @@
 /**
  * What `npm pack` ships (package.json's `files`): the built library and CLI, and what they read at run time
- * (configs/*.json, the demo's photos with their licences, package.json for the version); no tests, benchmarks,
+ * (configs/*.json, the demo's photos with their licences, package.json for the version, the page `pipe serve`
+ * serves); no tests, benchmarks,
  * fixtures, TypeScript sources or source maps. Runs `npm pack --dry-run --json` offline with --ignore-scripts (the
  * tests run after a build; prepack would build again).
  */
@@ -64,14 +65,22 @@ test('npm pack ships the built CLI and library and what they read at run time, a
   assert.ok(python.includes('src/torch/py/colorpipe_torch/worker.py'));
   assert.deepEqual(missing(python), []);
 
+  // `pipe serve` and `pipe export --web` serve the built page (scripts/build-web.ts): its HTML, bundles, stylesheet
+  // and onnxruntime-web's module and WebAssembly, all of it (the page works offline, from no CDN).
+  const web = filesUnder('dist/web');
+  assert.ok(web.includes('dist/web/index.html') && web.includes('dist/web/assets/worker.js'), 'the page is built');
+  assert.ok(web.some((p) => p.endsWith('.wasm')), "onnxruntime-web's WebAssembly");
+  assert.deepEqual(missing(web), []);
+
   // Nothing for developers only: tests, benchmarks, fixtures, scripts, sources (but the worker's), source maps, CI.
   const extra = [...packed].filter((p) => !python.includes(p)).filter((p) =>
     /^(dist\/(test|bench|scripts)|test|bench|fixtures|scripts|src|docs|\.ci)\//.test(p) || p.endsWith('.map') || (p.endsWith('.ts') && !p.endsWith('.d.ts')));
   assert.deepEqual(extra, []);
   // What is left is exactly the list above (a new top-level folder must be chosen on purpose).
-  const expected = new Set(['package.json', 'README.md', 'LICENSE', ...built, ...runtime, ...python]);
+  const expected = new Set(['package.json', 'README.md', 'LICENSE', ...built, ...runtime, ...python, ...web]);
   assert.deepEqual([...packed].filter((p) => !expected.has(p)), []);
 
-  // A fresh clone has no dist/: packing builds first, from a clean dist/src.
-  assert.match(pkg.scripts.prepack ?? '', /tsc -p tsconfig\.json/);
+  // A fresh clone has no dist/: packing builds first (the library, then the page), from a clean dist/src.
+  assert.match(pkg.scripts.prepack ?? '', /npm run -s build$/);
+  assert.match(pkg.scripts.build ?? '', /^tsc -p tsconfig\.json && tsc -p tsconfig\.web\.json && node dist\/scripts\/build-web\.js$/);
 });

@@ -28,45 +28,24 @@
  * checkResolution throw InvalidOptionError; encodeImage rejects with sharp's error.
  */
 import sharp, { type Metadata, type Sharp } from 'sharp';
-import type { Sample, TrainingScale } from '../types.js';
+import type { Sample } from '../types.js';
 import type { Lease } from '../core/budget.js';
 import { BadInputError, reasonOf } from '../core/errors.js';
 import { bool, invalidOption, object } from '../core/validate.js';
 import { DEFAULT_CONFIG } from '../config.js';
 import { lightness } from '../color/lightness.js';
 import { composeRgb } from '../color/compose.js';
+import { rescaledLightness } from '../color/resize.js';
+import { processingSize, resolveResolution, type LocalScale, type Resolution } from '../network/resolution.js';
 import { decodeSample, decodeSettings, type DecodeSettings } from '../stages/decode.js';
 import { extFormat, sniffFormat, type OutputFormat } from './formats.js';
 
+// The processing size and the resampling are pure modules the browser page shares; colorize's API keeps them here.
+export { MAX_AUTO_SIDE, processingSize, resolveResolution, type LocalScale, type Resolution } from '../network/resolution.js';
+export { resizePlane } from '../color/resize.js';
+
 /** The global path's input size in the paper (Iizuka et al. 2016: the global features network takes 224 x 224). */
 export const PAPER_GLOBAL_SIZE = 224;
-
-/**
- * The local path's resolution, as asked for: `auto` (the default) the scale the model trained at (the short
- * side scaled to its training `shortSide`, as the training crops were cut) when the model records it, else the
- * original size, with the long side at most MAX_AUTO_SIDE either way; `full` the original size rounded to a
- * multiple of 8; a number: the long side scaled to it.
- */
-export type Resolution = 'auto' | 'full' | number;
-
-/**
- * A resolution made concrete for one model: `full`, N (long side N), or a rule: the short side scaled to
- * `shortSide` (kept as is when absent), then the long side limited to `maxSide`.
- */
-export type LocalScale = 'full' | number | { shortSide?: number; maxSide: number };
-
-/**
- * The long side `auto` never exceeds (pixels of the local path; the output keeps the original size). The local
- * path's activations grow with its pixels (about 6 KB a pixel at the paper's width): 2048 x 1536 stays within
- * the wasm engine's memory at batch 1, where a 24-megapixel photo at full size does not.
- */
-export const MAX_AUTO_SIDE = 2048;
-
-/** `auto` made concrete for a model that does (or does not) record its training scale. */
-export function resolveResolution(r: Resolution | LocalScale, scale?: TrainingScale | null): LocalScale {
-  if (r !== 'auto') return r;
-  return scale ? { shortSide: scale.shortSide, maxSide: MAX_AUTO_SIDE } : { maxSide: MAX_AUTO_SIDE };
-}
 
 /** An image ready for the network (all planes row-major; L values are L / 100). */
 export interface PreparedImage {
@@ -156,74 +135,9 @@ export function checkResolution(resolution: unknown, name: string): asserts reso
   }
 }
 
-/** Rounds to the nearest multiple of 8, at least 8. */
-function round8(v: number): number {
-  return Math.max(8, Math.round(v / 8) * 8);
-}
-
-/**
- * The local path's processing size for an image of (oriented) size width x height: `full` rounds each side
- * to the nearest multiple of 8 (the three stride-2 layers need it); N scales the long side to N, keeping the
- * aspect ratio; a rule scales the short side to `shortSide` (the training scale), then limits the long side to
- * `maxSide`. Both sides are then rounded to multiples of 8, at least 8 x 8.
- */
-export function processingSize(width: number, height: number, resolution: LocalScale): { width: number; height: number } {
-  if (resolution === 'full') return { width: round8(width), height: round8(height) };
-  let scale: number;
-  if (typeof resolution === 'number') scale = resolution / Math.max(width, height);
-  else {
-    scale = resolution.shortSide === undefined ? 1 : resolution.shortSide / Math.min(width, height);
-    scale = Math.min(scale, resolution.maxSide / Math.max(width, height));
-  }
-  return { width: round8(width * scale), height: round8(height * scale) };
-}
-
-/**
- * A plane resampled bilinearly (half-pixel centres, edges clamped) to w x h: for small scale changes (the
- * `full` resolution's rounding to a multiple of 8, moderate zooms), where it is as good as a windowed filter
- * and avoids a second full-size resize and lightness pass.
- */
-export function resizePlane(src: Float32Array, width: number, height: number, w: number, h: number): Float32Array {
-  if (src.length !== width * height) throw new RangeError(`Expected a plane of ${width * height} values but received ${src.length}`);
-  const out = new Float32Array(w * h);
-  const x0 = new Int32Array(w);
-  const x1 = new Int32Array(w);
-  const fx = new Float32Array(w);
-  for (let x = 0; x < w; x++) {
-    const s = Math.min(Math.max((x + 0.5) * (width / w) - 0.5, 0), width - 1);
-    const i = Math.floor(s);
-    x0[x] = i;
-    x1[x] = Math.min(i + 1, width - 1);
-    fx[x] = s - i;
-  }
-  for (let y = 0; y < h; y++) {
-    const s = Math.min(Math.max((y + 0.5) * (height / h) - 0.5, 0), height - 1);
-    const j = Math.floor(s);
-    const fy = s - j;
-    const r0 = j * width;
-    const r1 = Math.min(j + 1, height - 1) * width;
-    for (let x = 0, o = y * w; x < w; x++, o++) {
-      const u = fx[x]!;
-      const top = src[r0 + x0[x]!]! + (src[r0 + x1[x]!]! - src[r0 + x0[x]!]!) * u;
-      const bot = src[r1 + x0[x]!]! + (src[r1 + x1[x]!]! - src[r1 + x0[x]!]!) * u;
-      out[o] = top + (bot - top) * fy;
-    }
-  }
-  return out;
-}
-
-/**
- * L / 100 of the image at w x h: `L` itself at the same size; L resampled bilinearly for a scale change of
- * less than 1.5x either way (no aliasing to speak of); otherwise L of the sRGB rescaled by sharp (lanczos3,
- * antialiased), the way the training data's L is made.
- */
-async function rescaledLightness(rgb: Uint8Array, L: Float32Array, width: number, height: number, w: number, h: number): Promise<Float32Array> {
-  if (w === width && h === height) return L;
-  const sx = w / width;
-  const sy = h / height;
-  if (sx > 1 / 1.5 && sx < 1.5 && sy > 1 / 1.5 && sy < 1.5) return resizePlane(L, width, height, w, h);
-  const data = await sharp(rgb, { raw: { width, height, channels: 3 } }).resize(w, h, { fit: 'fill' }).raw().toBuffer();
-  return lightness(data);
+/** sRGB rescaled by sharp (lanczos3, antialiased), for the rescales of 1.5x or more. */
+async function sharpResize(rgb: Uint8Array, width: number, height: number, w: number, h: number): Promise<Uint8Array> {
+  return sharp(rgb, { raw: { width, height, channels: 3 } }).resize(w, h, { fit: 'fill' }).raw().toBuffer();
 }
 
 /**
@@ -236,8 +150,8 @@ export async function prepareImage(sample: PrepareTask['sample'], s: PrepareSett
     const { width, height, rgb } = img;
     const L = lightness(rgb);
     const p = processingSize(width, height, s.resolution);
-    const local = await rescaledLightness(rgb, L, width, height, p.width, p.height);
-    const global = await rescaledLightness(rgb, L, width, height, s.globalSize, s.globalSize);
+    const local = await rescaledLightness(rgb, L, width, height, p.width, p.height, sharpResize);
+    const global = await rescaledLightness(rgb, L, width, height, s.globalSize, s.globalSize, sharpResize);
     const out: PreparedImage = {
       key: sample.key,
       width,

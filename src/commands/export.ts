@@ -8,6 +8,10 @@ import { readModelFiles } from '../network/model-files.js';
 import { writeOnnx, type ExportOptions } from '../onnx/export.js';
 import { DEFAULT_OPSET, MAX_OPSET, MIN_OPSET } from '../onnx/proto.js';
 import { resolveModelPath } from '../colorize/runner.js';
+import { webAssets } from '../serve/assets.js';
+import { exportWeb } from '../serve/export-web.js';
+import { checkpointStep } from '../serve/runs.js';
+import { InvalidOptionError } from '../core/errors.js';
 
 export const FLAGS = {
   model: { ...MODEL_FLAGS.model, help: 'a run directory (runs/NAME), a model directory, or a model.json' },
@@ -24,11 +28,17 @@ export const FLAGS = {
     value: 'MODE',
     help: "split (default: the fusion layer's global half as one Gemm per image) or concat",
   },
+  web: {
+    option: 'web',
+    kind: string(),
+    value: 'DIR',
+    help: "instead of one .onnx file, the colorize page and the model as static files in DIR: any static host serves them (pipe serve's page, without the runs view)",
+  },
   quiet: { kind: boolean, help: 'no summary line' },
 } satisfies FlagTable;
 
 export const USAGE = usage(
-  `Usage: pipe export --model runs/NAME|DIR|model.json [--out FILE] [--opset N]
+  `Usage: pipe export --model runs/NAME|DIR|model.json [--out FILE | --web DIR] [--opset N]
   Writes the model's inference graph as ONNX: inputs L_local [N, 1, H, W] (L / 100; H, W multiples of 8) and
   L_global [N or 1, 1, S, S]; outputs ab [N, 2, H/2, W/2] ((ab + 128) / 255) and logits with a class head.
   Batch norm is folded into the convolutions; the file runs in ONNX Runtime and other ONNX runtimes.`,
@@ -61,7 +71,9 @@ async function trainingScale(runDir: string | null): Promise<ExportOptions['trai
 export async function run(argv: string[]): Promise<number> {
   const v = parseFlags(argv, FLAGS, USAGE);
   const { opset, fusion } = v;
+  if (v.web !== undefined && v.out !== undefined) throw new InvalidOptionError('--out names the .onnx file and --web a folder: give one', { usage: USAGE });
   const where = await locate(v.model);
+  if (v.web !== undefined) return runWeb(v.web, where, { opset, fusion }, v.quiet);
   const out = v.out ?? where.out;
   // Ctrl-C: the file is written whole or not at all (writeOnnx takes no signal: an export takes seconds), then 130.
   return interruptible('finishing the export (the file is written whole or not at all)', async (stop) => {
@@ -76,6 +88,19 @@ export async function run(argv: string[]): Promise<number> {
       const { inputSize, width, numClasses } = m.config;
       process.stderr.write(`colorpipe: wrote ${out} (${(bytes / 1e6).toFixed(1)} MB, opset ${opset}; inputSize ${inputSize}, width ${width}, ${numClasses} classes)\n`);
     }
+    return 0;
+  });
+}
+
+/** --web DIR: the page and the model as static files (serve/export-web.ts). */
+async function runWeb(dir: string, where: Awaited<ReturnType<typeof locate>>, onnx: ExportOptions, quiet: boolean): Promise<number> {
+  const assets = webAssets();
+  const folder = path.dirname(await fsp.realpath(where.modelJson));
+  const step = checkpointStep(folder);
+  const name = path.basename(where.runDir ?? folder);
+  return interruptible('finishing the web export (each file is written whole or not at all)', async () => {
+    const bytes = await exportWeb({ model: where.modelJson, name, out: dir, assets, onnx, ...(step !== undefined ? { step } : {}) });
+    if (!quiet) process.stderr.write(`colorpipe: wrote ${path.join(dir, 'index.html')} and its model (${(bytes / 1e6).toFixed(1)} MB in all): serve ${dir} with any static file server and open it\n`);
     return 0;
   });
 }

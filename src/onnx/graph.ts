@@ -23,14 +23,10 @@
 import type { NetworkTable, LayerSpec } from '../network/table.js';
 import { sameOut } from '../network/table.js';
 import { floatTensor, floatValueInfo, int64Tensor, node, type GraphMessage, type NodeMessage, type TensorMessage } from './proto.js';
+import { ONNX_NAMES } from '../network/onnx-io.js';
 
-/** The graph's input and output names, and its symbolic dimensions. */
-export const ONNX_NAMES = {
-  local: 'L_local',
-  global: 'L_global',
-  ab: 'ab',
-  logits: 'logits',
-} as const;
+/** The graph's input and output names (network/onnx-io.ts: the runtimes read them from there). */
+export { ONNX_NAMES };
 
 export type FusionMode = 'split' | 'concat';
 

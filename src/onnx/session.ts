@@ -21,7 +21,7 @@ import { EngineUnavailableError, InvalidOptionError } from '../core/errors.js';
 import { invalidOption, object, oneOf, optional, positiveInt } from '../core/validate.js';
 import { hasVulkanLoader, probeWebgpuAdapter } from '../device/webgpu-adapter.js';
 import { decodeModel } from './proto.js';
-import { ONNX_NAMES } from './graph.js';
+import { ONNX_NAMES, abToNhwc } from '../network/onnx-io.js';
 
 export type OnnxDevice = 'auto' | 'cpu' | 'webgpu' | 'cuda';
 export const ONNX_DEVICES: readonly OnnxDevice[] = ['auto', 'cpu', 'webgpu', 'cuda'];
@@ -236,26 +236,10 @@ function wrap(session: Ort.InferenceSession, device: 'cpu' | 'webgpu' | 'cuda', 
       const logits = hasLogits ? (out[ONNX_NAMES.logits]!.data as Float32Array) : null;
       for (const t of Object.values(out)) t.dispose?.();
       for (const t of Object.values(feeds)) t.dispose?.();
-      return { ab: options.layout === 'nchw' ? nchw : toNhwc(nchw, n, ah!, aw!), abHeight: ah!, abWidth: aw!, logits };
+      return { ab: options.layout === 'nchw' ? nchw : abToNhwc(nchw, n, ah!, aw!), abHeight: ah!, abWidth: aw!, logits };
     },
     async release() {
       await session.release();
     },
   };
-}
-
-/** [N, 2, h, w] planes -> [N, h, w, 2] interleaved. */
-function toNhwc(src: Float32Array, n: number, h: number, w: number): Float32Array {
-  const plane = h * w;
-  const out = new Float32Array(n * plane * 2);
-  for (let i = 0; i < n; i++) {
-    const a = src.subarray(i * 2 * plane, (i * 2 + 1) * plane);
-    const b = src.subarray((i * 2 + 1) * plane, (i * 2 + 2) * plane);
-    const o = i * 2 * plane;
-    for (let p = 0; p < plane; p++) {
-      out[o + 2 * p] = a[p]!;
-      out[o + 2 * p + 1] = b[p]!;
-    }
-  }
-  return out;
 }

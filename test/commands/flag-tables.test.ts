@@ -18,6 +18,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   shard: () => import('../../src/commands/shard.js'),
   eval: () => import('../../src/commands/eval.js'),
   export: () => import('../../src/commands/export.js'),
+  serve: () => import('../../src/commands/serve.js'),
   demo: () => import('../../src/commands/demo.js'),
 };
 
@@ -63,6 +64,7 @@ test("an error from the API naming options.X is said with the command's flag for
   assert.equal((await names('shard')).onError, '--on-error');
   assert.equal((await names('eval')).input, '--in');
   assert.equal((await names('export')).model, '--model');
+  assert.equal((await names('serve')).runs, '--runs');
 });
 
 test('pipe COMMAND --help prints the usage, every flag of the table, and exits 0', { timeout: 120_000 }, async () => {
