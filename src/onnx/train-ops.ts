@@ -1,0 +1,258 @@
+/**
+ * The training graph's layers, each a forward pass in ONNX nodes and its backward pass recorded on a tape
+ * (reverse-mode differentiation by layer: train-graph.ts runs the tape backwards from the loss). Shapes are
+ * static (the batch size is fixed per graph), NCHW.
+ *
+ * Formulations (chosen by measurement, BENCHMARKS.md "Training on ONNX Runtime"):
+ * - weight gradient of a convolution: im2col (the padded input's k*k shifted, strided slices, concatenated,
+ *   one batched MatMul against the output gradient), or `taps` (one MatMul per kernel tap, no concatenation);
+ * - input gradient: at stride 1 a Conv of the output gradient with the flipped, transposed kernel (`flip`), or
+ *   ConvTranspose; at stride 2 always ConvTranspose (its kernel layout is the forward one's);
+ * - batch norm in training mode from ReduceMean / ReduceSumSquare over the centred input, which its backward
+ *   pass reuses: dx = a * dz + b * xc + c per channel.
+ */
+import { sameOut } from '../network/table.js';
+import { Nodes } from './nodes.js';
+
+/** An activation: its tensor name and static NCHW (or [N, F]) shape. */
+export interface Act {
+  name: string;
+  shape: number[];
+}
+
+export type WeightGradient = 'im2col' | 'taps';
+export type InputGradient = 'flip' | 'transpose';
+
+export interface Formulation {
+  wgrad: WeightGradient;
+  dgrad: InputGradient;
+}
+
+export const DEFAULT_FORMULATION: Formulation = { wgrad: 'im2col', dgrad: 'flip' };
+
+/** TF 'same' pads (before, after) of one dimension (table.ts). */
+export function samePads(n: number, k: number, s: number): [number, number] {
+  const total = Math.max((sameOut(n, s) - 1) * s + k - n, 0);
+  return [Math.floor(total / 2), total - Math.floor(total / 2)];
+}
+
+interface ConvGeometry {
+  N: number;
+  C: number;
+  H: number;
+  W: number;
+  O: number;
+  k: number;
+  s: number;
+  Ho: number;
+  Wo: number;
+  /** [top, left, bottom, right] */
+  pads: [number, number, number, number];
+}
+
+export class TrainNodes extends Nodes {
+  private readonly tape: Array<() => void> = [];
+  private readonly grads = new Map<string, string>();
+  /** Gradient of each parameter input (by input name), filled by the backward pass. */
+  readonly paramGrads = new Map<string, string>();
+
+  constructor(readonly formulation: Formulation) {
+    super();
+  }
+
+  /** Records a backward step (run in reverse order of recording). */
+  record(f: () => void): void {
+    this.tape.push(f);
+  }
+
+  gradOf(x: string): string | undefined {
+    return this.grads.get(x);
+  }
+
+  /** Adds `g` to the gradient of activation `x` (a tensor used twice gets the sum). */
+  accumulate(x: string, g: string): void {
+    const had = this.grads.get(x);
+    this.grads.set(x, had ? this.op('Add', [had, g], {}, 'dsum') : g);
+  }
+
+  paramGrad(param: string, g: string): void {
+    const had = this.paramGrads.get(param);
+    this.paramGrads.set(param, had ? this.op('Add', [had, g], {}, 'dsum') : g);
+  }
+
+  /** Runs the tape from the seeds set with `accumulate`. */
+  backward(): void {
+    for (let i = this.tape.length - 1; i >= 0; i--) this.tape[i]!();
+  }
+
+  /** ReduceSum / ReduceMean / ReduceSumSquare over `axes` (opset 17: ReduceSum takes axes as an input). */
+  reduce(op: 'ReduceSum' | 'ReduceMean' | 'ReduceSumSquare', x: string, axes: number[], keepdims: boolean, hint: string = op): string {
+    if (op === 'ReduceSum') return this.op(op, [x, this.ints(axes)], { keepdims: keepdims ? 1 : 0 }, hint);
+    return this.op(op, [x], { axes, keepdims: keepdims ? 1 : 0 }, hint);
+  }
+
+  reshape(x: string, shape: number[], hint = 'reshape'): string {
+    return this.op('Reshape', [x, this.ints(shape)], {}, hint);
+  }
+
+  /** dy where y > 0, else 0: ReLU's gradient from its output. */
+  reluGrad(y: string, dy: string): string {
+    const on = this.op('Greater', [y, this.scalar(0)], {}, 'relu_on');
+    return this.op('Where', [on, dy, this.scalar(0)], {}, 'drelu');
+  }
+
+  /** ReLU, sigmoid or nothing, with its backward step. */
+  activation(kind: string | undefined, x: Act, hint: string): Act {
+    if (kind !== 'relu' && kind !== 'sigmoid') return x;
+    const y = this.op(kind === 'relu' ? 'Relu' : 'Sigmoid', [x.name], {}, `${hint}/${kind}`);
+    this.record(() => {
+      const dy = this.gradOf(y);
+      if (!dy) return;
+      if (kind === 'relu') {
+        this.accumulate(x.name, this.reluGrad(y, dy));
+      } else {
+        // sigmoid' = y (1 - y)
+        const slope = this.op('Mul', [y, this.op('Sub', [this.scalar(1), y], {}, 'one_minus')], {}, 'dsigmoid_dx');
+        this.accumulate(x.name, this.op('Mul', [dy, slope], {}, 'dsigmoid'));
+      }
+    });
+    return { name: y, shape: x.shape };
+  }
+
+  geometry(x: Act, O: number, k: number, s: number): ConvGeometry {
+    const [N, C, H, W] = x.shape as [number, number, number, number];
+    const [pt, pb] = samePads(H, k, s);
+    const [pl, pr] = samePads(W, k, s);
+    return { N, C, H, W, O, k, s, Ho: sameOut(H, s), Wo: sameOut(W, s), pads: [pt, pl, pb, pr] };
+  }
+
+  /**
+   * A 'same' convolution with kernel input `w` ([O, C, k, k]) and optional bias input `b`; backward: the
+   * kernel's gradient through `onKernelGrad`, the bias's to `b`, the input's when `needDx`.
+   */
+  conv(x: Act, w: string, b: string | undefined, O: number, k: number, s: number, needDx: boolean, hint: string, onKernelGrad: (g: string) => void): Act {
+    const g = this.geometry(x, O, k, s);
+    const y = this.op('Conv', b ? [x.name, w, b] : [x.name, w], { kernel_shape: [k, k], strides: [s, s], pads: g.pads, dilations: [1, 1], group: 1 }, hint);
+    this.record(() => {
+      const dy = this.gradOf(y);
+      if (!dy) return;
+      onKernelGrad(this.kernelGrad(x.name, dy, g));
+      if (b) this.paramGrad(b, this.reduce('ReduceSum', dy, [0, 2, 3], false, 'dbias'));
+      if (needDx) this.accumulate(x.name, this.inputGrad(dy, w, g));
+    });
+    return { name: y, shape: [g.N, O, g.Ho, g.Wo] };
+  }
+
+  /** dL/dW [O, C, k, k] from the input x and the output gradient dy. */
+  kernelGrad(x: string, dy: string, g: ConvGeometry): string {
+    const { N, C, O, k, s, Ho, Wo, pads } = g;
+    const P = Ho * Wo;
+    const dy3 = this.reshape(dy, [N, O, P], 'dy3');
+    // Per image: dy [O, P] times the input's tap [P, C] (MatMul with a transposed operand: ORT fuses the Transpose).
+    const against = (cols: string, rows: number) => {
+      const t = this.op('Transpose', [cols], { perm: [0, 2, 1] }, 'cols_t');
+      const perImage = this.op('MatMul', [dy3, t], {}, 'dw_n');
+      return this.reshape(this.reduce('ReduceSum', perImage, [0], false, 'dw'), [O, rows]);
+    };
+    if (k === 1 && s === 1) return this.reshape(against(this.reshape(x, [N, C, P]), C), [O, C, 1, 1], 'dkernel');
+    const padded = pads.some((p) => p > 0) ? this.op('Pad', [x, this.ints([0, 0, pads[0], pads[1], 0, 0, pads[2], pads[3]])], {}, 'xpad') : x;
+    const taps: string[] = [];
+    for (let kh = 0; kh < k; kh++) {
+      for (let kw = 0; kw < k; kw++) {
+        const tap = this.op('Slice', [padded, this.ints([kh, kw]), this.ints([kh + s * (Ho - 1) + 1, kw + s * (Wo - 1) + 1]), this.ints([2, 3]), this.ints([s, s])], {}, 'tap');
+        taps.push(tap);
+      }
+    }
+    if (this.formulation.wgrad === 'taps') {
+      const per = taps.map((tap) => this.reshape(against(this.reshape(tap, [N, C, P]), C), [O, C, 1]));
+      return this.reshape(this.op('Concat', per, { axis: 2 }, 'dw_taps'), [O, C, k, k], 'dkernel');
+    }
+    const cols = this.op('Concat', taps.map((tap) => this.reshape(tap, [N, C, 1, P])), { axis: 2 }, 'im2col');
+    return this.reshape(against(this.reshape(cols, [N, C * k * k, P]), C * k * k), [O, C, k, k], 'dkernel');
+  }
+
+  /** dL/dx [N, C, H, W] from the output gradient and the kernel [O, C, k, k]. */
+  inputGrad(dy: string, w: string, g: ConvGeometry): string {
+    const { k, s, pads } = g;
+    if (s === 1 && (this.formulation.dgrad === 'flip' || k === 1)) {
+      // The kernel flipped in both spatial axes, in and out swapped: [C, O, k, k].
+      const big = -(2 ** 31);
+      const flipped = k === 1 ? w : this.op('Slice', [w, this.ints([k - 1, k - 1]), this.ints([big, big]), this.ints([2, 3]), this.ints([-1, -1])], {}, 'wflip');
+      const wt = this.op('Transpose', [flipped], { perm: [1, 0, 2, 3] }, 'wflip_t');
+      const back: [number, number, number, number] = [k - 1 - pads[0], k - 1 - pads[1], k - 1 - pads[2], k - 1 - pads[3]];
+      return this.op('Conv', [dy, wt], { kernel_shape: [k, k], strides: [1, 1], pads: back, dilations: [1, 1], group: 1 }, 'dx');
+    }
+    // ConvTranspose takes the forward kernel as it is ([in of the transpose = O, out = C, k, k]).
+    const full = (n: number, out: number, before: number, after: number) => (out - 1) * s + k - before - after - n;
+    const extra = [-full(g.H, g.Ho, pads[0], pads[2]), -full(g.W, g.Wo, pads[1], pads[3])];
+    return this.op('ConvTranspose', [dy, w], { kernel_shape: [k, k], strides: [s, s], pads, dilations: [1, 1], group: 1, output_padding: extra }, 'dx');
+  }
+
+  /**
+   * Batch norm (+ ReLU) in training mode: batch statistics (biased variance to normalize); returns y and the
+   * batch mean and biased variance ([C]) for the moving statistics. Gradients to gamma and beta (inputs).
+   */
+  batchNormTrain(x: Act, gamma: string, beta: string, eps: number, relu: boolean, hint: string): { y: Act; mean: string; variance: string } {
+    const [N, C, H, W] = x.shape as [number, number, number, number];
+    const n = N * H * W;
+    const axes = [0, 2, 3];
+    const mean4 = this.reduce('ReduceMean', x.name, axes, true, `${hint}/mean`);
+    const xc = this.op('Sub', [x.name, mean4], {}, `${hint}/xc`);
+    const var4 = this.op('Mul', [this.reduce('ReduceSumSquare', xc, axes, true, `${hint}/ss`), this.scalar(1 / n)], {}, `${hint}/var`);
+    const inv4 = this.op('Reciprocal', [this.op('Sqrt', [this.op('Add', [var4, this.scalar(eps)], {}, 'var_eps')], {}, 'std')], {}, `${hint}/inv`);
+    const scale4 = this.op('Mul', [inv4, this.reshape(gamma, [1, C, 1, 1], 'gamma4')], {}, `${hint}/scale`);
+    const pre = this.op('Add', [this.op('Mul', [xc, scale4], {}, `${hint}/scaled`), this.reshape(beta, [1, C, 1, 1], 'beta4')], {}, `${hint}/pre`);
+    const y = relu ? this.op('Relu', [pre], {}, `${hint}/relu`) : pre;
+    this.record(() => {
+      const dy = this.gradOf(y);
+      if (!dy) return;
+      const dz = relu ? this.reluGrad(y, dy) : dy;
+      const dbeta4 = this.reduce('ReduceSum', dz, axes, true, 'dbeta');
+      const dgamma4 = this.op('Mul', [this.reduce('ReduceSum', this.op('Mul', [dz, xc], {}, 'dz_xc'), axes, true, 'dz_xc_sum'), inv4], {}, 'dgamma');
+      this.paramGrad(beta, this.reshape(dbeta4, [C]));
+      this.paramGrad(gamma, this.reshape(dgamma4, [C]));
+      // dx = scale (dz - dbeta / n - xhat dgamma / n) = scale dz + b xc + c, xhat = xc inv.
+      const b = this.op('Mul', [this.op('Mul', [scale4, inv4], {}, 'bn_si'), this.op('Mul', [dgamma4, this.scalar(-1 / n)], {}, 'bn_g')], {}, 'bn_b');
+      const c = this.op('Mul', [scale4, this.op('Mul', [dbeta4, this.scalar(-1 / n)], {}, 'bn_bn')], {}, 'bn_c');
+      const dx = this.op('Add', [this.op('Add', [this.op('Mul', [dz, scale4], {}, 'bn_adz'), this.op('Mul', [xc, b], {}, 'bn_bxc')], {}, 'bn_sum'), c], {}, 'dbn');
+      this.accumulate(x.name, dx);
+    });
+    return { y: { name: y, shape: x.shape }, mean: this.reshape(mean4, [C], `${hint}/mean1`), variance: this.reshape(var4, [C], `${hint}/var1`) };
+  }
+
+  /** Dense layer: x [N, in] times kernel [in, out] plus bias; gradients to both and to x when `needDx`. */
+  dense(x: Act, kernel: string, bias: string, out: number, needDx: boolean, hint: string): Act {
+    const y = this.op('Gemm', [x.name, kernel, bias], {}, hint);
+    this.record(() => {
+      const dy = this.gradOf(y);
+      if (!dy) return;
+      this.paramGrad(kernel, this.op('Gemm', [x.name, dy], { transA: 1 }, 'dkernel'));
+      this.paramGrad(bias, this.reduce('ReduceSum', dy, [0], false, 'dbias'));
+      if (needDx) this.accumulate(x.name, this.op('Gemm', [dy, kernel], { transB: 1 }, 'dx'));
+    });
+    return { name: y, shape: [x.shape[0]!, out] };
+  }
+
+  /** Nearest x2 upsampling (tfjs's upSampling2d); its gradient sums each 2x2 block. */
+  upsample(x: Act, hint: string): Act {
+    const [N, C, H, W] = x.shape as [number, number, number, number];
+    const y = this.op('Resize', [x.name, '', this.floats([1, 1, 2, 2])], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' }, hint);
+    this.record(() => {
+      const dy = this.gradOf(y);
+      if (!dy) return;
+      const blocks = this.reshape(dy, [N, C, H, 2, W, 2], 'dup6');
+      this.accumulate(x.name, this.reduce('ReduceSum', blocks, [3, 5], false, 'dup'));
+    });
+    return { name: y, shape: [N, C, 2 * H, 2 * W] };
+  }
+
+  /** Reshape with a gradient (flatten and its inverse). */
+  reshapeAct(x: Act, shape: number[], hint: string): Act {
+    const y = this.reshape(x.name, shape, hint);
+    this.record(() => {
+      const dy = this.gradOf(y);
+      if (dy) this.accumulate(x.name, this.reshape(dy, x.shape, 'dreshape'));
+    });
+    return { name: y, shape };
+  }
+}
