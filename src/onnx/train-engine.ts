@@ -36,6 +36,8 @@ export interface OnnxTrainOptions {
   threads?: number;
   /** How gradients are written (train-ops.ts; default the fastest measured). */
   formulation?: Formulation;
+  /** Fail rather than run any node of the graph on the CPU when the device is another (tests). */
+  strictDevice?: boolean;
 }
 
 export interface OnnxTrainEngine extends TrainEngine {
@@ -82,6 +84,9 @@ export async function onnxTrainEngine(o: OnnxTrainOptions): Promise<OnnxTrainEng
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
+    // Errors only: ONNX Runtime's warnings about the generated graph are not the user's to act on.
+    logSeverityLevel: 3,
+    ...(o.strictDevice && device !== 'cpu' ? { extra: { session: { disable_cpu_ep_fallback: '1' } } } : {}),
   };
   const graphOf = (batch: number, mode: TrainGraphOptions['mode']) => trainModel(t, { batch, mode, optimizer, alpha: config.train.alpha, ...(o.formulation ? { formulation: o.formulation } : {}) });
   const tensor = (data: Float32Array, dims: readonly number[]) => new ort.Tensor('float32', data, dims);

@@ -140,10 +140,13 @@ export function buildTrainGraph(t: NetworkTable, o: TrainGraphOptions) {
   const count = pred.shape.reduce((a, b) => a * b, 1);
   const mse = g.op('Mul', [g.op('ReduceSumSquare', [diff], { keepdims: 0 }, 'sse'), g.scalar(1 / count)], {}, 'mse');
   g.accumulate(pred.name, g.op('Mul', [diff, g.scalar(2 / count)], {}, 'dpred'));
-  let ce = g.scalar(0);
+  let ce = '';
   let loss = mse;
   if (logits) {
-    const logp = g.op('LogSoftmax', [logits.name], { axis: 1 }, 'logp');
+    // log softmax from its parts (ONNX Runtime's WebGPU provider has no LogSoftmax).
+    const shifted = g.op('Sub', [logits.name, g.op('ReduceMax', [logits.name], { axes: [1], keepdims: 1 }, 'logit_max')], {}, 'logit_shifted');
+    const lse = g.op('Log', [g.reduce('ReduceSum', g.op('Exp', [shifted], {}, 'exp'), [1], true, 'sum_exp')], {}, 'log_sum_exp');
+    const logp = g.op('Sub', [shifted, lse], {}, 'logp');
     const picked = g.op('ReduceSum', [g.op('Mul', [TRAIN_IO.onehot, logp], {}, 'picked')], { keepdims: 0 }, 'nll_sum');
     ce = g.op('Mul', [g.op('Neg', [picked], {}, 'nll'), TRAIN_IO.ceWeight], {}, 'ce');
     if (o.alpha > 0) {
@@ -156,7 +159,7 @@ export function buildTrainGraph(t: NetworkTable, o: TrainGraphOptions) {
     }
   }
   const one = (v: string) => g.reshape(v, [1]);
-  output(TRAIN_IO.losses, g.op('Concat', [one(loss), one(mse), one(ce)], { axis: 0 }, 'loss3'), [3]);
+  output(TRAIN_IO.losses, g.op('Concat', [one(loss), one(mse), one(ce || g.scalar(0))], { axis: 0 }, 'loss3'), [3]);
 
   const inputs: ValueInfoMessage[] = [
     floatValueInfo(TRAIN_IO.L, [N, 1, S, S], 'L / 100'),

@@ -1,8 +1,10 @@
 /**
- * Which training engine a run uses (`--engine tfjs|torch|auto`) and its setup:
+ * Which training engine a run uses (`--engine tfjs|torch|onnx|auto`) and its setup:
  * - tfjs (src/tfjs/): in this thread, on its `--backend` (wasm on the CPU, webgpu on a GPU through Dawn);
  * - torch (src/torch/): a PyTorch worker process per device, fed by this pipeline, data parallel across devices
  *   and machines;
+ * - onnx (src/onnx/): a training graph generated from the layer table, run by ONNX Runtime in this thread (CPU;
+ *   CUDA where ONNX Runtime's provider is installed; WebGPU through the API);
  * - auto: tfjs when a tfjs `--backend` is named; else torch when the Python (`--python`, $COLORPIPE_PYTHON,
  *   python3) has torch and it sees a CUDA GPU (the engine for speed and scale); otherwise tfjs, the
  *   pure-JavaScript engine, which needs nothing installed.
@@ -14,10 +16,11 @@ import { setupTfjs, type BackendChoice, type TfjsBackend } from '../tfjs/backend
 import { tfjsTrainEngine } from '../tfjs/train-engine.js';
 import { torchTrainEngine, type Precision, type RankPlace, type TorchDevice } from '../torch/engine.js';
 import { probeTorch, pythonOf } from '../torch/python.js';
+import { onnxTrainEngine, type OnnxTrainDevice } from '../onnx/train-engine.js';
 import type { TrainEngine } from '../network/train-engine.js';
 
-export type EngineChoice = 'auto' | 'tfjs' | 'torch';
-export const ENGINES: readonly EngineChoice[] = ['auto', 'tfjs', 'torch'];
+export type EngineChoice = 'auto' | 'tfjs' | 'torch' | 'onnx';
+export const ENGINES: readonly EngineChoice[] = ['auto', 'tfjs', 'torch', 'onnx'];
 
 export interface CreateEngineOptions {
   engine: EngineChoice;
@@ -28,8 +31,10 @@ export interface CreateEngineOptions {
   tfjsBackend?: TfjsBackend;
   /** tfjs webgpu: accept a software adapter. */
   softwareGpu?: boolean;
-  /** CPU threads: tfjs wasm's, or torch's. */
+  /** CPU threads: tfjs wasm's, torch's or ONNX Runtime's. */
   threads?: number;
+  /** onnx: ONNX Runtime's execution provider (default: cuda when `device` is cuda, else cpu). */
+  onnxDevice?: OnnxTrainDevice;
   /** torch: the Python, device, precision, torch.compile, data-parallel place, ranks on this machine, sync BN. */
   python?: string;
   device?: TorchDevice;
@@ -41,7 +46,7 @@ export interface CreateEngineOptions {
 }
 
 /** The engine `auto` resolves to here, and why (for the run's first line). */
-export async function resolveEngine(choice: EngineChoice, python?: string, backend?: BackendChoice): Promise<{ engine: 'tfjs' | 'torch'; why: string }> {
+export async function resolveEngine(choice: EngineChoice, python?: string, backend?: BackendChoice): Promise<{ engine: Exclude<EngineChoice, 'auto'>; why: string }> {
   if (choice !== 'auto') return { engine: choice, why: '' };
   // A tfjs backend asked for by name is a choice of tfjs.
   if (backend !== undefined && backend !== 'auto') return { engine: 'tfjs', why: '' };
@@ -70,10 +75,18 @@ export async function createTrainEngine(o: CreateEngineOptions): Promise<TrainEn
     return why ? { ...e, describe: `${e.describe} [${why}]` } : e;
   }
   if (o.dist && o.dist.world > 1) {
-    throw new EngineUnavailableError('Training on several devices or machines needs --engine torch (tfjs has no collective for gradients)');
+    throw new EngineUnavailableError(`Training on several devices or machines needs --engine torch (${engine} has no collective for gradients)`);
   }
   if ((o.precision && o.precision !== 'fp32') || o.compile || o.syncBn || (o.device && o.device !== 'auto') || o.python) {
     throw new InvalidOptionError(`--python, --device, --precision, --compile and --sync-bn are options of --engine torch (this run trains on tfjs${why ? `, ${why}` : ''})`);
+  }
+  if (engine === 'onnx') {
+    const e = await onnxTrainEngine({
+      config: o.config,
+      device: o.onnxDevice ?? (o.device === 'cuda' ? 'cuda' : 'cpu'),
+      ...(o.threads !== undefined ? { threads: o.threads } : {}),
+    });
+    return why ? { ...e, describe: `${e.describe} [${why}]` } : e;
   }
   const backend = o.tfjsBackend ?? (await setupTfjs({
     backend: o.backend ?? 'auto',
