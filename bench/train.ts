@@ -6,7 +6,8 @@
  *   node dist/bench/train.js --size 224 --width 1 --batch 8 --classes 205 --steps 3 --warmup 1
  *
  * Prints one JSON object. Warm-up steps are excluded from every rate. With `--engine torch`: the PyTorch engine's
- * whole pipeline against bare PyTorch instead (bench/train-torch.ts). `--profile` adds the per-kernel time of
+ * whole pipeline against bare PyTorch instead (bench/train-torch.ts); with `--engine onnx`: the ONNX Runtime engine
+ * against bare PyTorch and tfjs-wasm (bench/train-onnx.ts). `--profile` adds the per-kernel time of
  * one training step (tf.profile), sorted, which is where the engine spends its time.
  */
 import { spawnSync } from 'node:child_process';
@@ -252,9 +253,11 @@ function parseArgs(argv: string[]): BenchTrainOptions {
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const argv = process.argv.slice(2);
-  // `--engine torch`: the PyTorch engine's pipeline against bare PyTorch (train-torch.ts).
-  const torch = argv.includes('--engine') && argv[argv.indexOf('--engine') + 1] === 'torch';
-  (torch ? import('./train-torch.js').then((m) => m.benchTorch(m.parseTorchArgs(argv))) : benchTrain(parseArgs(argv)))
+  // `--engine torch`: the PyTorch engine's pipeline against bare PyTorch (train-torch.ts); `--engine onnx`: the
+  // ONNX Runtime engine against bare PyTorch and tfjs-wasm (train-onnx.ts).
+  const engine = argv.includes('--engine') ? argv[argv.indexOf('--engine') + 1] : undefined;
+  (engine === 'torch' ? import('./train-torch.js').then((m) => m.benchTorch(m.parseTorchArgs(argv)))
+    : engine === 'onnx' ? import('./train-onnx.js').then((m) => m.benchOnnx(m.parseOnnxArgs(argv))) : benchTrain(parseArgs(argv)))
     .then((r) => process.stdout.write(JSON.stringify(r, null, 2) + '\n'))
     .catch((err: unknown) => {
       process.stderr.write(`bench train: ${(err as Error).message}\n`);

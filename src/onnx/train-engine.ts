@@ -17,7 +17,7 @@ import type { Config } from '../config.js';
 import { EngineUnavailableError, InvalidOptionError } from '../core/errors.js';
 import type { LabBatch } from '../types.js';
 import { layerTable } from '../network/table.js';
-import { ADAM_BETA1, ADAM_BETA2, learningRateAt, slotNames } from '../network/training.js';
+import { ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON, learningRateAt, slotNames } from '../network/training.js';
 import { orderWeights, type NamedWeight } from '../network/weights.js';
 import type { Evaluation, OptimizerState, StepLosses, TrainEngine } from '../network/train-engine.js';
 import { initialWeights } from './init.js';
@@ -178,8 +178,15 @@ export async function onnxTrainEngine(o: OnnxTrainOptions): Promise<OnnxTrainEng
       const s = await sessionFor(b.size, 'train');
       const it = iterations + 1;
       const lr = learningRateAt(config.train, it);
-      feeds[TRAIN_IO.step] = tensor(Float32Array.of(optimizer === 'adam' ? lr / (1 - Math.pow(ADAM_BETA1, it)) : lr), []);
-      if (optimizer === 'adam') feeds[TRAIN_IO.ibc2] = tensor(Float32Array.of(1 / (1 - Math.pow(ADAM_BETA2, it))), []);
+      if (optimizer === 'adam') {
+        // train-graph.ts adam(): the denominator's scale and epsilon, divided by the step (0: no update).
+        const size = lr / (1 - Math.pow(ADAM_BETA1, it));
+        const ibc2 = 1 / (1 - Math.pow(ADAM_BETA2, it));
+        feeds[TRAIN_IO.rate] = tensor(Float32Array.of(size > 0 ? Math.sqrt(ibc2) / size : 0), []);
+        feeds[TRAIN_IO.epsilon] = tensor(Float32Array.of(size > 0 ? ADAM_EPSILON / size : Infinity), []);
+      } else {
+        feeds[TRAIN_IO.rate] = tensor(Float32Array.of(lr), []);
+      }
       await s.session.run({ ...s.feeds[cur as 0 | 1], ...feeds }, s.fetches[cur as 0 | 1]);
       cur = 1 - cur;
       iterations = it;

@@ -12,14 +12,14 @@
  * - batch norm: batch statistics, eps 1e-5; moving = momentum x moving + (1 - momentum) x batch statistic,
  *   with the unbiased batch variance (keras momentum 0.9);
  * - Adam (epsilon 1e-7): w' = w - step m' / (sqrt(v' ibc2) + eps), with step = lr_t / (1 - beta1^t) and
- *   ibc2 = 1 / (1 - beta2^t) fed per step (computed in double from the iteration count, as tfjs's engine
- *   does, so a resumed run continues exactly); Adadelta as torch and Keras have it;
+ *   ibc2 = 1 / (1 - beta2^t) (computed in double from the iteration count, as tfjs's engine does, so a resumed
+ *   run continues exactly, and fed per step); Adadelta as torch and Keras have it;
  * - the global path flattens NCHW: its first FC's rows are kept in that order (train-state.ts);
  * - fusion: the 1x1 convolution's kernel is split in the graph into its mid-level part (a Conv) and its global
  *   part (one Gemm per image, broadcast), the inference export's `split` form.
  */
 import type { NetworkTable, LayerSpec } from '../network/table.js';
-import { ADADELTA_EPSILON, ADADELTA_RHO, ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON, slotNames } from '../network/training.js';
+import { ADADELTA_EPSILON, ADADELTA_RHO, ADAM_BETA1, ADAM_BETA2, slotNames } from '../network/training.js';
 import { DEFAULT_OPSET, encodeModel, floatValueInfo, irVersionFor, type ValueInfoMessage } from './proto.js';
 import { stateEntries } from './train-state.js';
 import { DEFAULT_FORMULATION, TrainNodes, type Act, type Formulation } from './train-ops.js';
@@ -29,9 +29,10 @@ export const TRAIN_IO = {
   ab: 'ab',
   onehot: 'onehot',
   ceWeight: 'ce_weight',
-  /** Adam: lr_t / (1 - beta1^t) and 1 / (1 - beta2^t); Adadelta: lr_t. */
-  step: 'step_size',
-  ibc2: 'inverse_bias_correction2',
+  /** Adam (see adam()): sqrt(1 / (1 - beta2^t)) / step_t, step_t = lr_t / (1 - beta1^t); Adadelta: lr_t. */
+  rate: 'rate',
+  /** Adam: eps / step_t. */
+  epsilon: 'epsilon',
   losses: 'losses',
   pred: 'ab_pred',
 } as const;
@@ -179,8 +180,8 @@ export function buildTrainGraph(t: NetworkTable, o: TrainGraphOptions) {
     return { name: 'colorpipe_gradients', node: g.nodes, initializer: g.inits, input: inputs, output: outputs };
   }
   const [s0, s1] = slotNames(o.optimizer);
-  inputs.push(floatValueInfo(TRAIN_IO.step, []));
-  if (o.optimizer === 'adam') inputs.push(floatValueInfo(TRAIN_IO.ibc2, []));
+  inputs.push(floatValueInfo(TRAIN_IO.rate, []));
+  if (o.optimizer === 'adam') inputs.push(floatValueInfo(TRAIN_IO.epsilon, []));
   for (const e of entries) {
     if (!e.trainable) continue;
     const [a, b] = [`${e.name}/${s0}`, `${e.name}/${s1}`];
@@ -225,14 +226,16 @@ function fusion(g: TrainNodes, fu: LayerSpec, mid: Act, feats: Act): Act {
   return g.activation(fu.activation, { name: z, shape: local.shape }, fu.name);
 }
 
-/** Adam's update (optimizers.ts): returns the next weight, m and v. */
+/**
+ * Adam's update (optimizers.ts), w' = w - step m' / (sqrt(v' ibc2) + eps), written as w - m' / (sqrt(v') a + e)
+ * with a = sqrt(ibc2) / step and e = eps / step fed per step (one pass fewer). Returns the next weight, m and v.
+ */
 function adam(g: TrainNodes, w: string, m: string, v: string, grad: string): [string, string, string] {
   const m2 = g.op('Add', [g.op('Mul', [m, g.scalar(ADAM_BETA1)], {}, 'b1m'), g.op('Mul', [grad, g.scalar(1 - ADAM_BETA1)], {}, 'b1g')], {}, 'm_next');
   const g2 = g.op('Mul', [grad, grad], {}, 'g2');
   const v2 = g.op('Add', [g.op('Mul', [v, g.scalar(ADAM_BETA2)], {}, 'b2v'), g.op('Mul', [g2, g.scalar(1 - ADAM_BETA2)], {}, 'b2g')], {}, 'v_next');
-  const den = g.op('Add', [g.op('Sqrt', [g.op('Mul', [v2, TRAIN_IO.ibc2], {}, 'vhat')], {}, 'sqrt_vhat'), g.scalar(ADAM_EPSILON)], {}, 'den');
-  const upd = g.op('Div', [g.op('Mul', [m2, TRAIN_IO.step], {}, 'step_m'), den], {}, 'update');
-  return [g.op('Sub', [w, upd], {}, 'w_next'), m2, v2];
+  const den = g.op('Add', [g.op('Mul', [g.op('Sqrt', [v2], {}, 'sqrt_v'), TRAIN_IO.rate], {}, 'sqrt_v_a'), TRAIN_IO.epsilon], {}, 'den');
+  return [g.op('Sub', [w, g.op('Div', [m2, den], {}, 'update')], {}, 'w_next'), m2, v2];
 }
 
 /** Adadelta's update (Zeiler 2012, as torch and Keras; optimizers.ts). */
@@ -243,5 +246,5 @@ function adadelta(g: TrainNodes, w: string, ag: string, au: string, grad: string
   const ag2 = g.op('Add', [g.op('Mul', [ag, rho]), g.op('Mul', [g.op('Mul', [grad, grad]), rest])], {}, 'ag_next');
   const u = g.op('Mul', [g.op('Sqrt', [g.op('Div', [g.op('Add', [au, eps]), g.op('Add', [ag2, eps])])]), grad], {}, 'u');
   const au2 = g.op('Add', [g.op('Mul', [au, rho]), g.op('Mul', [g.op('Mul', [u, u]), rest])], {}, 'au_next');
-  return [g.op('Sub', [w, g.op('Mul', [u, TRAIN_IO.step])], {}, 'w_next'), ag2, au2];
+  return [g.op('Sub', [w, g.op('Mul', [u, TRAIN_IO.rate])], {}, 'w_next'), ag2, au2];
 }

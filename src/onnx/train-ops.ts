@@ -21,14 +21,17 @@ export interface Act {
 }
 
 export type WeightGradient = 'im2col' | 'taps';
+/** Where the weight gradient sums over the batch: `image` (per image, then summed), `channel` (one Gemm), `auto` (the cheaper). */
+export type WeightGradientOrder = 'auto' | 'image' | 'channel';
 export type InputGradient = 'flip' | 'transpose';
 
 export interface Formulation {
   wgrad: WeightGradient;
+  order?: WeightGradientOrder;
   dgrad: InputGradient;
 }
 
-export const DEFAULT_FORMULATION: Formulation = { wgrad: 'im2col', dgrad: 'flip' };
+export const DEFAULT_FORMULATION: Formulation = { wgrad: 'taps', order: 'auto', dgrad: 'flip' };
 
 /** TF 'same' pads (before, after) of one dimension (table.ts). */
 export function samePads(n: number, k: number, s: number): [number, number] {
@@ -95,10 +98,10 @@ export class TrainNodes extends Nodes {
     return this.op('Reshape', [x, this.ints(shape)], {}, hint);
   }
 
-  /** dy where y > 0, else 0: ReLU's gradient from its output. */
+  /** dy where y > 0, else 0: ReLU's gradient from its output (a 0/1 mask times dy: measured faster than Where). */
   reluGrad(y: string, dy: string): string {
-    const on = this.op('Greater', [y, this.scalar(0)], {}, 'relu_on');
-    return this.op('Where', [on, dy, this.scalar(0)], {}, 'drelu');
+    const on = this.op('Cast', [this.op('Greater', [y, this.scalar(0)], {}, 'relu_on')], { to: 1 }, 'relu_mask');
+    return this.op('Mul', [dy, on], {}, 'drelu');
   }
 
   /** ReLU, sigmoid or nothing, with its backward step. */
@@ -143,32 +146,41 @@ export class TrainNodes extends Nodes {
     return { name: y, shape: [g.N, O, g.Ho, g.Wo] };
   }
 
-  /** dL/dW [O, C, k, k] from the input x and the output gradient dy. */
+  /**
+   * dL/dW [O, C, k, k] from the input x and the output gradient dy: the input's k*k taps (shifted, strided
+   * slices of the padded input) against dy. Either per image (batched MatMul, then a sum over the batch) or, when
+   * the per-image products (N x O x C k^2 floats written, then summed) outweigh transposing the input and dy to
+   * channel-major order, one Gemm over the whole batch.
+   */
   kernelGrad(x: string, dy: string, g: ConvGeometry): string {
-    const { N, C, O, k, s, Ho, Wo, pads } = g;
+    const { N, C, H, W, O, k, s, Ho, Wo, pads } = g;
     const P = Ho * Wo;
-    const dy3 = this.reshape(dy, [N, O, P], 'dy3');
-    // Per image: dy [O, P] times the input's tap [P, C] (MatMul with a transposed operand: ORT fuses the Transpose).
+    const order = this.formulation.order ?? 'auto';
+    const major = order === 'channel' || (order === 'auto' && N * O * C * k * k > N * C * H * W + N * O * P);
+    const input = major ? this.op('Transpose', [x], { perm: [1, 0, 2, 3] }, 'x_cnhw') : x;
+    const dyMat = major ? this.reshape(this.op('Transpose', [dy], { perm: [1, 0, 2, 3] }, 'dy_onhw'), [O, N * P], 'dy2') : this.reshape(dy, [N, O, P], 'dy3');
+    /** dy times columns [rows, P] per image (or [rows, N P]): [O, rows]. */
     const against = (cols: string, rows: number) => {
-      const t = this.op('Transpose', [cols], { perm: [0, 2, 1] }, 'cols_t');
-      const perImage = this.op('MatMul', [dy3, t], {}, 'dw_n');
-      return this.reshape(this.reduce('ReduceSum', perImage, [0], false, 'dw'), [O, rows]);
+      if (major) return this.op('Gemm', [dyMat, this.reshape(cols, [rows, N * P])], { transB: 1 }, 'dw');
+      // MatMul with a transposed operand: ONNX Runtime fuses the Transpose into it.
+      const t = this.op('Transpose', [this.reshape(cols, [N, rows, P])], { perm: [0, 2, 1] }, 'cols_t');
+      return this.reshape(this.reduce('ReduceSum', this.op('MatMul', [dyMat, t], {}, 'dw_n'), [0], false, 'dw'), [O, rows]);
     };
-    if (k === 1 && s === 1) return this.reshape(against(this.reshape(x, [N, C, P]), C), [O, C, 1, 1], 'dkernel');
-    const padded = pads.some((p) => p > 0) ? this.op('Pad', [x, this.ints([0, 0, pads[0], pads[1], 0, 0, pads[2], pads[3]])], {}, 'xpad') : x;
+    if (k === 1 && s === 1) return this.reshape(against(input, C), [O, C, 1, 1], 'dkernel');
+    const padded = pads.some((p) => p > 0) ? this.op('Pad', [input, this.ints([0, 0, pads[0], pads[1], 0, 0, pads[2], pads[3]])], {}, 'xpad') : input;
     const taps: string[] = [];
     for (let kh = 0; kh < k; kh++) {
       for (let kw = 0; kw < k; kw++) {
-        const tap = this.op('Slice', [padded, this.ints([kh, kw]), this.ints([kh + s * (Ho - 1) + 1, kw + s * (Wo - 1) + 1]), this.ints([2, 3]), this.ints([s, s])], {}, 'tap');
-        taps.push(tap);
+        taps.push(this.op('Slice', [padded, this.ints([kh, kw]), this.ints([kh + s * (Ho - 1) + 1, kw + s * (Wo - 1) + 1]), this.ints([2, 3]), this.ints([s, s])], {}, 'tap'));
       }
     }
     if (this.formulation.wgrad === 'taps') {
-      const per = taps.map((tap) => this.reshape(against(this.reshape(tap, [N, C, P]), C), [O, C, 1]));
+      const per = taps.map((tap) => this.reshape(against(tap, C), [O, C, 1]));
       return this.reshape(this.op('Concat', per, { axis: 2 }, 'dw_taps'), [O, C, k, k], 'dkernel');
     }
-    const cols = this.op('Concat', taps.map((tap) => this.reshape(tap, [N, C, 1, P])), { axis: 2 }, 'im2col');
-    return this.reshape(against(this.reshape(cols, [N, C * k * k, P]), C * k * k), [O, C, k, k], 'dkernel');
+    // [C, k k, N P] channel-major, [N, C, k k, P] per image: rows in (c, kh, kw) order either way.
+    const cols = this.op('Concat', taps.map((tap) => this.reshape(tap, major ? [C, 1, N * P] : [N, C, 1, P])), { axis: major ? 1 : 2 }, 'im2col');
+    return this.reshape(against(cols, C * k * k), [O, C, k, k], 'dkernel');
   }
 
   /** dL/dx [N, C, H, W] from the output gradient and the kernel [O, C, k, k]. */
@@ -201,7 +213,9 @@ export class TrainNodes extends Nodes {
     const var4 = this.op('Mul', [this.reduce('ReduceSumSquare', xc, axes, true, `${hint}/ss`), this.scalar(1 / n)], {}, `${hint}/var`);
     const inv4 = this.op('Reciprocal', [this.op('Sqrt', [this.op('Add', [var4, this.scalar(eps)], {}, 'var_eps')], {}, 'std')], {}, `${hint}/inv`);
     const scale4 = this.op('Mul', [inv4, this.reshape(gamma, [1, C, 1, 1], 'gamma4')], {}, `${hint}/scale`);
-    const pre = this.op('Add', [this.op('Mul', [xc, scale4], {}, `${hint}/scaled`), this.reshape(beta, [1, C, 1, 1], 'beta4')], {}, `${hint}/pre`);
+    // gamma xc / sqrt(var + eps) + beta in one pass: inference-mode BatchNormalization of the centred input.
+    const variance = this.reshape(var4, [C], `${hint}/var1`);
+    const pre = this.op('BatchNormalization', [xc, gamma, beta, this.floats(new Array<number>(C).fill(0)), variance], { epsilon: eps }, `${hint}/pre`);
     const y = relu ? this.op('Relu', [pre], {}, `${hint}/relu`) : pre;
     this.record(() => {
       const dy = this.gradOf(y);
@@ -217,7 +231,7 @@ export class TrainNodes extends Nodes {
       const dx = this.op('Add', [this.op('Add', [this.op('Mul', [dz, scale4], {}, 'bn_adz'), this.op('Mul', [xc, b], {}, 'bn_bxc')], {}, 'bn_sum'), c], {}, 'dbn');
       this.accumulate(x.name, dx);
     });
-    return { y: { name: y, shape: x.shape }, mean: this.reshape(mean4, [C], `${hint}/mean1`), variance: this.reshape(var4, [C], `${hint}/var1`) };
+    return { y: { name: y, shape: x.shape }, mean: this.reshape(mean4, [C], `${hint}/mean1`), variance };
   }
 
   /** Dense layer: x [N, in] times kernel [in, out] plus bias; gradients to both and to x when `needDx`. */

@@ -1,7 +1,7 @@
 /**
  * The training graph's layers (src/onnx/train-ops.ts) run by ONNX Runtime, against central finite differences
  * of a nonlinear loss, sum(sin(layer(x)) * r), in float64: convolutions at stride 1 and 2 on even and odd sizes,
- * 3x3 and 1x1, in every formulation of their gradients; batch norm + ReLU in training mode. The whole network's
+ * 3x3 and 1x1, in every formulation of their gradients (per image and channel-major); batch norm + ReLU in training mode. The whole network's
  * gradients against the tfjs engine's are in train-engine.test.ts.
  */
 import { test } from 'node:test';
@@ -63,6 +63,7 @@ const CASES: ConvGeom[] = [
   { B: 2, H: 2, W: 2, C: 3, CO: 2, k: 3, s: 2, pad: 'same' },
   { B: 3, H: 1, W: 1, C: 4, CO: 3, k: 3, s: 1, pad: 'same' },
   { B: 2, H: 4, W: 3, C: 5, CO: 3, k: 1, s: 1, pad: 'same' },
+  { B: 2, H: 1, W: 2, C: 6, CO: 5, k: 1, s: 1, pad: 'same' },
 ];
 const FORMULATIONS: Formulation[] = [
   { wgrad: 'im2col', dgrad: 'flip' },
