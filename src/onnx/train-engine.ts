@@ -24,7 +24,7 @@ import { initialWeights } from './init.js';
 import { loadOrt } from './session.js';
 import { gradOf, nextOf, trainModel, TRAIN_IO, type TrainGraphOptions } from './train-graph.js';
 import type { Formulation } from './train-ops.js';
-import { newStateSet, readSlots, readWeights, slotView, stateEntries, weightView, type StateEntry, type StateSet } from './train-state.js';
+import { newStateSet, readSlots, readWeights, slotView, stateLayout, weightView, type StateEntry, type StateSet } from './train-state.js';
 
 export type OnnxTrainDevice = 'cpu' | 'webgpu' | 'cuda';
 
@@ -70,9 +70,10 @@ export async function onnxTrainEngine(o: OnnxTrainOptions): Promise<OnnxTrainEng
   const K = t.classifier.length ? t.numClasses : 0;
   const optimizer = config.train.optimizer === 'adadelta' ? 'adadelta' : 'adam';
   const [s0, s1] = slotNames(optimizer);
-  const entries = stateEntries(t);
+  const layout = stateLayout(t);
+  const { entries, groups } = layout;
   const trainable = entries.filter((e) => e.trainable);
-  const sets: [StateSet, StateSet] = [newStateSet(entries), newStateSet(entries)];
+  const sets: [StateSet, StateSet] = [newStateSet(layout), newStateSet(layout)];
   let cur = 0;
   let iterations = 0;
   const writeWeights = (ws: NamedWeight[]) => ws.forEach((w, i) => weightView(sets[cur], entries[i]!).set(entries[i]!.toGraph(w.data)));
@@ -105,10 +106,11 @@ export async function onnxTrainEngine(o: OnnxTrainOptions): Promise<OnnxTrainEng
       const f: Record<string, Ort.Tensor> = { [TRAIN_IO.losses]: tensor(losses, [3]) };
       if (mode !== 'train') return f;
       const into = sets[1 - c]!;
-      for (const e of entries) f[nextOf(e.name)] = tensor(weightView(into, e), e.graphShape);
-      for (const e of trainable) {
-        f[nextOf(`${e.name}/${s0}`)] = tensor(slotView(into, 0, e), e.graphShape);
-        f[nextOf(`${e.name}/${s1}`)] = tensor(slotView(into, 1, e), e.graphShape);
+      for (const group of groups) {
+        f[nextOf(group.name)] = tensor(weightView(into, group), [group.size]);
+        if (!group.trainable) continue;
+        f[nextOf(`${group.name}/${s0}`)] = tensor(slotView(into, 0, group), [group.size]);
+        f[nextOf(`${group.name}/${s1}`)] = tensor(slotView(into, 1, group), [group.size]);
       }
       return f;
     }) as Session['fetches'];
@@ -116,11 +118,14 @@ export async function onnxTrainEngine(o: OnnxTrainOptions): Promise<OnnxTrainEng
   };
   const stateFeeds = (set: StateSet, slots: boolean) => {
     const f: Record<string, Ort.Tensor> = {};
+    // Each weight for the layers, and (training) each group of weights and slots for the update: views of the same memory.
     for (const e of entries) f[e.name] = tensor(weightView(set, e), e.graphShape);
     if (slots) {
-      for (const e of trainable) {
-        f[`${e.name}/${s0}`] = tensor(slotView(set, 0, e), e.graphShape);
-        f[`${e.name}/${s1}`] = tensor(slotView(set, 1, e), e.graphShape);
+      for (const group of groups) {
+        f[group.name] = tensor(weightView(set, group), [group.size]);
+        if (!group.trainable) continue;
+        f[`${group.name}/${s0}`] = tensor(slotView(set, 0, group), [group.size]);
+        f[`${group.name}/${s1}`] = tensor(slotView(set, 1, group), [group.size]);
       }
     }
     return f;

@@ -21,7 +21,7 @@
 import type { NetworkTable, LayerSpec } from '../network/table.js';
 import { ADADELTA_EPSILON, ADADELTA_RHO, ADAM_BETA1, ADAM_BETA2, slotNames } from '../network/training.js';
 import { DEFAULT_OPSET, encodeModel, floatValueInfo, irVersionFor, type ValueInfoMessage } from './proto.js';
-import { stateEntries } from './train-state.js';
+import { stateLayout } from './train-state.js';
 import { DEFAULT_FORMULATION, TrainNodes, type Act, type Formulation } from './train-ops.js';
 
 export const TRAIN_IO = {
@@ -72,8 +72,11 @@ export function buildTrainGraph(t: NetworkTable, o: TrainGraphOptions) {
   const N = o.batch;
   const S = t.inputSize;
   const K = t.classifier.length ? t.numClasses : 0;
-  const entries = stateEntries(t);
+  const layout = stateLayout(t);
+  const entries = layout.entries;
   const outputs: ValueInfoMessage[] = [];
+  /** The next moving statistics, by weight name (written as one output, the group's). */
+  const movingNext = new Map<string, string>();
   const output = (name: string, value: string, dims: number[]) => {
     // The node computing it writes the output itself (an Identity would copy it); an input passed on is copied.
     if (!g.rename(value, name)) g.add('Identity', [value], name);
@@ -91,11 +94,11 @@ export function buildTrainGraph(t: NetworkTable, o: TrainGraphOptions) {
       return { name: relu ? g.op('Relu', [pre], {}, `${bn}/relu`) : pre, shape: y.shape };
     }
     const r = g.batchNormTrain(y, `${bn}/gamma`, `${bn}/beta`, t.bnEpsilon, relu, bn);
-    const [, C, H, W] = y.shape as [number, number, number, number];
+    const [, , H, W] = y.shape as [number, number, number, number];
     const n = N * H * W;
     const m = t.bnMomentum;
     const moving = (stat: string, batch: string) =>
-      output(nextOf(`${bn}/${stat}`), g.op('Add', [g.op('Mul', [`${bn}/${stat}`, g.scalar(m)], {}, 'mom'), g.op('Mul', [batch, g.scalar(1 - m)], {}, 'mom_new')], {}, `${bn}/${stat}_next`), [C]);
+      movingNext.set(`${bn}/${stat}`, g.op('Add', [g.op('Mul', [`${bn}/${stat}`, g.scalar(m)], {}, 'mom'), g.op('Mul', [batch, g.scalar(1 - m)], {}, 'mom_new')], {}, `${bn}/${stat}_next`));
     if (update) {
       moving('moving_mean', r.mean);
       moving('moving_variance', n > 1 ? g.op('Mul', [r.variance, g.scalar(n / (n - 1))], {}, `${bn}/unbiased`) : r.variance);
@@ -182,16 +185,24 @@ export function buildTrainGraph(t: NetworkTable, o: TrainGraphOptions) {
   const [s0, s1] = slotNames(o.optimizer);
   inputs.push(floatValueInfo(TRAIN_IO.rate, []));
   if (o.optimizer === 'adam') inputs.push(floatValueInfo(TRAIN_IO.epsilon, []));
-  for (const e of entries) {
-    if (!e.trainable) continue;
-    const [a, b] = [`${e.name}/${s0}`, `${e.name}/${s1}`];
-    inputs.push(floatValueInfo(a, e.graphShape), floatValueInfo(b, e.graphShape));
-    const grad = g.paramGrads.get(e.name);
-    // A weight the loss does not reach (the class head with alpha 0) keeps its value and slots, as in tfjs.
-    const next = grad ? (o.optimizer === 'adam' ? adam(g, e.name, a, b, grad) : adadelta(g, e.name, a, b, grad)) : [e.name, a, b];
-    output(nextOf(e.name), next[0], e.graphShape);
-    output(nextOf(a), next[1], e.graphShape);
-    output(nextOf(b), next[2], e.graphShape);
+  const flat = (v: string, size: number) => g.reshape(v, [size], 'flat');
+  const joined = (values: Array<[string, number]>, size: number) =>
+    values.length === 1 ? flat(values[0]![0], size) : g.op('Concat', values.map(([v, n]) => flat(v, n)), { axis: 0 }, 'group');
+  for (const group of layout.groups) {
+    inputs.push(floatValueInfo(group.name, [group.size]));
+    if (!group.trainable) {
+      output(nextOf(group.name), joined(group.entries.map((e) => [movingNext.get(e.name)!, e.size]), group.size), [group.size]);
+      continue;
+    }
+    const [a, b] = [`${group.name}/${s0}`, `${group.name}/${s1}`];
+    inputs.push(floatValueInfo(a, [group.size]), floatValueInfo(b, [group.size]));
+    // A weight the loss does not reach (the class head with alpha 0) gets a zero gradient, as in the PyTorch engine.
+    const grads = group.entries.map((e): [string, number] => [g.paramGrads.get(e.name) ?? g.op('ConstantOfShape', [g.ints([e.size])], {}, 'zero_grad'), e.size]);
+    const grad = joined(grads, group.size);
+    const next = o.optimizer === 'adam' ? adam(g, group.name, a, b, grad) : adadelta(g, group.name, a, b, grad);
+    output(nextOf(group.name), next[0], [group.size]);
+    output(nextOf(a), next[1], [group.size]);
+    output(nextOf(b), next[2], [group.size]);
   }
   return { name: 'colorpipe_train', node: g.nodes, initializer: g.inits, input: inputs, output: outputs };
 }

@@ -2,9 +2,13 @@
  * The ONNX training engine's state: every weight (batch-norm moving statistics included) and the optimizer's
  * two slots per trainable weight, kept in the training graph's layout (layout.ts: conv kernels [out, in, k, k],
  * the first global FC's rows in NCHW-flatten order) in three contiguous Float32Arrays, so that each weight's
- * graph input is a view (no copy when fed) and its next value is written by ONNX Runtime into the view of the
- * other set. Conversion to colorpipe's names and layout happens only when weights or slots cross the engine's
- * boundary (checkpoints, setWeights).
+ * graph input is a view (no copy when fed). Conversion to colorpipe's names and layout happens only when weights
+ * or slots cross the engine's boundary (checkpoints, setWeights).
+ *
+ * Groups: the graph updates the state by group, each a contiguous range of the arrays read as one more input
+ * (a view of the same memory) and written as one output into the other set: the small trainable weights
+ * together (one optimizer update instead of a dozen nodes per bias or batch-norm vector), each large one alone
+ * (no concatenation of its gradient), and the moving statistics together.
  */
 import type { NetworkTable } from '../network/table.js';
 import { weightSpecs, type NamedWeight } from '../network/weights.js';
@@ -26,17 +30,62 @@ export interface StateEntry {
   fromGraph(src: Float32Array, dst: Float32Array): void;
 }
 
-/** The state's entries in the canonical order (src/network/weights.ts weightSpecs). */
-export function stateEntries(t: NetworkTable): StateEntry[] {
-  const { side, channels } = flattenGeometry(t);
-  const firstFc = t.global.find((l) => l.kind === 'dense')!.name;
+/** Trainable weights with fewer values share one optimizer update (their gradients concatenated). */
+export const SMALL_WEIGHT = 65536;
+
+export interface StateGroup {
+  /** The graph input holding the group's weights (its slots: `<name>/<slot>`). */
+  name: string;
+  /** In the order of the arrays. */
+  entries: StateEntry[];
+  offset: number;
+  slotOffset: number;
+  size: number;
+  trainable: boolean;
+}
+
+export interface StateLayout {
+  /** The canonical order (src/network/weights.ts weightSpecs). */
+  entries: StateEntry[];
+  groups: StateGroup[];
+  weights: number;
+  slots: number;
+}
+
+/** The state's entries and groups for a network table (see the module comment). */
+export function stateLayout(t: NetworkTable): StateLayout {
+  const entries = stateEntries(t);
+  const trainable = entries.filter((e) => e.trainable);
+  const lists: Array<[string, StateEntry[], boolean]> = [
+    ['state/small', trainable.filter((e) => e.size < SMALL_WEIGHT), true],
+    ...trainable.filter((e) => e.size >= SMALL_WEIGHT).map((e): [string, StateEntry[], boolean] => [`state/${e.name}`, [e], true]),
+    ['state/moving', entries.filter((e) => !e.trainable), false],
+  ];
   let offset = 0;
   let slotOffset = 0;
+  const groups: StateGroup[] = [];
+  for (const [name, list, isTrainable] of lists) {
+    if (!list.length) continue;
+    const group: StateGroup = { name, entries: list, offset, slotOffset, size: 0, trainable: isTrainable };
+    for (const e of list) {
+      e.offset = offset + group.size;
+      if (isTrainable) e.slotOffset = slotOffset + group.size;
+      group.size += e.size;
+    }
+    offset += group.size;
+    if (isTrainable) slotOffset += group.size;
+    groups.push(group);
+  }
+  return { entries, groups, weights: offset, slots: slotOffset };
+}
+
+function stateEntries(t: NetworkTable): StateEntry[] {
+  const { side, channels } = flattenGeometry(t);
+  const firstFc = t.global.find((l) => l.kind === 'dense')!.name;
   return weightSpecs(t).map((s) => {
     const size = s.shape.reduce((a, b) => a * b, 1);
-    const base = { name: s.name, shape: s.shape, size, trainable: s.trainable, offset, slotOffset };
-    offset += size;
-    if (s.trainable) slotOffset += size;
+    // Offsets are set by stateLayout.
+    const base = { name: s.name, shape: s.shape, size, trainable: s.trainable, offset: 0, slotOffset: 0 };
     if (s.shape.length === 4) {
       const [k, , inC, out] = s.shape as [number, number, number, number];
       return {
@@ -68,21 +117,17 @@ export interface StateSet {
   slots: [Float32Array, Float32Array];
 }
 
-export function stateSize(entries: StateEntry[]): { weights: number; slots: number } {
-  const last = entries[entries.length - 1]!;
-  return { weights: last.offset + last.size, slots: entries.filter((e) => e.trainable).reduce((a, e) => a + e.size, 0) };
+export function newStateSet(layout: StateLayout): StateSet {
+  return { weights: new Float32Array(layout.weights), slots: [new Float32Array(layout.slots), new Float32Array(layout.slots)] };
 }
 
-export function newStateSet(entries: StateEntry[]): StateSet {
-  const n = stateSize(entries);
-  return { weights: new Float32Array(n.weights), slots: [new Float32Array(n.slots), new Float32Array(n.slots)] };
-}
-
-export function weightView(set: StateSet, e: StateEntry): Float32Array {
+/** The values of an entry or a group in a set's weights. */
+export function weightView(set: StateSet, e: Pick<StateEntry, 'offset' | 'size'>): Float32Array {
   return set.weights.subarray(e.offset, e.offset + e.size);
 }
 
-export function slotView(set: StateSet, slot: 0 | 1, e: StateEntry): Float32Array {
+/** The values of a trainable entry or group in one of a set's slots. */
+export function slotView(set: StateSet, slot: 0 | 1, e: Pick<StateEntry, 'slotOffset' | 'size'>): Float32Array {
   return set.slots[slot].subarray(e.slotOffset, e.slotOffset + e.size);
 }
 
