@@ -13,6 +13,7 @@
  */
 import { sameOut } from '../network/table.js';
 import { Nodes } from './nodes.js';
+import { floatTensor } from './proto.js';
 
 /** An activation: its tensor name and static NCHW (or [N, F]) shape. */
 export interface Act {
@@ -187,10 +188,11 @@ export class TrainNodes extends Nodes {
   inputGrad(dy: string, w: string, g: ConvGeometry): string {
     const { k, s, pads } = g;
     if (s === 1 && (this.formulation.dgrad === 'flip' || k === 1)) {
-      // The kernel flipped in both spatial axes, in and out swapped: [C, O, k, k].
-      const big = -(2 ** 31);
-      const flipped = k === 1 ? w : this.op('Slice', [w, this.ints([k - 1, k - 1]), this.ints([big, big]), this.ints([2, 3]), this.ints([-1, -1])], {}, 'wflip');
-      const wt = this.op('Transpose', [flipped], { perm: [1, 0, 2, 3] }, 'wflip_t');
+      // The kernel flipped in both spatial axes, in and out swapped: [C, O, k, k]. The flip is a product with the
+      // k^2 x k^2 exchange matrix (exact: one 1 per column), measured several times faster than a Slice with step -1.
+      const swapped = this.op('Transpose', [this.reshape(w, [g.O, g.C, k * k])], { perm: [1, 0, 2] }, 'w_t');
+      const exchange = Array.from({ length: k ** 4 }, (_, i) => (Math.floor(i / (k * k)) + (i % (k * k)) === k * k - 1 ? 1 : 0));
+      const wt = k === 1 ? this.reshape(swapped, [g.C, g.O, 1, 1]) : this.reshape(this.op('MatMul', [swapped, this.init(floatTensor(`exchange${k}`, [k * k, k * k], exchange))], {}, 'wflip'), [g.C, g.O, k, k]);
       const back: [number, number, number, number] = [k - 1 - pads[0], k - 1 - pads[1], k - 1 - pads[2], k - 1 - pads[3]];
       return this.op('Conv', [dy, wt], { kernel_shape: [k, k], strides: [1, 1], pads: back, dilations: [1, 1], group: 1 }, 'dx');
     }
