@@ -47,7 +47,7 @@ export const FLAGS = {
     kind: oneOf(ENGINES, 'auto'),
     value: 'E',
     help:
-      'auto (default: torch when its Python has torch and it sees a CUDA GPU, else tfjs)|tfjs (pure JavaScript, ' +
+      'auto (default: torch when its Python has torch and it sees a CUDA GPU, else onnx, else tfjs)|tfjs (pure JavaScript, ' +
       'this process)|torch (a PyTorch worker per device, fed by this pipeline)|onnx (a training graph on ONNX Runtime, ' +
       'this process: CPU, or --device cuda where its CUDA provider is installed)',
   },

@@ -6,8 +6,9 @@
  * - onnx (src/onnx/): a training graph generated from the layer table, run by ONNX Runtime in this thread (CPU;
  *   CUDA where ONNX Runtime's provider is installed; WebGPU through the API);
  * - auto: tfjs when a tfjs `--backend` is named; else torch when the Python (`--python`, $COLORPIPE_PYTHON,
- *   python3) has torch and it sees a CUDA GPU (the engine for speed and scale); otherwise tfjs, the
- *   pure-JavaScript engine, which needs nothing installed.
+ *   python3) has torch and it sees a CUDA GPU (the engine for speed and scale); otherwise onnx on the CPU (a
+ *   dependency: measured 3.6-4.4x tfjs-wasm, BENCHMARKS.md), or tfjs, the pure-JavaScript engine, where
+ *   onnxruntime-node does not load.
  */
 import type { Config } from '../config.js';
 import { EngineUnavailableError, InvalidOptionError } from '../core/errors.js';
@@ -17,6 +18,7 @@ import { tfjsTrainEngine } from '../tfjs/train-engine.js';
 import { torchTrainEngine, type Precision, type RankPlace, type TorchDevice } from '../torch/engine.js';
 import { probeTorch, pythonOf } from '../torch/python.js';
 import { onnxTrainEngine, type OnnxTrainDevice } from '../onnx/train-engine.js';
+import { loadOrt } from '../onnx/session.js';
 import type { TrainEngine } from '../network/train-engine.js';
 
 export type EngineChoice = 'auto' | 'tfjs' | 'torch' | 'onnx';
@@ -50,12 +52,19 @@ export async function resolveEngine(choice: EngineChoice, python?: string, backe
   if (choice !== 'auto') return { engine: choice, why: '' };
   // A tfjs backend asked for by name is a choice of tfjs.
   if (backend !== undefined && backend !== 'auto') return { engine: 'tfjs', why: '' };
+  let torch: string;
   try {
     const t = await probeTorch(pythonOf(python));
     if (t.cuda) return { engine: 'torch', why: `auto: torch ${t.torch} sees ${t.devices} CUDA device${t.devices === 1 ? '' : 's'}` };
-    return { engine: 'tfjs', why: `auto: torch ${t.torch} sees no CUDA device` };
+    torch = `torch ${t.torch} sees no CUDA device`;
   } catch (err) {
-    return { engine: 'tfjs', why: `auto: ${err instanceof InvalidOptionError ? 'no torch' : 'torch unavailable'}` };
+    torch = err instanceof InvalidOptionError ? 'no torch' : 'torch unavailable';
+  }
+  try {
+    await loadOrt();
+    return { engine: 'onnx', why: `auto: ${torch}` };
+  } catch (err) {
+    return { engine: 'tfjs', why: `auto: ${torch}; ${(err as EngineUnavailableError).short ?? 'onnxruntime-node unavailable'}` };
   }
 }
 
@@ -66,7 +75,8 @@ export async function resolveEngine(choice: EngineChoice, python?: string, backe
  */
 export async function createTrainEngine(o: CreateEngineOptions): Promise<TrainEngine> {
   oneOf(o.engine, 'options.engine', ENGINES);
-  const { engine, why } = await resolveEngine(o.engine, o.python, o.backend);
+  // A tfjs backend already set up is a choice of tfjs, as one named.
+  const { engine, why } = await resolveEngine(o.engine, o.python, o.tfjsBackend ? (o.tfjsBackend.name as BackendChoice) : o.backend);
   if (engine === 'torch') {
     const e = await torchTrainEngine({
       config: o.config,
