@@ -17,22 +17,17 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir, availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { applyOverrides, loadConfig, makeConfig, type Config } from '../src/config.js';
+import type { Config } from '../src/config.js';
 import { countParams, layerTable } from '../src/network/table.js';
 import type { TrainEngine } from '../src/network/train-engine.js';
 import type { Formulation } from '../src/onnx/train-ops.js';
 import { syntheticBatch } from '../test/helpers/batches.js';
-import { forEachArg } from './args.js';
+import { benchConfig, forEachArg, type BenchNetOptions } from './args.js';
 
 const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 type Framework = 'onnx' | 'torch' | 'tfjs';
 
-export interface BenchOnnxOptions {
-  config?: string;
-  size?: number;
-  width?: number;
-  batch?: number;
-  classes?: number;
+export interface BenchOnnxOptions extends BenchNetOptions {
   steps?: number;
   tfjsSteps?: number;
   warmup?: number;
@@ -40,13 +35,6 @@ export interface BenchOnnxOptions {
   threads?: number;
   frameworks?: Framework[];
   formulation?: Formulation;
-}
-
-function resolveConfig(o: BenchOnnxOptions): Config {
-  let c = o.config ? loadConfig(o.config) : makeConfig({ name: 'bench-tiny', model: { inputSize: 64, width: 0.25, numClasses: 0 }, train: { batch: 8 } });
-  c = applyOverrides(c, { size: o.size, width: o.width, batch: o.batch });
-  if (o.classes !== undefined) c.model.numClasses = o.classes;
-  return c;
 }
 
 /** One engine's measurement, in this (child) process: ms per step after the warm-up. */
@@ -96,7 +84,7 @@ function round(framework: Framework, config: Config, o: Required<Pick<BenchOnnxO
 }
 
 export async function benchOnnx(o: BenchOnnxOptions = {}): Promise<Record<string, unknown>> {
-  const config = resolveConfig(o);
+  const config = benchConfig(o);
   const opts = { ...o, steps: o.steps ?? 10, warmup: o.warmup ?? 2, threads: o.threads ?? availableParallelism() };
   const frameworks = o.frameworks ?? ['onnx', 'torch', 'tfjs'];
   const rounds = Math.max(1, o.rounds ?? 2);
@@ -139,29 +127,23 @@ export async function benchOnnx(o: BenchOnnxOptions = {}): Promise<Record<string
   };
 }
 
+/** Numeric flags and the options they set. */
+const NUMBERS = {
+  '--size': 'size', '--width': 'width', '--batch': 'batch', '--classes': 'classes', '--steps': 'steps',
+  '--tfjs-steps': 'tfjsSteps', '--warmup': 'warmup', '--rounds': 'rounds', '--threads': 'threads',
+} as const;
+
 export function parseOnnxArgs(argv: string[]): BenchOnnxOptions {
   const o: BenchOnnxOptions = {};
   forEachArg(argv, (a, next) => {
-    switch (a) {
-      case '--engine': next(); break;
-      case '--config': o.config = next(); break;
-      case '--size': o.size = Number(next()); break;
-      case '--width': o.width = Number(next()); break;
-      case '--batch': o.batch = Number(next()); break;
-      case '--classes': o.classes = Number(next()); break;
-      case '--steps': o.steps = Number(next()); break;
-      case '--tfjs-steps': o.tfjsSteps = Number(next()); break;
-      case '--warmup': o.warmup = Number(next()); break;
-      case '--rounds': o.rounds = Number(next()); break;
-      case '--threads': o.threads = Number(next()); break;
-      case '--frameworks': o.frameworks = next().split(',') as Framework[]; break;
-      case '--formulation': {
-        const [wgrad, order, dgrad] = next().split(',');
-        o.formulation = { wgrad, order, dgrad } as Formulation;
-        break;
-      }
-      default: throw new Error(`unknown option ${a}`);
-    }
+    if (a in NUMBERS) o[NUMBERS[a as keyof typeof NUMBERS]] = Number(next());
+    else if (a === '--config') o.config = next();
+    else if (a === '--frameworks') o.frameworks = next().split(',') as Framework[];
+    else if (a === '--formulation') {
+      const [wgrad, order, dgrad] = next().split(',');
+      o.formulation = { wgrad, order, dgrad } as Formulation;
+    } else if (a === '--engine') next();
+    else throw new Error(`unknown option ${a}`);
   });
   return o;
 }

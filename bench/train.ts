@@ -15,14 +15,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { applyOverrides, loadConfig, makeConfig, type Config } from '../src/config.js';
+import type { Config } from '../src/config.js';
 import { setupEngine, type BackendChoice } from '../src/tfjs/backend.js';
 import { buildColorizer, disposeColorizer } from '../src/tfjs/network.js';
 import { countParams, layerTable } from '../src/network/table.js';
 import { createTrainer } from '../src/tfjs/trainer.js';
 import { wasmHeapBytes } from '../src/tfjs/memory.js';
 import type { LabBatch } from '../src/types.js';
-import { forEachArg } from './args.js';
+import { benchConfig, forEachArg } from './args.js';
 
 export interface BenchTrainOptions {
   /** A config file (configs/*.json); default: tiny net of the issue (64px, width 1/4, no classes). */
@@ -82,20 +82,13 @@ function syntheticBatch(n: number, S: number, numClasses: number, seed: number):
   return { size: n, height: S, width: S, L, ab, cls, keys: [], positions: [] };
 }
 
-function resolveConfig(o: BenchTrainOptions): Config {
-  let c = o.config ? loadConfig(o.config) : makeConfig({ name: 'bench-tiny', model: { inputSize: 64, width: 0.25, numClasses: 0 }, train: { batch: 8 } });
-  c = applyOverrides(c, { size: o.size, width: o.width, batch: o.batch });
-  if (o.classes !== undefined) c.model.numClasses = o.classes;
-  return c;
-}
-
 function torchAvailable(python: string): boolean {
   const r = spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore' });
   return r.status === 0;
 }
 
 export async function benchTrain(o: BenchTrainOptions = {}): Promise<BenchTrainResult> {
-  const config = resolveConfig(o);
+  const config = benchConfig(o);
   const load0 = loadavg()[0]!;
   const steps = o.steps ?? 20;
   const predictSteps = o.predictSteps ?? steps;

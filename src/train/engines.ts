@@ -4,7 +4,7 @@
  * - torch (src/torch/): a PyTorch worker process per device, fed by this pipeline, data parallel across devices
  *   and machines;
  * - onnx (src/onnx/): a training graph generated from the layer table, run by ONNX Runtime in this thread (CPU;
- *   CUDA where ONNX Runtime's provider is installed; WebGPU through the API);
+ *   CUDA where ONNX Runtime's provider is installed; WebGPU with the API's onnxTrainEngine);
  * - auto: tfjs when a tfjs `--backend` is named; else torch when the Python (`--python`, $COLORPIPE_PYTHON,
  *   python3) has torch and it sees a CUDA GPU (the engine for speed and scale); otherwise onnx on the CPU (a
  *   dependency: measured 3.6-4.4x tfjs-wasm, BENCHMARKS.md), or tfjs, the pure-JavaScript engine, where
@@ -17,7 +17,7 @@ import { setupTfjs, type BackendChoice, type TfjsBackend } from '../tfjs/backend
 import { tfjsTrainEngine } from '../tfjs/train-engine.js';
 import { torchTrainEngine, type Precision, type RankPlace, type TorchDevice } from '../torch/engine.js';
 import { probeTorch, pythonOf } from '../torch/python.js';
-import { onnxTrainEngine, type OnnxTrainDevice } from '../onnx/train-engine.js';
+import { onnxTrainEngine } from '../onnx/train-engine.js';
 import { loadOrt } from '../onnx/session.js';
 import type { TrainEngine } from '../network/train-engine.js';
 
@@ -35,8 +35,6 @@ export interface CreateEngineOptions {
   softwareGpu?: boolean;
   /** CPU threads: tfjs wasm's, torch's or ONNX Runtime's. */
   threads?: number;
-  /** onnx: ONNX Runtime's execution provider (default: cuda when `device` is cuda, else cpu). */
-  onnxDevice?: OnnxTrainDevice;
   /** torch: the Python, device, precision, torch.compile, data-parallel place, ranks on this machine, sync BN. */
   python?: string;
   device?: TorchDevice;
@@ -87,13 +85,16 @@ export async function createTrainEngine(o: CreateEngineOptions): Promise<TrainEn
   if (o.dist && o.dist.world > 1) {
     throw new EngineUnavailableError(`Training on several devices or machines needs --engine torch (${engine} has no collective for gradients)`);
   }
-  if ((o.precision && o.precision !== 'fp32') || o.compile || o.syncBn || (o.device && o.device !== 'auto') || o.python) {
-    throw new InvalidOptionError(`--python, --device, --precision, --compile and --sync-bn are options of --engine torch (this run trains on tfjs${why ? `, ${why}` : ''})`);
+  // --device names ONNX Runtime's provider too (cpu, cuda).
+  const device = o.device && o.device !== 'auto' && engine !== 'onnx';
+  if ((o.precision && o.precision !== 'fp32') || o.compile || o.syncBn || device || o.python) {
+    const flags = engine === 'onnx' ? '--python, --precision, --compile and --sync-bn' : '--python, --device, --precision, --compile and --sync-bn';
+    throw new InvalidOptionError(`${flags} are options of --engine torch (this run trains on ${engine}${why ? `, ${why}` : ''})`);
   }
   if (engine === 'onnx') {
     const e = await onnxTrainEngine({
       config: o.config,
-      device: o.onnxDevice ?? (o.device === 'cuda' ? 'cuda' : 'cpu'),
+      device: o.device === 'cuda' ? 'cuda' : 'cpu',
       ...(o.threads !== undefined ? { threads: o.threads } : {}),
     });
     return why ? { ...e, describe: `${e.describe} [${why}]` } : e;

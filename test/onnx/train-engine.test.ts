@@ -18,13 +18,13 @@ import type { LabBatch } from '../../src/types.js';
 import { ROOT } from '../helpers/tar.js';
 import { syntheticBatch as batchOf } from '../helpers/batches.js';
 import { webgpuHere } from '../helpers/webgpu.js';
+import { assertStateRoundTrip, rel, sameWeights } from '../helpers/engines.js';
 
 const config = loadConfig(join(ROOT, 'configs', 'tiny.json'));
 const S = config.model.inputSize;
 const B = config.train.batch;
 const K = config.model.numClasses;
 const syntheticBatch = (seed: number, n = B) => batchOf(seed, n, S, K);
-const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-12);
 const relL2 = (a: Float32Array, b: Float32Array) => {
   let d = 0;
   let n = 0;
@@ -34,11 +34,6 @@ const relL2 = (a: Float32Array, b: Float32Array) => {
   }
   return d === 0 ? 0 : Math.sqrt(d / Math.max(n, 1e-30));
 };
-const bytes = (w: NamedWeight) => Buffer.from(w.data.buffer, w.data.byteOffset, w.data.byteLength);
-function sameWeights(a: NamedWeight[], b: NamedWeight[]): void {
-  assert.deepEqual(a.map((w) => w.name), b.map((w) => w.name));
-  for (let i = 0; i < a.length; i++) assert.ok(bytes(a[i]!).equals(bytes(b[i]!)), a[i]!.name);
-}
 
 /** The tfjs engine's gradients of the training loss (trainer.ts's definition) at its current weights. */
 function tfjsGradients(tfjs: TfjsTrainEngine, tf: typeof tfc, b: LabBatch): Map<string, Float32Array> {
@@ -119,14 +114,8 @@ test('on the tfjs engine\'s weights it evaluates, and steps, as the tfjs engine 
 });
 
 test('weights and optimizer state go out and back in bit for bit, and the tfjs engine\'s state is its to continue', async () => {
+  const state = await assertStateRoundTrip(onnx);
   const w = await onnx.weights();
-  await onnx.setWeights(w);
-  sameWeights(await onnx.weights(), w);
-  const state = await onnx.optimizerState();
-  await onnx.setOptimizerState(state);
-  const back = await onnx.optimizerState();
-  assert.equal(back.iterations, state.iterations);
-  sameWeights(back.slots, state.slots);
   // The same slots as the tfjs engine's (a checkpoint stores them by name).
   const names = (st: { slots: NamedWeight[] }) => st.slots.map((s) => s.name).sort();
   assert.deepEqual(names(state), names(await tfjs.optimizerState()));
