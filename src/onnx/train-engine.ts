@@ -87,7 +87,14 @@ export async function onnxTrainEngine(o: OnnxTrainOptions): Promise<OnnxTrainEng
     graphOptimizationLevel: 'all',
     // Errors only: ONNX Runtime's warnings about the generated graph are not the user's to act on.
     logSeverityLevel: 3,
-    ...(o.strictDevice && device !== 'cpu' ? { extra: { session: { disable_cpu_ep_fallback: '1' } } } : {}),
+    extra: {
+      session: {
+        // Idle intra-op threads sleep instead of spinning: the loader's decode processes share the cores (measured
+        // under load on 2 cores: steps 19-36% faster without spinning).
+        'intra_op.allow_spinning': '0',
+        ...(o.strictDevice && device !== 'cpu' ? { disable_cpu_ep_fallback: '1' } : {}),
+      },
+    },
   };
   const graphOf = (batch: number, mode: TrainGraphOptions['mode']) => trainModel(t, { batch, mode, optimizer, alpha: config.train.alpha, ...(o.formulation ? { formulation: o.formulation } : {}) });
   const tensor = (data: Float32Array, dims: readonly number[]) => new ort.Tensor('float32', data, dims);
