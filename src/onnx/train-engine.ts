@@ -125,12 +125,13 @@ export async function onnxTrainEngine(o: OnnxTrainOptions): Promise<OnnxTrainEng
   };
   const stateFeeds = (set: StateSet, slots: boolean) => {
     const f: Record<string, Ort.Tensor> = {};
-    // Each weight for the layers, and (training) each group of weights and slots for the update: views of the same memory.
+    // Each weight for the layers, and (training) each trainable group's weights and slots for the update: views of
+    // the same memory.
     for (const e of entries) f[e.name] = tensor(weightView(set, e), e.graphShape);
     if (slots) {
       for (const group of groups) {
-        f[group.name] = tensor(weightView(set, group), [group.size]);
         if (!group.trainable) continue;
+        f[group.name] = tensor(weightView(set, group), [group.size]);
         f[`${group.name}/${s0}`] = tensor(slotView(set, 0, group), [group.size]);
         f[`${group.name}/${s1}`] = tensor(slotView(set, 1, group), [group.size]);
       }

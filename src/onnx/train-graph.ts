@@ -189,13 +189,12 @@ export function buildTrainGraph(t: NetworkTable, o: TrainGraphOptions) {
   const joined = (values: Array<[string, number]>, size: number) =>
     values.length === 1 ? flat(values[0]![0], size) : g.op('Concat', values.map(([v, n]) => flat(v, n)), { axis: 0 }, 'group');
   for (const group of layout.groups) {
-    inputs.push(floatValueInfo(group.name, [group.size]));
     if (!group.trainable) {
       output(nextOf(group.name), joined(group.entries.map((e) => [movingNext.get(e.name)!, e.size]), group.size), [group.size]);
       continue;
     }
     const [a, b] = [`${group.name}/${s0}`, `${group.name}/${s1}`];
-    inputs.push(floatValueInfo(a, [group.size]), floatValueInfo(b, [group.size]));
+    inputs.push(floatValueInfo(group.name, [group.size]), floatValueInfo(a, [group.size]), floatValueInfo(b, [group.size]));
     // A weight the loss does not reach (the class head with alpha 0) gets a zero gradient, as in the PyTorch engine.
     const grads = group.entries.map((e): [string, number] => [g.paramGrads.get(e.name) ?? g.op('ConstantOfShape', [g.ints([e.size])], {}, 'zero_grad'), e.size]);
     const grad = joined(grads, group.size);

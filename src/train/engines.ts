@@ -7,7 +7,7 @@
  *   CUDA where ONNX Runtime's provider is installed; WebGPU with the API's onnxTrainEngine);
  * - auto: tfjs when a tfjs `--backend` is named; else torch when the Python (`--python`, $COLORPIPE_PYTHON,
  *   python3) has torch and it sees a CUDA GPU (the engine for speed and scale); otherwise onnx on the CPU (a
- *   dependency: measured 3.6-4.4x tfjs-wasm, BENCHMARKS.md), or tfjs, the pure-JavaScript engine, where
+ *   dependency: measured 2.6-4.7x tfjs-wasm, BENCHMARKS.md), or tfjs, the pure-JavaScript engine, where
  *   onnxruntime-node does not load.
  */
 import type { Config } from '../config.js';
