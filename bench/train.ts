@@ -6,7 +6,8 @@
  *   node dist/bench/train.js --size 224 --width 1 --batch 8 --classes 205 --steps 3 --warmup 1
  *
  * Prints one JSON object. Warm-up steps are excluded from every rate. With `--engine torch`: the PyTorch engine's
- * whole pipeline against bare PyTorch instead (bench/train-torch.ts). `--profile` adds the per-kernel time of
+ * whole pipeline against bare PyTorch instead (bench/train-torch.ts); with `--engine onnx`: the ONNX Runtime engine
+ * against bare PyTorch and tfjs-wasm (bench/train-onnx.ts). `--profile` adds the per-kernel time of
  * one training step (tf.profile), sorted, which is where the engine spends its time.
  */
 import { spawnSync } from 'node:child_process';
@@ -14,14 +15,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { applyOverrides, loadConfig, makeConfig, type Config } from '../src/config.js';
+import type { Config } from '../src/config.js';
 import { setupEngine, type BackendChoice } from '../src/tfjs/backend.js';
 import { buildColorizer, disposeColorizer } from '../src/tfjs/network.js';
 import { countParams, layerTable } from '../src/network/table.js';
 import { createTrainer } from '../src/tfjs/trainer.js';
 import { wasmHeapBytes } from '../src/tfjs/memory.js';
 import type { LabBatch } from '../src/types.js';
-import { forEachArg } from './args.js';
+import { benchConfig, forEachArg } from './args.js';
 
 export interface BenchTrainOptions {
   /** A config file (configs/*.json); default: tiny net of the issue (64px, width 1/4, no classes). */
@@ -81,20 +82,13 @@ function syntheticBatch(n: number, S: number, numClasses: number, seed: number):
   return { size: n, height: S, width: S, L, ab, cls, keys: [], positions: [] };
 }
 
-function resolveConfig(o: BenchTrainOptions): Config {
-  let c = o.config ? loadConfig(o.config) : makeConfig({ name: 'bench-tiny', model: { inputSize: 64, width: 0.25, numClasses: 0 }, train: { batch: 8 } });
-  c = applyOverrides(c, { size: o.size, width: o.width, batch: o.batch });
-  if (o.classes !== undefined) c.model.numClasses = o.classes;
-  return c;
-}
-
 function torchAvailable(python: string): boolean {
   const r = spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore' });
   return r.status === 0;
 }
 
 export async function benchTrain(o: BenchTrainOptions = {}): Promise<BenchTrainResult> {
-  const config = resolveConfig(o);
+  const config = benchConfig(o);
   const load0 = loadavg()[0]!;
   const steps = o.steps ?? 20;
   const predictSteps = o.predictSteps ?? steps;
@@ -252,9 +246,11 @@ function parseArgs(argv: string[]): BenchTrainOptions {
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const argv = process.argv.slice(2);
-  // `--engine torch`: the PyTorch engine's pipeline against bare PyTorch (train-torch.ts).
-  const torch = argv.includes('--engine') && argv[argv.indexOf('--engine') + 1] === 'torch';
-  (torch ? import('./train-torch.js').then((m) => m.benchTorch(m.parseTorchArgs(argv))) : benchTrain(parseArgs(argv)))
+  // `--engine torch`: the PyTorch engine's pipeline against bare PyTorch (train-torch.ts); `--engine onnx`: the
+  // ONNX Runtime engine against bare PyTorch and tfjs-wasm (train-onnx.ts).
+  const engine = argv.includes('--engine') ? argv[argv.indexOf('--engine') + 1] : undefined;
+  (engine === 'torch' ? import('./train-torch.js').then((m) => m.benchTorch(m.parseTorchArgs(argv)))
+    : engine === 'onnx' ? import('./train-onnx.js').then((m) => m.benchOnnx(m.parseOnnxArgs(argv))) : benchTrain(parseArgs(argv)))
     .then((r) => process.stdout.write(JSON.stringify(r, null, 2) + '\n'))
     .catch((err: unknown) => {
       process.stderr.write(`bench train: ${(err as Error).message}\n`);

@@ -75,6 +75,9 @@ export { exportOnnx, writeOnnx } from './onnx/export.js';
 export type { ExportOptions } from './onnx/export.js';
 export { loadOnnxColorizer, ONNX_DEVICES } from './onnx/session.js';
 export type { OnnxColorizer, OnnxDevice, OnnxEngineOptions, OnnxInput, OnnxPrediction } from './onnx/session.js';
+// The ONNX Runtime training engine, for trainGraph({ engine }) on a device `pipe train` does not offer (webgpu).
+export { onnxTrainEngine } from './onnx/train-engine.js';
+export type { OnnxTrainEngine, OnnxTrainOptions, OnnxTrainDevice } from './onnx/train-engine.js';
 export { createTrainer } from './tfjs/trainer.js';
 export { saveCheckpoint, latestCheckpoint } from './train/checkpoint.js';
 export { fileLoadHandler, fileSaveHandler } from './tfjs/io.js';

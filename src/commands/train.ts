@@ -47,8 +47,9 @@ export const FLAGS = {
     kind: oneOf(ENGINES, 'auto'),
     value: 'E',
     help:
-      'auto (default: torch when its Python has torch and it sees a CUDA GPU, else tfjs)|tfjs (pure JavaScript, ' +
-      'this process)|torch (a PyTorch worker per device, fed by this pipeline)',
+      'auto (default: torch when its Python has torch and it sees a CUDA GPU, else onnx, else tfjs)|tfjs (pure JavaScript, ' +
+      'this process)|torch (a PyTorch worker per device, fed by this pipeline)|onnx (a training graph on ONNX Runtime, ' +
+      'this process: CPU, or --device cuda where its CUDA provider is installed)',
   },
   backend: { option: 'backend', kind: oneOf(BACKENDS, 'auto'), value: 'B', help: "tfjs's backend: auto|tensorflow|webgpu|wasm|cpu (default auto)" },
   'software-gpu': {

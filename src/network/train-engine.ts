@@ -35,7 +35,7 @@ export interface OptimizerState {
   slots: NamedWeight[];
 }
 
-export type EngineRuntime = 'tfjs' | 'torch';
+export type EngineRuntime = 'tfjs' | 'torch' | 'onnx';
 
 export interface TrainEngine {
   readonly runtime: EngineRuntime;

@@ -22,8 +22,10 @@
  */
 import type { NetworkTable, LayerSpec } from '../network/table.js';
 import { sameOut } from '../network/table.js';
-import { floatTensor, floatValueInfo, int64Tensor, node, type GraphMessage, type NodeMessage, type TensorMessage } from './proto.js';
+import { floatTensor, floatValueInfo, int64Tensor, type GraphMessage } from './proto.js';
 import { ONNX_NAMES } from '../network/onnx-io.js';
+import { Nodes } from './nodes.js';
+import { hwioToOihw, nhwcRowOf, permuteRows } from './layout.js';
 
 /** The graph's input and output names (network/onnx-io.ts: the runtimes read them from there). */
 export { ONNX_NAMES };
@@ -47,29 +49,15 @@ function samePads(n: number | 'divisible', k: number, s: number): [number, numbe
   return [Math.floor(total / 2), total - Math.floor(total / 2)];
 }
 
-class GraphBuilder {
-  readonly nodes: NodeMessage[] = [];
-  readonly inits: TensorMessage[] = [];
-  private readonly have = new Set<string>();
-  constructor(private readonly weights: WeightReader, private readonly eps: number) {}
-
-  init(t: TensorMessage): string {
-    if (!this.have.has(t.name!)) {
-      this.have.add(t.name!);
-      this.inits.push(t);
-    }
-    return t.name!;
-  }
-
-  add(op: string, inputs: string[], output: string, attrs: Parameters<typeof node>[4] = {}): string {
-    this.nodes.push(node(op, inputs, [output], output, attrs));
-    return output;
+class GraphBuilder extends Nodes {
+  constructor(private readonly weights: WeightReader, private readonly eps: number) {
+    super();
   }
 
   /** W [out, in, k, k] and b [out] of a conv layer in ONNX order, its BN folded in. Shared by both paths. */
   private convParams(spec: LayerSpec): { w: string; b: string; inC: number } {
     const name = spec.name;
-    if (this.have.has(`${name}.weight`)) return { w: `${name}.weight`, b: `${name}.bias`, inC: this.inC.get(name)! };
+    if (this.has(`${name}.weight`)) return { w: `${name}.weight`, b: `${name}.bias`, inC: this.inC.get(name)! };
     const [kernel, bias] = this.weights(name);
     const k = spec.kernel!;
     const out = spec.out!;
@@ -85,16 +73,10 @@ class GraphBuilder {
         shift[o] = beta![o]! + s * (shift[o]! - mean![o]!);
       }
     }
-    const w = new Float32Array(out * inC * k * k);
     // tfjs [kh, kw, in, out] -> ONNX [out, in, kh, kw], scaled per output channel.
-    for (let y = 0; y < k; y++) {
-      for (let x = 0; x < k; x++) {
-        for (let i = 0; i < inC; i++) {
-          const src = ((y * k + x) * inC + i) * out;
-          for (let o = 0; o < out; o++) w[((o * inC + i) * k + y) * k + x] = kernel![src + o]! * scale[o]!;
-        }
-      }
-    }
+    const w = hwioToOihw(kernel!, k, inC, out);
+    const per = inC * k * k;
+    for (let i = 0; i < w.length; i++) w[i] = w[i]! * scale[Math.floor(i / per)]!;
     this.inC.set(name, inC);
     this.init(floatTensor(`${name}.weight`, [out, inC, k, k], w));
     this.init(floatTensor(`${name}.bias`, [out], Float32Array.from(shift)));
@@ -131,11 +113,7 @@ class GraphBuilder {
     const [kernel, bias] = this.weights(spec.name);
     const out = spec.out!;
     const inC = kernel!.length / out;
-    let k = kernel!;
-    if (rows) {
-      k = new Float32Array(kernel!.length);
-      for (let r = 0; r < inC; r++) k.set(kernel!.subarray(rows(r) * out, (rows(r) + 1) * out), r * out);
-    }
+    const k = rows ? permuteRows(kernel!, out, rows) : kernel!;
     const w = this.init(floatTensor(`${spec.name}.weight`, [inC, out], k));
     const b = this.init(floatTensor(`${spec.name}.bias`, [out], bias!));
     // Gemm's defaults: alpha = beta = 1, no transposes (the kernel is stored [in, out]).
@@ -177,10 +155,8 @@ export function buildGraph(t: NetworkTable, weights: WeightReader, options: Grap
       channels = spec.out!;
     } else if (spec.kind === 'flatten') {
       feats = g.add('Flatten', [feats], spec.name, { axis: 1 });
-      const hw = size * size;
-      const c = channels;
       // ONNX row (ch, p) of the [C, h, w] flatten is tfjs row p * C + ch of the [h, w, C] flatten.
-      rows = (r: number) => (r % hw) * c + Math.floor(r / hw);
+      rows = nhwcRowOf(size * size, channels);
     } else if (spec.kind === 'dense') {
       feats = g.dense(spec, feats, rows);
       rows = undefined;

@@ -1,11 +1,14 @@
 /**
- * Which training engine a run uses (`--engine tfjs|torch|auto`) and its setup:
+ * Which training engine a run uses (`--engine tfjs|torch|onnx|auto`) and its setup:
  * - tfjs (src/tfjs/): in this thread, on its `--backend` (wasm on the CPU, webgpu on a GPU through Dawn);
  * - torch (src/torch/): a PyTorch worker process per device, fed by this pipeline, data parallel across devices
  *   and machines;
+ * - onnx (src/onnx/): a training graph generated from the layer table, run by ONNX Runtime in this thread (CPU;
+ *   CUDA where ONNX Runtime's provider is installed; WebGPU with the API's onnxTrainEngine);
  * - auto: tfjs when a tfjs `--backend` is named; else torch when the Python (`--python`, $COLORPIPE_PYTHON,
- *   python3) has torch and it sees a CUDA GPU (the engine for speed and scale); otherwise tfjs, the
- *   pure-JavaScript engine, which needs nothing installed.
+ *   python3) has torch and it sees a CUDA GPU (the engine for speed and scale); otherwise onnx on the CPU (a
+ *   dependency: measured 2.6-4.7x tfjs-wasm, BENCHMARKS.md), or tfjs, the pure-JavaScript engine, where
+ *   onnxruntime-node does not load.
  */
 import type { Config } from '../config.js';
 import { EngineUnavailableError, InvalidOptionError } from '../core/errors.js';
@@ -14,10 +17,12 @@ import { setupTfjs, type BackendChoice, type TfjsBackend } from '../tfjs/backend
 import { tfjsTrainEngine } from '../tfjs/train-engine.js';
 import { torchTrainEngine, type Precision, type RankPlace, type TorchDevice } from '../torch/engine.js';
 import { probeTorch, pythonOf } from '../torch/python.js';
+import { onnxTrainEngine } from '../onnx/train-engine.js';
+import { loadOrt } from '../onnx/session.js';
 import type { TrainEngine } from '../network/train-engine.js';
 
-export type EngineChoice = 'auto' | 'tfjs' | 'torch';
-export const ENGINES: readonly EngineChoice[] = ['auto', 'tfjs', 'torch'];
+export type EngineChoice = 'auto' | 'tfjs' | 'torch' | 'onnx';
+export const ENGINES: readonly EngineChoice[] = ['auto', 'tfjs', 'torch', 'onnx'];
 
 export interface CreateEngineOptions {
   engine: EngineChoice;
@@ -28,7 +33,7 @@ export interface CreateEngineOptions {
   tfjsBackend?: TfjsBackend;
   /** tfjs webgpu: accept a software adapter. */
   softwareGpu?: boolean;
-  /** CPU threads: tfjs wasm's, or torch's. */
+  /** CPU threads: tfjs wasm's, torch's or ONNX Runtime's. */
   threads?: number;
   /** torch: the Python, device, precision, torch.compile, data-parallel place, ranks on this machine, sync BN. */
   python?: string;
@@ -41,16 +46,23 @@ export interface CreateEngineOptions {
 }
 
 /** The engine `auto` resolves to here, and why (for the run's first line). */
-export async function resolveEngine(choice: EngineChoice, python?: string, backend?: BackendChoice): Promise<{ engine: 'tfjs' | 'torch'; why: string }> {
+export async function resolveEngine(choice: EngineChoice, python?: string, backend?: BackendChoice): Promise<{ engine: Exclude<EngineChoice, 'auto'>; why: string }> {
   if (choice !== 'auto') return { engine: choice, why: '' };
   // A tfjs backend asked for by name is a choice of tfjs.
   if (backend !== undefined && backend !== 'auto') return { engine: 'tfjs', why: '' };
+  let torch: string;
   try {
     const t = await probeTorch(pythonOf(python));
     if (t.cuda) return { engine: 'torch', why: `auto: torch ${t.torch} sees ${t.devices} CUDA device${t.devices === 1 ? '' : 's'}` };
-    return { engine: 'tfjs', why: `auto: torch ${t.torch} sees no CUDA device` };
+    torch = `torch ${t.torch} sees no CUDA device`;
   } catch (err) {
-    return { engine: 'tfjs', why: `auto: ${err instanceof InvalidOptionError ? 'no torch' : 'torch unavailable'}` };
+    torch = err instanceof InvalidOptionError ? 'no torch' : 'torch unavailable';
+  }
+  try {
+    await loadOrt();
+    return { engine: 'onnx', why: `auto: ${torch}` };
+  } catch (err) {
+    return { engine: 'tfjs', why: `auto: ${torch}; ${(err as EngineUnavailableError).short ?? 'onnxruntime-node unavailable'}` };
   }
 }
 
@@ -61,7 +73,8 @@ export async function resolveEngine(choice: EngineChoice, python?: string, backe
  */
 export async function createTrainEngine(o: CreateEngineOptions): Promise<TrainEngine> {
   oneOf(o.engine, 'options.engine', ENGINES);
-  const { engine, why } = await resolveEngine(o.engine, o.python, o.backend);
+  // A tfjs backend already set up is a choice of tfjs, as one named.
+  const { engine, why } = await resolveEngine(o.engine, o.python, o.tfjsBackend ? (o.tfjsBackend.name as BackendChoice) : o.backend);
   if (engine === 'torch') {
     const e = await torchTrainEngine({
       config: o.config,
@@ -70,10 +83,21 @@ export async function createTrainEngine(o: CreateEngineOptions): Promise<TrainEn
     return why ? { ...e, describe: `${e.describe} [${why}]` } : e;
   }
   if (o.dist && o.dist.world > 1) {
-    throw new EngineUnavailableError('Training on several devices or machines needs --engine torch (tfjs has no collective for gradients)');
+    throw new EngineUnavailableError(`Training on several devices or machines needs --engine torch (${engine} has no collective for gradients)`);
   }
-  if ((o.precision && o.precision !== 'fp32') || o.compile || o.syncBn || (o.device && o.device !== 'auto') || o.python) {
-    throw new InvalidOptionError(`--python, --device, --precision, --compile and --sync-bn are options of --engine torch (this run trains on tfjs${why ? `, ${why}` : ''})`);
+  // --device names ONNX Runtime's provider too (cpu, cuda).
+  const device = o.device && o.device !== 'auto' && engine !== 'onnx';
+  if ((o.precision && o.precision !== 'fp32') || o.compile || o.syncBn || device || o.python) {
+    const flags = engine === 'onnx' ? '--python, --precision, --compile and --sync-bn' : '--python, --device, --precision, --compile and --sync-bn';
+    throw new InvalidOptionError(`${flags} are options of --engine torch (this run trains on ${engine}${why ? `, ${why}` : ''})`);
+  }
+  if (engine === 'onnx') {
+    const e = await onnxTrainEngine({
+      config: o.config,
+      device: o.device === 'cuda' ? 'cuda' : 'cpu',
+      ...(o.threads !== undefined ? { threads: o.threads } : {}),
+    });
+    return why ? { ...e, describe: `${e.describe} [${why}]` } : e;
   }
   const backend = o.tfjsBackend ?? (await setupTfjs({
     backend: o.backend ?? 'auto',

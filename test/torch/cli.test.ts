@@ -12,32 +12,8 @@ import { exited, finish, noStack, run, start } from '../helpers/cli.js';
 import { alive, descendants } from '../helpers/faults.js';
 import { waitFor } from '../helpers/wait.js';
 import { torchTests } from '../helpers/torch.js';
+import { SHARDS, assertMovesAndBack, losses, stepOf, tinyConfig, train, weights } from '../helpers/train-runs.js';
 import { freePort } from '../../src/torch/dist.js';
-
-const SHARDS = join(FIXTURES, 'shards', 'data-*.tar');
-
-/** configs/tiny.json logging every step, with a checkpoint every 4. */
-function tinyConfig(dir: string): string {
-  const tiny = JSON.parse(readFileSync(join(ROOT, 'configs', 'tiny.json'), 'utf8')) as { train: Record<string, unknown> };
-  const path = join(dir, 'tiny.json');
-  writeFileSync(path, JSON.stringify({ ...tiny, train: { ...tiny.train, logEvery: 1, checkpointEvery: 4 } }));
-  return path;
-}
-
-const train = (config: string, out: string, steps: number, ...more: string[]) =>
-  ['train', '--shards', SHARDS, '--config', config, '--steps', String(steps), '--out', out, '--quiet', '--processes', '1', '--threads', '1', ...more];
-
-const weights = (run: string) => readFileSync(join(run, 'model', 'weights.bin'));
-const stepOf = (run: string) => {
-  try {
-    return (JSON.parse(readFileSync(join(run, 'state.json'), 'utf8')) as { step: number }).step;
-  } catch {
-    return 0;
-  }
-};
-const losses = (run: string) => new Map(readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n')
-  .map((l) => JSON.parse(l) as { step: number; loss: number; type?: string; engine?: string })
-  .filter((l) => !l.type).map((l) => [l.step, l] as const));
 
 /** pids of `colorpipe` ranks and PyTorch workers under `pid`. */
 const family = (pid: number) => descendants(pid).filter((p) => {
@@ -74,23 +50,7 @@ torchTests('pipe train --engine torch', () => {
     assert.ok(weights(killed).equals(weights(ref)), 'the resumed run ends with the uninterrupted run\'s weights');
   });
 
-  test('a tfjs run resumes on torch and back; the losses go on without a jump', { timeout: 240_000 }, async (t) => {
-    const dir = tmpDir(t);
-    const config = tinyConfig(dir);
-    const [ref, moved] = [join(dir, 'ref'), join(dir, 'moved')];
-    const wasm = ['--engine', 'tfjs', '--backend', 'wasm'];
-    exited(await run(train(config, ref, 16, ...wasm)), 0);
-    exited(await run(train(config, moved, 8, ...wasm)), 0);
-    exited(await run(train(config, moved, 12, '--engine', 'torch', '--resume')), 0);
-    exited(await run(train(config, moved, 16, ...wasm, '--resume')), 0);
-    const [a, b] = [losses(moved), losses(ref)];
-    for (let s = 1; s <= 16; s++) {
-      const rel = Math.abs(a.get(s)!.loss - b.get(s)!.loss) / b.get(s)!.loss;
-      // The same weights, optimizer moments and batches on another engine: float rounding, amplified a little by Adam.
-      assert.ok(rel < 0.02, `step ${s} (${a.get(s)!.engine}): ${a.get(s)!.loss} vs ${b.get(s)!.loss}`);
-    }
-    assert.deepEqual([9, 12, 13].map((s) => a.get(s)!.engine), ['torch', 'torch', 'tfjs']);
-  });
+  test('a tfjs run resumes on torch and back; the losses go on without a jump', { timeout: 240_000 }, (t) => assertMovesAndBack(t, 'torch'));
 
   test('--devices 2 and two one-rank machines on 127.0.0.1 train the same weights; metrics say the global batch', { timeout: 240_000 }, async (t) => {
     const dir = tmpDir(t);

@@ -12,24 +12,17 @@ import { tfjsTrainEngine, type TfjsTrainEngine } from '../../src/tfjs/train-engi
 import { torchTrainEngine, type TorchTrainEngine } from '../../src/torch/engine.js';
 import { TorchWorker } from '../../src/torch/worker.js';
 import { shmDir } from '../../src/torch/ring.js';
-import type { NamedWeight } from '../../src/network/weights.js';
 import { alive } from '../helpers/faults.js';
 import { ROOT } from '../helpers/tar.js';
 import { torchTests } from '../helpers/torch.js';
 import { syntheticBatch as batchOf } from '../helpers/batches.js';
+import { assertStateRoundTrip, rel, sameWeights } from '../helpers/engines.js';
 
 const config = loadConfig(join(ROOT, 'configs', 'tiny.json'));
 const S = config.model.inputSize;
 const B = config.train.batch;
 
 const syntheticBatch = (seed: number) => batchOf(seed, B, S, config.model.numClasses);
-
-const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-12);
-
-function sameWeights(a: NamedWeight[], b: NamedWeight[]): void {
-  assert.deepEqual(a.map((w) => w.name), b.map((w) => w.name));
-  for (let i = 0; i < a.length; i++) assert.deepEqual(Buffer.from(a[i]!.data.buffer, a[i]!.data.byteOffset, a[i]!.data.byteLength), Buffer.from(b[i]!.data.buffer, b[i]!.data.byteOffset, b[i]!.data.byteLength), a[i]!.name);
-}
 
 torchTests('the PyTorch engine', (python) => {
   let torch: TorchTrainEngine;
@@ -63,14 +56,7 @@ torchTests('the PyTorch engine', (python) => {
   });
 
   test('weights and optimizer state go out and back in bit for bit, from either engine', async () => {
-    const w = await torch.weights();
-    await torch.setWeights(w);
-    sameWeights(await torch.weights(), w);
-    const state = await torch.optimizerState();
-    await torch.setOptimizerState(state);
-    const back = await torch.optimizerState();
-    assert.equal(back.iterations, state.iterations);
-    sameWeights(back.slots, state.slots);
+    await assertStateRoundTrip(torch);
     // The tfjs engine's state, named as a checkpoint names it, is the torch engine's to continue.
     const fromTfjs = await tfjs.optimizerState();
     await torch.setOptimizerState(fromTfjs);

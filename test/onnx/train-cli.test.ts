@@ -1,0 +1,42 @@
+/**
+ * `pipe train --engine onnx` as a user runs it (tiny network, CPU): its run checkpoints in colorpipe's format
+ * (colorize and export take it); SIGKILL then --resume ends with the uninterrupted run's weights, bit for bit; a
+ * run moves from tfjs to onnx and back without a jump in its losses.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { FIXTURES, tmpDir } from '../helpers/tar.js';
+import { exited, finish, run, start } from '../helpers/cli.js';
+import { waitFor } from '../helpers/wait.js';
+import { assertMovesAndBack, losses, stepOf, tinyConfig, train, weights } from '../helpers/train-runs.js';
+
+/** Long enough that the kill below lands mid-run (the tiny network trains a step in milliseconds). */
+const STEPS = 40;
+
+test('an onnx-trained run colorizes and exports; SIGKILL then --resume ends with the uninterrupted run\'s weights', { timeout: 240_000 }, async (t) => {
+  const dir = tmpDir(t);
+  const config = tinyConfig(dir);
+  const ref = join(dir, 'ref');
+  const r = await run(train(config, ref, STEPS, '--engine', 'onnx'));
+  exited(r, 0);
+  assert.match(r.stderr, /^colorpipe: training tiny from step 0: onnxruntime [\d.]+ cpu \(1 thread\), training graph$/m);
+  assert.doesNotMatch(r.stderr, /onnxruntime:/, 'no ONNX Runtime warnings reach the user');
+  assert.equal([...losses(ref).values()].at(-1)!.engine, 'onnx');
+  exited(await run(['colorize', '--in', join(FIXTURES, 'images'), '--out', join(dir, 'colorized'), '--model', ref, '--quiet']), 0);
+  exited(await run(['export', '--model', ref, '--out', join(dir, 'm.onnx'), '--quiet']), 0);
+  assert.ok(existsSync(join(dir, 'm.onnx')));
+
+  const killed = join(dir, 'killed');
+  const p = start(train(config, killed, STEPS, '--engine', 'onnx'));
+  const done = finish(p);
+  assert.ok(await waitFor(() => stepOf(killed) >= 4 || p.exitCode !== null, 120_000), 'a checkpoint was written');
+  p.kill('SIGKILL');
+  assert.equal((await done).signal, 'SIGKILL', 'killed before its end');
+  assert.ok(stepOf(killed) < STEPS);
+  exited(await run(train(config, killed, STEPS, '--engine', 'onnx', '--resume')), 0);
+  assert.ok(weights(killed).equals(weights(ref)), 'the resumed run ends with the uninterrupted run\'s weights');
+});
+
+test('a tfjs run resumes on onnx and back; the losses go on without a jump', { timeout: 240_000 }, (t) => assertMovesAndBack(t, 'onnx'));
