@@ -24,7 +24,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { loadConfig } from '../src/config.js';
-import { setupEngine, type BackendChoice } from '../src/tfjs/backend.js';
+import { setupTfjs, type BackendChoice } from '../src/tfjs/backend.js';
 import { buildColorizer, disposeColorizer, exportSourceOf } from '../src/tfjs/network.js';
 import { countParams } from '../src/network/table.js';
 import { colorizeGraph } from '../src/colorize/graph.js';
@@ -121,7 +121,7 @@ async function makeImages(dir: string, photos: string, size: number, n: number, 
 }
 
 export async function benchColorize(o: BenchColorizeOptions = {}): Promise<BenchColorizeResult> {
-  const engine = await setupEngine({ backend: o.backend ?? 'wasm', threads: o.engineThreads });
+  const engine = await setupTfjs({ backend: o.backend ?? 'wasm', threads: o.engineThreads });
   const modelConfig = o.paper
     ? loadConfig(fileURLToPath(new URL('../../configs/iizuka2016.json', import.meta.url))).model
     : { inputSize: 224, width: o.width ?? 0.25, numClasses: 0 };
@@ -186,7 +186,7 @@ export async function benchColorize(o: BenchColorizeOptions = {}): Promise<Bench
         const po = n / ((performance.now() - t0) / 1000);
         predictOnly = Math.max(predictOnly, po);
         // End to end.
-        const s = await colorizeGraph({ input, out, model: runner, engine, batch, resolution, threads, overwrite: true, quiet: true, log: null, ...(o.engineThreads ? { engineThreads: o.engineThreads } : {}) });
+        const s = await colorizeGraph({ input, out, model: runner, tfjsBackend: engine, batch, resolution, threads, overwrite: true, quiet: true, log: null, ...(o.engineThreads ? { engineThreads: o.engineThreads } : {}) });
         if (s.written !== n) throw new Error(`end to end wrote ${s.written} of ${n} (${JSON.stringify(s.failures.slice(0, 3))})`);
         rounds.push([round2(po), round2(s.imagesPerSecond)]);
         if (!best || s.imagesPerSecond > best.e2e) best = { e2e: s.imagesPerSecond, s };

@@ -1,17 +1,19 @@
 /**
- * `pipe bench fidelity [--json] [--steps N] [--full]`: does colorpipe train the network *correctly*? Trains it
- * (configs/demo.json, wasm) and the same network in PyTorch (the PyTorch engine's, bench/torch_fidelity.py)
+ * `pipe bench fidelity [--engine tfjs|onnx|torch] [--json] [--steps N] [--full]`: does colorpipe train the network
+ * *correctly*? Trains it (configs/demo.json; tfjs on wasm, or the engine named) and the same network in PyTorch
+ * float64 (the PyTorch engine's, bench/torch_fidelity.py)
  * from the same initial weights on the same batches with the same optimizer and learning rates, and compares
  * the per-step losses (issue 12; target: within 1% over the first 50 steps; the first step, a forward pass on
  * identical weights and data, must agree to float noise).
  *
  *   1. shards of demo/photos (as `pipe demo` makes them); colorpipe's initial weights (buildColorizer with the
- *      config's seed) in colorpipe's names and layout, which torch_fidelity.py converts as the engine does;
- *   2. colorpipe trains with trainGraph, the path `pipe train` and `pipe demo` run (loader processes, shuffle,
+ *      config's seed) in colorpipe's names and layout, which torch_fidelity.py converts as the engine does; the
+ *      engine under test starts from them (setWeights), whichever it is;
+ *   2. colorpipe trains with trainGraph on that engine, the path `pipe train` and `pipe demo` run (loader processes, shuffle,
  *      batch, prefetch), and every batch it trains on is dumped (bench/fidelity-data.ts);
- *   3. without --full: the dumped batches are replayed in this process through createTrainer from the same
- *      initial weights (its losses must equal trainGraph's bit for bit: the dump is exact) and its weights are
- *      saved after step 1 and step N;
+ *   3. without --full: the dumped batches are replayed through a second engine of the same kind from the same
+ *      initial weights (its losses must equal trainGraph's bit for bit: the dump is exact, the engines
+ *      deterministic) and its weights are saved after step 1 and step N; on tfjs, step 1's gradients too;
  *   4. PyTorch trains on the dump; per-step losses, weights after step 1 and N compared;
  *   5. --full (the demo's whole schedule): both final models colorize the 36 held-apart photos at the demo's
  *      resolution through colorpipe's own eval (src/eval.ts; the PyTorch weights loaded into a Colorizer), so
@@ -27,9 +29,10 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig, type Config } from '../src/config.js';
 import { Reporter } from '../src/core/errors.js';
 import { writeShards } from '../src/shard/graph.js';
-import { setupEngine, type Engine } from '../src/tfjs/backend.js';
+import { setupTfjs, type TfjsBackend } from '../src/tfjs/backend.js';
 import { buildColorizer, colorizerWeights, disposeColorizer, loadColorizer, saveColorizer, setColorizerWeights } from '../src/tfjs/network.js';
-import { createTrainer, type StepResult } from '../src/tfjs/trainer.js';
+import { createTrainEngine, type CreateEngineOptions } from '../src/train/engines.js';
+import type { StepLosses, TrainEngine } from '../src/network/train-engine.js';
 import { createOptimizer, ColorpipeAdam, ColorpipeAdadelta } from '../src/tfjs/optimizers.js';
 import type { NamedWeight } from '../src/network/weights.js';
 import type { LabBatch } from '../src/types.js';
@@ -43,7 +46,11 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const TARGET_REL = 0.01;
 const TARGET_DB = 0.15;
 
+export type FidelityEngine = 'tfjs' | 'onnx' | 'torch';
+
 export interface FidelityOptions {
+  /** The engine under test (default tfjs, on wasm). */
+  engine?: FidelityEngine;
   steps?: number;
   full?: boolean;
   /** Overrides the config's numClasses (the demo has none): exercises the classification loss too. */
@@ -80,7 +87,7 @@ export function weightDiffs(a: NamedWeight[], b: NamedWeight[], base?: NamedWeig
 }
 
 /** colorpipe's gradients of step 1's loss (trainer.ts's, on the initial weights), colorpipe's names and layout. */
-async function initialGrads(engine: Engine, config: Config, b: LabBatch): Promise<NamedWeight[]> {
+async function initialGrads(engine: TfjsBackend, config: Config, b: LabBatch): Promise<NamedWeight[]> {
   const tf = engine.tf;
   const c = buildColorizer(config.model, { seed: config.train.seed });
   const slots = c.infer.layers.flatMap((l) => l.weights).filter((w) => w.trainable).map((w) => ({ name: w.originalName, shape: [...w.shape] as number[], variable: w.read() as Variable }));
@@ -138,21 +145,31 @@ function optimizerSettings(config: Config) {
   return { settings, lr };
 }
 
-/** Replays the dump through createTrainer from the seed's initial weights; weights saved after `snapshots`. */
-async function replay(engine: Engine, config: Config, dumpDir: string, steps: number, snapshots: number[], out: string): Promise<StepResult[]> {
-  const c = buildColorizer(config.model, { seed: config.train.seed });
-  const trainer = createTrainer(c.train, config, engine.tf);
+/** The engine under test, from the initial weights (every engine starts where PyTorch does). */
+async function engineFrom(options: CreateEngineOptions, init: NamedWeight[]): Promise<TrainEngine> {
+  const e = await createTrainEngine(options);
+  try {
+    await e.setWeights(init);
+  } catch (err) {
+    await e.release();
+    throw err;
+  }
+  return e;
+}
+
+/** Replays the dump through a fresh engine from the initial weights; weights saved after `snapshots`. */
+async function replay(options: CreateEngineOptions, init: NamedWeight[], dumpDir: string, steps: number, snapshots: number[], out: string): Promise<StepLosses[]> {
+  const e = await engineFrom(options, init);
   const dump = openBatchDump(dumpDir);
-  const results: StepResult[] = [];
+  const results: StepLosses[] = [];
   try {
     for (let i = 0; i < steps; i++) {
-      results.push(await trainer.step(dump.batch(i)));
-      if (snapshots.includes(i + 1)) writeTensors(join(out, `colorpipe_after_${i + 1}`), await colorizerWeights(c));
+      results.push(await e.step(dump.batch(i)));
+      if (snapshots.includes(i + 1)) writeTensors(join(out, `colorpipe_after_${i + 1}`), await e.weights());
     }
   } finally {
     dump.close();
-    trainer.dispose();
-    disposeColorizer(c);
+    await e.release();
   }
   return results;
 }
@@ -165,45 +182,56 @@ export async function benchFidelity(o: FidelityOptions = {}): Promise<Record<str
   const steps = o.full ? config.train.steps : Math.min(o.steps ?? 50, config.train.steps);
   const dir = mkdtempSync(join(tmpdir(), 'colorpipe-fidelity-'));
   try {
-    const engine = await setupEngine({ backend: 'wasm' });
+    const engine = await setupTfjs({ backend: 'wasm' });
     const shards = await demoShards(dir);
     const init = buildColorizer(config.model, { seed: config.train.seed });
-    writeTensors(join(dir, 'init'), await colorizerWeights(init));
+    const initWeights = await colorizerWeights(init);
+    writeTensors(join(dir, 'init'), initWeights);
     const table = init.table;
     disposeColorizer(init);
 
-    // colorpipe: the real training graph, every batch dumped as it is trained on.
-    log(`colorpipe: ${steps} steps of ${config.name} (trainGraph, ${engine.describe})`);
+    // colorpipe: the real training graph on the engine under test, every batch dumped as it is trained on.
+    const engineOptions: CreateEngineOptions = { engine: o.engine ?? 'tfjs', config, tfjsBackend: engine };
+    if (o.engine === 'torch') engineOptions.python = o.python ?? '/usr/bin/python3';
+    const trained = await engineFrom(engineOptions, initWeights);
+    log(`colorpipe: ${steps} steps of ${config.name} (trainGraph, ${trained.describe})`);
     mkdirSync(join(dir, 'batches'));
     const dump = new BatchDump(join(dir, 'batches'), config.train.batch, config.model.inputSize);
-    const graphSteps: StepResult[] = [];
+    const graphSteps: StepLosses[] = [];
     const stop = new AbortController();
     const tTrain = performance.now();
-    await trainGraph({
-      shards: shards.train, valShards: shards.heldout, config, out: join(dir, 'run'), engine: 'tfjs', tfjsBackend: engine, quiet: true,
-      stop: stop.signal,
-      onBatch: (b, step) => {
-        if (step <= steps) dump.append(b);
-      },
-      onStep: (r) => {
-        if (r.step <= steps) graphSteps.push({ loss: r.loss, mse: r.mse, ce: r.ce });
-        if (r.step >= steps && steps < config.train.steps) stop.abort();
-      },
-    });
-    dump.close();
+    try {
+      await trainGraph({
+        shards: shards.train, valShards: shards.heldout, config, out: join(dir, 'run'), engine: trained, quiet: true,
+        stop: stop.signal,
+        onBatch: (b, step) => {
+          if (step <= steps) dump.append(b);
+        },
+        onStep: (r) => {
+          if (r.step <= steps) graphSteps.push({ loss: r.loss, mse: r.mse, ce: r.ce });
+          if (r.step >= steps && steps < config.train.steps) stop.abort();
+        },
+      });
+    } finally {
+      dump.close();
+      await trained.release();
+    }
     const colorpipeSeconds = (performance.now() - tTrain) / 1000;
+    const engineDescribe = trained.describe;
 
     const snapshots = o.full ? [steps] : [1, steps];
     let replayIdentical: boolean | undefined;
     const dumpDir = join(dir, 'batches');
-    {
+    // Step 1's gradients: tfjs's (the other engines return updated weights, not gradients).
+    const tfjsUnderTest = engineOptions.engine === 'tfjs';
+    if (tfjsUnderTest) {
       const d = openBatchDump(dumpDir);
       writeTensors(join(dir, 'colorpipe_grad_1'), await initialGrads(engine, config, d.batch(0)));
       d.close();
     }
     if (!o.full) {
-      log('colorpipe: replaying the dumped batches through createTrainer');
-      const again = await replay(engine, config, join(dir, 'batches'), steps, snapshots, dir);
+      log('colorpipe: replaying the dumped batches through a second engine');
+      const again = await replay(engineOptions, initWeights, dumpDir, steps, snapshots, dir);
       replayIdentical = again.every((r, i) => r.loss === graphSteps[i]!.loss && r.mse === graphSteps[i]!.mse);
     }
 
@@ -238,14 +266,14 @@ export async function benchFidelity(o: FidelityOptions = {}): Promise<Record<str
     const first = per.slice(0, 50);
     const maxRel = Math.max(...first.map((p) => p.rel));
     const floor = torch1.loss.slice(0, first.length).map((l, i) => rel(l, torch.loss[i]!));
-    const grads = weightDiffs(readTensors(join(dir, 'colorpipe_grad_1')), readTensors(join(dir, 'torch_grad_1')));
+    const grads = tfjsUnderTest ? weightDiffs(readTensors(join(dir, 'colorpipe_grad_1')), readTensors(join(dir, 'torch_grad_1'))) : null;
     const gradsFloor = weightDiffs(readTensors(join(dir, 'torchfloor_grad_1')), readTensors(join(dir, 'torch_grad_1')));
     const result: Record<string, unknown> = {
       config: { name: config.name, model: config.model, batch: config.train.batch, optimizer: settings, lr: config.train.lr, lrDecay: config.train.lrDecay, steps, alpha: config.train.alpha },
-      engine: engine.describe,
+      engine: engineDescribe,
       torch: { version: torch.torch, threads: torch.threads, reference: refDtype, floor: floorDtype },
       step1_rel_loss_diff: per[0]!.rel,
-      step1_grad_rel_l2: { max: Math.max(...grads.map((x) => x.rel)), worst: worst(grads, 3), [`pytorch_${floorDtype}`]: Math.max(...gradsFloor.map((x) => x.rel)) },
+      step1_grad_rel_l2: grads ? { max: Math.max(...grads.map((x) => x.rel)), worst: worst(grads, 3), [`pytorch_${floorDtype}`]: Math.max(...gradsFloor.map((x) => x.rel)) } : null,
       max_rel_loss_diff: maxRel,
       noise_floor_max_rel_loss_diff: Math.max(...floor),
       max_rel_loss_diff_steps: first.length,
@@ -277,7 +305,7 @@ export async function benchFidelity(o: FidelityOptions = {}): Promise<Record<str
       await saveColorizer(torchModel, join(dir, 'torch-model'));
       disposeColorizer(torchModel);
       const heldout = join(ROOT, 'demo', 'photos', 'heldout');
-      const evalOf = async (model: string) => (await evaluateFolder({ input: heldout, model, engine, log: null, resolution })).model.psnr;
+      const evalOf = async (model: string) => (await evaluateFolder({ input: heldout, model, tfjsBackend: engine, log: null, resolution })).model.psnr;
       const cp = await evalOf(join(dir, 'run', 'model'));
       const pt = await evalOf(join(dir, 'torch-model'));
       result['psnr'] = { resolution, images: 36, colorpipe: cp, pytorch: pt, diff_db: cp - pt, target_db: TARGET_DB, verdict: Math.abs(cp - pt) <= TARGET_DB ? 'pass' : 'fail' };
@@ -296,6 +324,12 @@ function parseArgs(argv: string[]): FidelityOptions & { json?: boolean } {
   const o: FidelityOptions & { json?: boolean } = {};
   forEachArg(argv, (a, next) => {
     switch (a) {
+      case '--engine': {
+        const e = next();
+        if (e !== 'tfjs' && e !== 'onnx' && e !== 'torch') throw new Error(`--engine: tfjs, onnx or torch, not ${e}`);
+        o.engine = e;
+        break;
+      }
       case '--steps': o.steps = Number(next()); break;
       case '--full': o.full = true; break;
       case '--json': o.json = true; break;

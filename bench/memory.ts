@@ -25,7 +25,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { loadConfig } from '../src/config.js';
-import { setupEngine } from '../src/tfjs/backend.js';
+import { setupTfjs } from '../src/tfjs/backend.js';
 import { buildColorizer, colorizerWeights, disposeColorizer } from '../src/tfjs/network.js';
 import { saveCheckpoint } from '../src/train/checkpoint.js';
 import { forEachArg } from './args.js';
@@ -68,7 +68,7 @@ async function main(o: Options): Promise<void> {
   try {
     // A model as `pipe train` writes it (untrained weights: memory does not depend on their values).
     const config = loadConfig(fileURLToPath(new URL(o.paper ? '../../configs/iizuka2016.json' : '../../configs/demo.json', import.meta.url)));
-    await setupEngine({ backend: 'cpu' });
+    await setupTfjs({ backend: 'cpu' });
     const net = buildColorizer(config.model, { seed: 1 });
     const runDir = path.join(dir, 'run');
     await saveCheckpoint({

@@ -19,7 +19,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../src/config.js';
-import { setupEngine } from '../src/tfjs/backend.js';
+import { setupTfjs } from '../src/tfjs/backend.js';
 import { buildColorizer, disposeColorizer, predictAb, type Colorizer, exportSourceOf } from '../src/tfjs/network.js';
 import { layerTable } from '../src/network/table.js';
 import { exportOnnx, type ExportOptions } from '../src/onnx/export.js';
@@ -94,7 +94,7 @@ export async function benchPredict(opts: BenchPredictOptions = {}): Promise<Reco
   const rounds = opts.rounds ?? 2;
   const python = opts.python ?? '/usr/bin/python3';
   const cores = os.availableParallelism();
-  const engine = await setupEngine({ backend: 'wasm', threads: cores });
+  const engine = await setupTfjs({ backend: 'wasm', threads: cores });
   const result: Record<string, unknown> = {
     bench: 'predict', cores, load: [loadavg()[0]], tfjs: engine.describe, steps: base.steps, warmup: base.warmup,
   };

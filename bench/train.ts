@@ -16,7 +16,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../src/config.js';
-import { setupEngine, type BackendChoice } from '../src/tfjs/backend.js';
+import { setupTfjs, type BackendChoice } from '../src/tfjs/backend.js';
 import { buildColorizer, disposeColorizer } from '../src/tfjs/network.js';
 import { countParams, layerTable } from '../src/network/table.js';
 import { createTrainer } from '../src/tfjs/trainer.js';
@@ -93,7 +93,7 @@ export async function benchTrain(o: BenchTrainOptions = {}): Promise<BenchTrainR
   const steps = o.steps ?? 20;
   const predictSteps = o.predictSteps ?? steps;
   const warmup = o.warmup ?? 3;
-  const engine = await setupEngine({ backend: o.backend ?? 'wasm', threads: o.threads });
+  const engine = await setupTfjs({ backend: o.backend ?? 'wasm', threads: o.threads });
   const { tf } = engine;
   const S = config.model.inputSize;
   const B = config.train.batch;

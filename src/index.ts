@@ -69,8 +69,8 @@ export type { Colorizer } from './tfjs/network.js';
 export type { TrainingScale } from './types.js';
 // tfjs custom layers: register them before tf.loadLayersModel opens a model.json saved by pipe train (browser too).
 export { registerLayers } from './tfjs/layers.js';
-export { setupEngine, BACKENDS } from './tfjs/backend.js';
-export type { Engine, BackendChoice } from './tfjs/backend.js';
+export { setupTfjs, BACKENDS } from './tfjs/backend.js';
+export type { TfjsBackend, TfjsBackendOptions, BackendChoice } from './tfjs/backend.js';
 export { exportOnnx, writeOnnx } from './onnx/export.js';
 export type { ExportOptions } from './onnx/export.js';
 export { loadOnnxColorizer, ONNX_DEVICES } from './onnx/session.js';

@@ -12,7 +12,7 @@ test("the public API resolves by the package's name, as a user imports it", asyn
   for (const name of [
     'pipeline', 'compose', 'shards', 'files', 'decode', 'lab', 'filter', 'shuffle', 'batch', 'prefetch', 'parallelMap',
     'groupByShape', 'progress', 'loader', 'loaderResumeFrom', 'trainGraph', 'colorizeGraph', 'colorizeBuffers',
-    'evaluateFolder', 'writeShards', 'buildColorizer', 'loadColorizer', 'saveColorizer', 'setupEngine', 'exportOnnx',
+    'evaluateFolder', 'writeShards', 'buildColorizer', 'loadColorizer', 'saveColorizer', 'setupTfjs', 'exportOnnx',
     'loadOnnxColorizer', 'onnxTrainEngine', 'loadRunner', 'registerLayers', 'rgbToLab', 'labToRgb', 'psnr', 'ColorpipeError', 'Reporter',
   ]) {
     assert.equal(typeof api[name], 'function', name);

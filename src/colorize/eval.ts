@@ -22,7 +22,7 @@ import { listImageFiles } from '../stages/files.js';
 import { promises as fsp } from 'node:fs';
 import { lightness } from '../color/lightness.js';
 import type { Resolution } from './image.js';
-import type { BackendChoice, Engine } from '../tfjs/backend.js';
+import type { BackendChoice, TfjsBackend } from '../tfjs/backend.js';
 import type { ColorizeModel, Runtime } from './runner.js';
 import type { OnnxDevice } from '../onnx/session.js';
 import { colorizeStream } from './graph.js';
@@ -57,7 +57,7 @@ export interface EvaluateFolderOptions {
   runtime?: Runtime;
   device?: OnnxDevice;
   backend?: BackendChoice;
-  engine?: Engine;
+  tfjsBackend?: TfjsBackend;
   onError?: OnError;
   /** Where bad-input lines go (default stderr; null: nowhere). */
   log?: ((line: string) => void) | null;
@@ -84,7 +84,7 @@ export async function evaluateFolder(o: EvaluateFolderOptions): Promise<EvalSumm
     resolution: o.resolution,
     batch: o.batch,
     backend: o.backend,
-    engine: o.engine,
+    tfjsBackend: o.tfjsBackend,
     runtime: o.runtime,
     device: o.device,
     reporter,

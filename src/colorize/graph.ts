@@ -108,7 +108,7 @@ async function openStream(o: StreamOptions): Promise<{ results: AsyncIterable<Co
   let style: Float32Array | undefined;
   try {
     const lo: LoadRunnerOptions = { runtime: o.runtime ?? 'auto', device: o.device ?? 'auto', backend: o.backend ?? 'auto' };
-    if (o.engine) lo.engine = o.engine;
+    if (o.tfjsBackend) lo.tfjsBackend = o.tfjsBackend;
     lo.threads = o.engineThreads ?? defaultEngineThreads();
     loaded = await loadRunner(o.model, lo);
     if (o.style !== undefined) style = await styleInput(o.style, loaded.globalSize, o.limitInputPixels);
@@ -229,7 +229,7 @@ export async function colorizeGraph(o: ColorizeOptions): Promise<ColorizeSummary
   let written = 0;
   if (plan.error !== undefined && !failStop(plan.error)) throw plan.error;
 
-  let backend = o.engine?.describe ?? '';
+  let backend = o.tfjsBackend?.describe ?? '';
   // What killed runs left in --out (their temp files, in any subdirectory), even when nothing is left to do.
   await cleanTempsTree(outRoot);
   if (!stopped && todo.length > 0) {

@@ -5,7 +5,7 @@
 import os from 'node:os';
 import type { OnError, Reporter } from '../core/errors.js';
 import { invalidOption, object, oneOf, positiveInt } from '../core/validate.js';
-import type { BackendChoice, Engine } from '../tfjs/backend.js';
+import type { BackendChoice, TfjsBackend } from '../tfjs/backend.js';
 import { FORMATS, checkQuality, type FormatChoice } from './formats.js';
 import { checkResolution, type Resolution } from './image.js';
 import { DEFAULT_TILE, checkTile } from './tiles.js';
@@ -75,8 +75,8 @@ export interface ColorizeCommonOptions {
   device?: OnnxDevice;
   /** The tfjs backend (`--backend`), when the runtime is tfjs. */
   backend?: BackendChoice;
-  /** A tfjs engine already set up (its `tf` must be the one the model was built on). */
-  engine?: Engine;
+  /** A tfjs backend already set up (its `tf` must be the one the model was built on). */
+  tfjsBackend?: TfjsBackend;
   /**
    * ONNX Runtime's CPU threads (default: cores - 1, at least 1: the engine gets the cores the decode and encode
    * workers leave free while it predicts).

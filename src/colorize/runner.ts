@@ -16,7 +16,7 @@ import path from 'node:path';
 import { EngineUnavailableError, InvalidOptionError } from '../core/errors.js';
 import { MODEL_RULE, RUN_RULE, insideFolder } from '../core/inside.js';
 import type { Runner } from '../network/runner.js';
-import { setupEngine, type BackendChoice, type Engine } from '../tfjs/backend.js';
+import { setupTfjs, type BackendChoice, type TfjsBackend } from '../tfjs/backend.js';
 import { exportSourceOf, type Colorizer } from '../tfjs/network.js';
 import { loadTfjsRunner, tfjsRunner, type InferenceModel, type SplitColorizer } from '../tfjs/runner.js';
 import { exportOnnx } from '../onnx/export.js';
@@ -41,8 +41,8 @@ export interface LoadRunnerOptions {
   device?: OnnxDevice;
   /** The tfjs backend (default auto), when the runtime is tfjs. */
   backend?: BackendChoice;
-  /** A tfjs engine already set up (its `tf` must be the one an in-memory model was built on). */
-  engine?: Engine;
+  /** A tfjs backend already set up (its `tf` must be the one an in-memory model was built on). */
+  tfjsBackend?: TfjsBackend;
   /** CPU threads for ONNX Runtime (default: the cores; colorize leaves one to its workers). */
   threads?: number;
 }
@@ -85,8 +85,8 @@ function onnxOptions(o: LoadRunnerOptions): OnnxEngineOptions {
   return o.threads === undefined ? { device: o.device ?? 'auto' } : { device: o.device ?? 'auto', threads: o.threads };
 }
 
-async function tfjsEngine(o: LoadRunnerOptions): Promise<Engine> {
-  return o.engine ?? (await setupEngine({ backend: o.backend ?? 'auto' }));
+async function tfjsBackendOf(o: LoadRunnerOptions): Promise<TfjsBackend> {
+  return o.tfjsBackend ?? (await setupTfjs({ backend: o.backend ?? 'auto' }));
 }
 
 /**
@@ -110,7 +110,7 @@ export async function loadRunner(m: ColorizeModel, o: LoadRunnerOptions = {}): P
     return onnxRunner(m, { owned: false });
   }
   if (typeof m !== 'string') {
-    if (runtime !== 'onnx') return tfjsRunner(m, await tfjsEngine(o));
+    if (runtime !== 'onnx') return tfjsRunner(m, await tfjsBackendOf(o));
     if (!isColorizer(m)) throw new InvalidOptionError('Expected a Colorizer for the onnx runtime (a bare LayersModel cannot be exported)');
     return loadOnnxRunner(exportOnnx(await exportSourceOf(m), { trainingScale: m.trainingScale }), onnxOptions(o), { trainingScale: m.trainingScale });
   }
@@ -124,8 +124,8 @@ export async function loadRunner(m: ColorizeModel, o: LoadRunnerOptions = {}): P
       return await cachedOnnxRunner(file, onnxOptions(o));
     } catch (err) {
       if (runtime === 'onnx' || !(err instanceof EngineUnavailableError)) throw err;
-      return loadTfjsRunner(file, await tfjsEngine(o), { note: ` [auto: onnx: ${err.short}]` });
+      return loadTfjsRunner(file, await tfjsBackendOf(o), { note: ` [auto: onnx: ${err.short}]` });
     }
   }
-  return loadTfjsRunner(file, await tfjsEngine(o));
+  return loadTfjsRunner(file, await tfjsBackendOf(o));
 }

@@ -17,7 +17,7 @@ import { writeShards } from '../shard/graph.js';
 import { trainGraph } from '../train/graph.js';
 import { colorizeGraph } from '../colorize/graph.js';
 import { evaluateFolder, formatEvalTable, type EvalSummary } from '../colorize/eval.js';
-import { setupEngine } from '../tfjs/backend.js';
+import { setupTfjs } from '../tfjs/backend.js';
 import { writeReport, makeGrid, type RgbImage } from '../train/report.js';
 import { splitLab, mergeLab } from '../color/lab.js';
 import { listImageFiles } from '../stages/files.js';
@@ -87,7 +87,7 @@ async function demo(v: Values<typeof FLAGS>, out: string, photos: string, config
     // 2. Train, within the time limit (continues an earlier demo run): on ONNX Runtime, the fastest CPU engine
     // (BENCHMARKS.md), or on tfjs when its --backend is named. Colorizing and evaluating run on tfjs, as before.
     log('[2/4] training');
-    const engine = await setupEngine({ backend });
+    const engine = await setupTfjs({ backend });
     const limit = new AbortController();
     const timer = setTimeout(() => limit.abort(), minutes * 60_000);
     const onStop = () => limit.abort();
@@ -114,12 +114,12 @@ async function demo(v: Values<typeof FLAGS>, out: string, photos: string, config
     // 3. Colorize the held-apart photos, as `pipe colorize --model runs/demo` would: no resolution given.
     log(`[3/4] colorizing the held-apart photos (local path at the training scale: short side ${config.augment.resize} px; output at full size)`);
     const colorized = join(out, 'colorized');
-    const summary = await colorizeGraph({ input: join(photos, 'heldout'), out: colorized, model: join(out, 'model'), engine, overwrite: true, quiet: true, stop });
+    const summary = await colorizeGraph({ input: join(photos, 'heldout'), out: colorized, model: join(out, 'model'), tfjsBackend: engine, overwrite: true, quiet: true, stop });
     if (stop.aborted) return 0;
 
     // 4. Evaluate and report.
     log('[4/4] evaluating');
-    const ev = await evaluateFolder({ input: join(photos, 'heldout'), model: join(out, 'model'), engine, log: null, signal: stop });
+    const ev = await evaluateFolder({ input: join(photos, 'heldout'), model: join(out, 'model'), tfjsBackend: engine, log: null, signal: stop });
     const grid = await heldoutGrid(join(photos, 'heldout'), colorized, 12);
     await writeFileAtomic(join(out, 'heldout.png'), grid);
     await writeReport({ runDir: out, title: 'colorpipe demo', extraHtml: demoHtml(ev, summary.written) });

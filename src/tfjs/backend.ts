@@ -1,5 +1,5 @@
 /**
- * Engine (tfjs backend) selection: `--backend auto|tensorflow|webgpu|wasm|cpu`.
+ * tfjs backend selection: `--backend auto|tensorflow|webgpu|wasm|cpu`.
  *
  * The whole project uses ONE @tensorflow/tfjs-core instance (imported as '@tensorflow/tfjs-core', never through
  * the '@tensorflow/tfjs' umbrella): a backend registered into another copy of tfjs-core would be invisible.
@@ -288,8 +288,3 @@ export async function setupTfjs(options: TfjsBackendOptions = {}): Promise<TfjsB
     }
   }
 }
-
-/** Older names of setupTfjs and its types. */
-export const setupEngine = setupTfjs;
-export type Engine = TfjsBackend;
-export type EngineOptions = TfjsBackendOptions;

@@ -14,7 +14,7 @@
  * internal ops such as conv2DBackpropFilter) are provided below as thin `runKernel` wrappers, as tfjs defines
  * them. A gradient whose imports cannot be resolved is skipped and listed by `registerAllGradients()`.
  *
- * Called by setupEngine; idempotent.
+ * Called by setupTfjs; idempotent.
  */
 import { createRequire } from 'node:module';
 import { readdirSync, readFileSync } from 'node:fs';

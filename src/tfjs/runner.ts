@@ -14,7 +14,7 @@ import { InvalidOptionError, reasonOf } from '../core/errors.js';
 import { invalidOption } from '../core/validate.js';
 import type { TrainingScale } from '../types.js';
 import type { Runner, RunResult, RunShape } from '../network/runner.js';
-import type { Engine } from './backend.js';
+import type { TfjsBackend } from './backend.js';
 import { disposeColorizer, loadColorizer, type Colorizer } from './network.js';
 
 /** What the runner needs of a tfjs LayersModel. */
@@ -31,7 +31,7 @@ export interface SplitColorizer {
   trainingScale?: TrainingScale;
 }
 
-/** What the runner needs of tfjs-core (Engine.tf). */
+/** What the runner needs of tfjs-core (TfjsBackend.tf). */
 export interface RunnerTf {
   tensor4d(values: Float32Array, shape: [number, number, number, number]): Tensor;
   tidy<T extends Tensor | Tensor[]>(fn: () => T): T;
@@ -90,9 +90,9 @@ const first = (y: Tensor | Tensor[]): Tensor => (Array.isArray(y) ? y[0]! : y);
 /**
  * A runner over a model in memory, on the engine it was built on.
  * @throws InvalidOptionError for a model without the two inputs or an engine without tfjs-core.
- * @example const runner = tfjsRunner(buildColorizer(config), await setupEngine({ backend: 'wasm' }));
+ * @example const runner = tfjsRunner(buildColorizer(config), await setupTfjs({ backend: 'wasm' }));
  */
-export function tfjsRunner(model: SplitColorizer | InferenceModel, engine: Pick<Engine, 'describe'> & { tf: RunnerTf }, options: TfjsRunnerOptions = {}): Runner {
+export function tfjsRunner(model: SplitColorizer | InferenceModel, engine: Pick<TfjsBackend, 'describe'> & { tf: RunnerTf }, options: TfjsRunnerOptions = {}): Runner {
   const tf = engine?.tf;
   if (!tf || typeof tf.tensor4d !== 'function' || typeof tf.tidy !== 'function') throw invalidOption('engine.tf', 'tfjs-core', tf);
   const split = isSplit(model) ? model : null;
@@ -144,7 +144,7 @@ export function tfjsRunner(model: SplitColorizer | InferenceModel, engine: Pick<
  * The runner of a model.json on a tfjs engine; release frees the model.
  * @throws InvalidOptionError naming the file when it cannot be loaded.
  */
-export async function loadTfjsRunner(file: string, engine: Engine, options: Omit<TfjsRunnerOptions, 'dispose'> = {}): Promise<Runner> {
+export async function loadTfjsRunner(file: string, engine: TfjsBackend, options: Omit<TfjsRunnerOptions, 'dispose'> = {}): Promise<Runner> {
   let c: Colorizer;
   try {
     c = await loadColorizer(file);

@@ -5,7 +5,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { evaluateFolder, formatEvalTable } from '../../src/colorize/eval.js';
 import { psnr, colourfulness, PSNR_CAP } from '../../src/color/metrics.js';
-import { setupEngine } from '../../src/tfjs/backend.js';
+import { setupTfjs } from '../../src/tfjs/backend.js';
 import { buildColorizer } from '../../src/tfjs/network.js';
 import { lightness } from '../../src/color/lightness.js';
 import { composeRgb } from '../../src/color/compose.js';
@@ -37,7 +37,7 @@ test('colourfulness (Hasler and Suesstrunk 2003) against hand-computed values', 
 
 test('evaluateFolder: model, grayscale and mean-ab figures; grayscale has no colour', async (t) => {
   const dir = tmpDir(t, 'cp-eval-');
-  const engine = await setupEngine({ backend: 'cpu' });
+  const engine = await setupTfjs({ backend: 'cpu' });
   const net = buildColorizer({ inputSize: 32, width: 0.125, numClasses: 0 }, { seed: 2 });
   const input = path.join(dir, 'in');
   await mkdir(path.join(input, 'sub'), { recursive: true });
@@ -47,7 +47,7 @@ test('evaluateFolder: model, grayscale and mean-ab figures; grayscale has no col
   await writeFile(path.join(input, 'c.jpg'), images[2]!);
   await writeFile(path.join(input, 'bad.jpg'), 'not an image');
   const per: { name: string; psnrGray: number }[] = [];
-  const s = await evaluateFolder({ input, model: net, engine, log: null, onImage: (r) => per.push(r) });
+  const s = await evaluateFolder({ input, model: net, tfjsBackend: engine, log: null, onImage: (r) => per.push(r) });
   assert.equal(s.images, 3);
   assert.equal(s.failed, 1);
   for (const v of [s.model.psnr, s.model.colourfulness, s.grayscale.psnr, s.meanAb.psnr, s.meanAb.colourfulness, s.original.colourfulness]) {

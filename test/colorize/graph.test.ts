@@ -12,7 +12,7 @@ import { lightness } from '../../src/color/lightness.js';
 import { imageCost, prepareSettings, processingSize, MAX_AUTO_SIDE } from '../../src/colorize/image.js';
 import { decodeSample, decodeSettings } from '../../src/stages/decode.js';
 import { InvalidOptionError, Reporter } from '../../src/core/errors.js';
-import { setupEngine, type Engine } from '../../src/tfjs/backend.js';
+import { setupTfjs, type TfjsBackend } from '../../src/tfjs/backend.js';
 import { buildColorizer, colorizerWeights, type Colorizer } from '../../src/tfjs/network.js';
 import { saveCheckpoint } from '../../src/train/checkpoint.js';
 import { makeConfig } from '../../src/config.js';
@@ -20,7 +20,7 @@ import { alphaPng, badInputs, cmykJpeg, jpeg, png16, rotatedJpeg } from '../help
 import { lastJson, pipe } from '../helpers/cli.js';
 
 const TINY = { inputSize: 32, width: 0.125, numClasses: 4 };
-let engine: Engine;
+let engine: TfjsBackend;
 let net: Colorizer;
 let root: string;
 let runDir: string;
@@ -79,7 +79,7 @@ function amplifyGlobalPath(c: Colorizer): void {
 }
 
 before(async () => {
-  engine = await setupEngine({ backend: 'cpu' });
+  engine = await setupTfjs({ backend: 'cpu' });
   net = buildColorizer(TINY, { seed: 5 });
   amplifyGlobalPath(net);
   root = await mkdtemp(path.join(os.tmpdir(), 'cp-colorize-'));
@@ -109,7 +109,7 @@ test('output size and L equal the input\'s for JPEG, PNG with alpha, EXIF-rotate
   const input = path.join(root, 't1', 'in');
   const out = path.join(root, 't1', 'out');
   await makeInput(input);
-  const s = await colorizeGraph({ input, out, model: runDir, engine, format: 'png', batch: 4, ...quiet });
+  const s = await colorizeGraph({ input, out, model: runDir, tfjsBackend: engine, format: 'png', batch: 4, ...quiet });
   assert.deepEqual([s.written, s.skipped, s.failed, s.total], [5, 0, 0, 5]);
   assert.deepEqual(await listFiles(out), ['cmyk.png', 'deep16.png', 'photo.png', 'rgba.png', 'rot6.png']);
   const infer = decodeSettings({ mode: 'infer', minSide: 1 });
@@ -141,7 +141,7 @@ test('output size and L equal the input\'s for JPEG, PNG with alpha, EXIF-rotate
   assert.deepEqual([rotOut.width, rotOut.height], [rot.height, rot.width], 'rotated once');
   // --resolution N: a smaller local input, the same output size and L.
   const outN = path.join(root, 't1', 'outN');
-  const sN = await colorizeGraph({ input, out: outN, model: net, engine, format: 'png', resolution: 16, ...quiet });
+  const sN = await colorizeGraph({ input, out: outN, model: net, tfjsBackend: engine, format: 'png', resolution: 16, ...quiet });
   assert.equal(sN.written, 5);
   const a = await sharp(path.join(out, 'photo.png')).raw().toBuffer({ resolveWithObject: true });
   const b = await sharp(path.join(outN, 'photo.png')).raw().toBuffer({ resolveWithObject: true });
@@ -154,13 +154,13 @@ test('format same keeps each format; the loaded run gives the in-memory model\'s
   const input = path.join(root, 't2', 'in');
   await makeInput(input, ['photo.jpg', 'rgba.png', 'deep16.png']);
   const out = path.join(root, 't2', 'out');
-  const s = await colorizeGraph({ input, out, model: runDir, engine, ...quiet });
+  const s = await colorizeGraph({ input, out, model: runDir, tfjsBackend: engine, ...quiet });
   assert.equal(s.written, 3);
   assert.deepEqual(await listFiles(out), ['deep16.png', 'photo.jpg', 'rgba.png']);
   assert.equal((await sharp(path.join(out, 'photo.jpg')).metadata()).format, 'jpeg');
   assert.equal((await sharp(path.join(out, 'rgba.png')).metadata()).format, 'png');
   const mem = path.join(root, 't2', 'mem');
-  await colorizeGraph({ input, out: mem, model: net, engine, ...quiet });
+  await colorizeGraph({ input, out: mem, model: net, tfjsBackend: engine, ...quiet });
   for (const f of ['rgba.png', 'deep16.png']) {
     assert.deepEqual(await sharp(path.join(mem, f)).raw().toBuffer(), await sharp(path.join(out, f)).raw().toBuffer(), f);
   }
@@ -184,19 +184,19 @@ test('a bad file among good ones is reported while the good ones are written; ex
 
   // A rerun skips what exists (and retries the bad one); --overwrite rewrites.
   const before = await Promise.all(['cmyk.jpg', 'photo.jpg'].map((f) => stat(path.join(out, f))));
-  const again = await colorizeGraph({ input, out, model: runDir, engine, ...quiet });
+  const again = await colorizeGraph({ input, out, model: runDir, tfjsBackend: engine, ...quiet });
   assert.deepEqual([again.written, again.skipped, again.failed], [0, 3, 1]);
   const after = await Promise.all(['cmyk.jpg', 'photo.jpg'].map((f) => stat(path.join(out, f))));
   assert.deepEqual(after.map((s) => s.mtimeMs), before.map((s) => s.mtimeMs));
   assert.deepEqual(after.map((s) => s.ino), before.map((s) => s.ino));
-  const over = await colorizeGraph({ input, out, model: runDir, engine, overwrite: true, ...quiet });
+  const over = await colorizeGraph({ input, out, model: runDir, tfjsBackend: engine, overwrite: true, ...quiet });
   assert.deepEqual([over.written, over.skipped, over.failed], [3, 0, 1]);
   const replaced = await stat(path.join(out, 'photo.jpg'));
   assert.notEqual(replaced.ino, before[1]!.ino);
   assert.ok(!(await listFiles(out)).some((f) => f.includes('.tmp-')), 'no temp files left');
 
   // onError fail stops at the first bad input.
-  const failRun = await colorizeGraph({ input, out: path.join(root, 't3', 'out-fail'), model: net, engine, onError: 'fail', batch: 1, ...quiet });
+  const failRun = await colorizeGraph({ input, out: path.join(root, 't3', 'out-fail'), model: net, tfjsBackend: engine, onError: 'fail', batch: 1, ...quiet });
   assert.ok(failRun.stopped);
   assert.match(failRun.stopped!, /sub-corrupt\.jpg/);
   assert.equal(failRun.failed, 1);
@@ -210,14 +210,14 @@ async function realpathOf(p: string): Promise<string> {
 test('--out equal to --in or inside it is refused before anything is written', async () => {
   const input = path.join(root, 't4', 'in');
   await makeInput(input, ['photo.jpg']);
-  await assert.rejects(colorizeGraph({ input, out: input, model: net, engine, ...quiet }), /Refusing to write into the input: --out .* is --in/);
-  await assert.rejects(colorizeGraph({ input, out: path.join(input, 'colorized'), model: net, engine, ...quiet }), InvalidOptionError);
+  await assert.rejects(colorizeGraph({ input, out: input, model: net, tfjsBackend: engine, ...quiet }), /Refusing to write into the input: --out .* is --in/);
+  await assert.rejects(colorizeGraph({ input, out: path.join(input, 'colorized'), model: net, tfjsBackend: engine, ...quiet }), InvalidOptionError);
   // Through a symlink to the input, too.
   const { symlink } = await import('node:fs/promises');
   await symlink(input, path.join(root, 't4', 'alias'));
-  await assert.rejects(colorizeGraph({ input, out: path.join(root, 't4', 'alias', 'x'), model: net, engine, ...quiet }), /inside --in/);
+  await assert.rejects(colorizeGraph({ input, out: path.join(root, 't4', 'alias', 'x'), model: net, tfjsBackend: engine, ...quiet }), /inside --in/);
   // A single file as input: writing over it is refused.
-  await assert.rejects(colorizeGraph({ input: path.join(input, 'photo.jpg'), out: path.join(input, 'photo.jpg'), model: net, engine, ...quiet }), InvalidOptionError);
+  await assert.rejects(colorizeGraph({ input: path.join(input, 'photo.jpg'), out: path.join(input, 'photo.jpg'), model: net, tfjsBackend: engine, ...quiet }), InvalidOptionError);
   assert.deepEqual(await listFiles(input), ['photo.jpg']);
   // The CLI says so and exits non-zero.
   const r = pipe(['colorize', '--in', input, '--out', path.join(input, 'o'), '--model', runDir, '--backend', 'cpu']);
@@ -236,7 +236,7 @@ test('style transfer changes ab; both results are valid images with the input\'s
   const outs: Buffer[] = [];
   for (const [i, style] of [refA, refB].entries()) {
     const out = path.join(root, 't5', `out${i}`);
-    const s = await colorizeGraph({ input, out, model: runDir, engine, style, format: 'png', ...quiet });
+    const s = await colorizeGraph({ input, out, model: runDir, tfjsBackend: engine, style, format: 'png', ...quiet });
     assert.equal(s.written, 1);
     const { data, info } = await sharp(path.join(out, 'photo.png')).raw().toBuffer({ resolveWithObject: true });
     const src = await sharp(path.join(input, 'photo.jpg')).raw().toBuffer({ resolveWithObject: true });
@@ -248,7 +248,7 @@ test('style transfer changes ab; both results are valid images with the input\'s
   let diff = 0;
   for (let i = 0; i < outs[0]!.length; i++) diff += Math.abs(outs[0]![i]! - outs[1]![i]!);
   assert.ok(diff / outs[0]!.length > 0.05, `mean |diff| ${diff / outs[0]!.length}`);
-  await assert.rejects(colorizeGraph({ input, out: path.join(root, 't5', 'bad'), model: net, engine, style: path.join(root, 'nope.jpg'), ...quiet }), /style image/);
+  await assert.rejects(colorizeGraph({ input, out: path.join(root, 't5', 'bad'), model: net, tfjsBackend: engine, style: path.join(root, 'nope.jpg'), ...quiet }), /style image/);
 });
 
 test('--rank/--world split the sorted files into disjoint, stable parts', async () => {
@@ -261,13 +261,13 @@ test('--rank/--world split the sorted files into disjoint, stable parts', async 
   for (const rank of [0, 1]) {
     const out = path.join(root, 't6', 'out');
     const before = existsSync(out) ? await listFiles(out) : [];
-    const s = await colorizeGraph({ input, out, model: net, engine, rank, world: 2, resolution: 8, ...quiet });
+    const s = await colorizeGraph({ input, out, model: net, tfjsBackend: engine, rank, world: 2, resolution: 8, ...quiet });
     const now = await listFiles(out);
     parts.push(now.filter((f) => !before.includes(f)));
     assert.equal(s.total, rank === 0 ? 3 : 2);
   }
   assert.deepEqual(parts, [['a.jpg', 'c.jpg', 'f.jpg'], ['b.jpg', 'd/e.jpg']]);
-  await assert.rejects(colorizeGraph({ input, out: path.join(root, 't6', 'x'), model: net, engine, rank: 2, world: 2, ...quiet }), InvalidOptionError);
+  await assert.rejects(colorizeGraph({ input, out: path.join(root, 't6', 'x'), model: net, tfjsBackend: engine, rank: 2, world: 2, ...quiet }), InvalidOptionError);
 });
 
 test('colorizeBuffers: buffers in, colorized buffers out; a bad one is reported', async () => {
@@ -279,7 +279,7 @@ test('colorizeBuffers: buffers in, colorized buffers out; a bad one is reported'
     { name: 'two.png', data: await GOOD['rgba.png']!() },
   ];
   const got = [];
-  for await (const r of colorizeBuffers(inputs, { model: net, engine, reporter, format: 'webp' })) got.push(r);
+  for await (const r of colorizeBuffers(inputs, { model: net, tfjsBackend: engine, reporter, format: 'webp' })) got.push(r);
   got.sort((a, b) => a.index - b.index);
   assert.deepEqual(got.map((r) => [r.name, r.outputName, r.index, r.format]), [['one.jpg', 'one.webp', 0, 'webp'], ['two.png', 'two.webp', 2, 'webp']]);
   const m = await sharp(got[0]!.data).metadata();
@@ -295,7 +295,7 @@ test("the default resolution is the model's training scale ('auto'); 'full' and 
   const scaled: Colorizer = { ...net, trainingScale: { shortSide: 16, crop: 16 } };
   const run = async (model: Colorizer, resolution?: 'full' | number) => {
     const out: Buffer[] = [];
-    for await (const r of colorizeBuffers([{ name: 'p.jpg', data: photo }], { model, engine, format: 'png', resolution, log: null })) out.push(r.data);
+    for await (const r of colorizeBuffers([{ name: 'p.jpg', data: photo }], { model, tfjsBackend: engine, format: 'png', resolution, log: null })) out.push(r.data);
     assert.equal(out.length, 1);
     return out[0]!;
   };
@@ -324,7 +324,7 @@ test('an early break in colorizeBuffers stops the source', async () => {
       closed = true;
     }
   };
-  for await (const _ of colorizeBuffers(src(), { model: net, engine, batch: 2, resolution: 16, log: null })) break;
+  for await (const _ of colorizeBuffers(src(), { model: net, tfjsBackend: engine, batch: 2, resolution: 16, log: null })) break;
   assert.ok(closed);
   assert.ok(pulled < 40, `pulled ${pulled}`);
 });
@@ -337,7 +337,7 @@ test('an abort (Ctrl-C) stops the run: whole files only, the summary says interr
   const out = path.join(root, 't7', 'out');
   const stop = new AbortController();
   const s = await colorizeGraph({
-    input, out, model: net, engine, batch: 1, resolution: 16, stop: stop.signal, ...quiet,
+    input, out, model: net, tfjsBackend: engine, batch: 1, resolution: 16, stop: stop.signal, ...quiet,
     onImage: () => stop.abort(),
   });
   assert.equal(s.stopped, 'interrupted');
@@ -348,17 +348,17 @@ test('an abort (Ctrl-C) stops the run: whole files only, the summary says interr
   assert.ok(!files.some((f) => f.includes('.tmp-')), files.join(' '));
   for (const f of files) assert.equal((await sharp(path.join(out, f)).metadata()).width, 98, f);
   // A rerun finishes the job, skipping what is there.
-  const rest = await colorizeGraph({ input, out, model: net, engine, resolution: 16, ...quiet });
+  const rest = await colorizeGraph({ input, out, model: net, tfjsBackend: engine, resolution: 16, ...quiet });
   assert.deepEqual([rest.skipped, rest.written, rest.failed], [files.length, 64 - files.length, 0]);
 });
 
 test('bad options are usage errors', async () => {
   const input = path.join(root, 't4', 'in');
-  await assert.rejects(colorizeGraph({ input, out: path.join(root, 'o'), model: net, engine, batch: 0, ...quiet }), InvalidOptionError);
-  await assert.rejects(colorizeGraph({ input, out: path.join(root, 'o'), model: net, engine, resolution: 3, ...quiet }), InvalidOptionError);
-  await assert.rejects(colorizeGraph({ input, out: path.join(root, 'o'), model: net, engine, format: 'bmp' as never, ...quiet }), InvalidOptionError);
-  await assert.rejects(colorizeGraph({ input: path.join(root, 'missing'), out: path.join(root, 'o'), model: net, engine, ...quiet }), /does not exist/);
-  await assert.rejects(colorizeGraph({ input, out: path.join(root, 'o'), model: path.join(root, 'nomodel'), engine, ...quiet }), InvalidOptionError);
+  await assert.rejects(colorizeGraph({ input, out: path.join(root, 'o'), model: net, tfjsBackend: engine, batch: 0, ...quiet }), InvalidOptionError);
+  await assert.rejects(colorizeGraph({ input, out: path.join(root, 'o'), model: net, tfjsBackend: engine, resolution: 3, ...quiet }), InvalidOptionError);
+  await assert.rejects(colorizeGraph({ input, out: path.join(root, 'o'), model: net, tfjsBackend: engine, format: 'bmp' as never, ...quiet }), InvalidOptionError);
+  await assert.rejects(colorizeGraph({ input: path.join(root, 'missing'), out: path.join(root, 'o'), model: net, tfjsBackend: engine, ...quiet }), /does not exist/);
+  await assert.rejects(colorizeGraph({ input, out: path.join(root, 'o'), model: path.join(root, 'nomodel'), tfjsBackend: engine, ...quiet }), InvalidOptionError);
 });
 
 test('temps a kill -9 left anywhere in --out are removed on start; a 255-byte file name is written', { timeout: 120_000 }, async () => {
@@ -376,12 +376,12 @@ test('temps a kill -9 left anywhere in --out are removed on start; a 255-byte fi
      process.kill(process.pid, 'SIGKILL');`]);
   assert.equal(killed.signal, 'SIGKILL');
   assert.equal((await listFiles(out)).filter((f) => f.includes('.tmp-')).length, 2);
-  const s = await colorizeGraph({ input, out, model: net, engine, ...quiet });
+  const s = await colorizeGraph({ input, out, model: net, tfjsBackend: engine, ...quiet });
   assert.deepEqual([s.written, s.failed], [2, 0], JSON.stringify(s.failures));
   assert.deepEqual(await listFiles(out), ['photo.jpg', `sub/${long}`]);
   // A rerun with nothing to do still cleans up.
   await writeFile(path.join(out, 'sub', '.tmp-999999999-0-00'), 'x');
-  assert.equal((await colorizeGraph({ input, out, model: net, engine, ...quiet })).skipped, 2);
+  assert.equal((await colorizeGraph({ input, out, model: net, tfjsBackend: engine, ...quiet })).skipped, 2);
   assert.deepEqual(await listFiles(out), ['photo.jpg', `sub/${long}`]);
 });
 
@@ -393,7 +393,7 @@ test('the memory budget bounds the images in flight by their pixels: under a bud
   const run = async (memoryBudget?: number) => {
     const dir = await mkdtemp(path.join(root, 'budget-'));
     await Promise.all(inputs.map((i) => writeFile(path.join(dir, i.name), i.data)));
-    return colorizeGraph({ input: dir, out: `${dir}-out`, model: net, engine, resolution: 'full', memoryBudget, threads: 2, ...quiet });
+    return colorizeGraph({ input: dir, out: `${dir}-out`, model: net, tfjsBackend: engine, resolution: 'full', memoryBudget, threads: 2, ...quiet });
   };
   const tight = await run(1);
   assert.equal(tight.written, names.length);
@@ -416,7 +416,7 @@ test('under a budget of one image at a time, a bad input and a failed write give
   const out = `${dir}-out`;
   await mkdir(out);
   await writeFile(path.join(out, 'c'), 'a file where the output folder goes');
-  const s = await colorizeGraph({ input: dir, out, model: net, engine, memoryBudget: 1, threads: 2, ...quiet });
+  const s = await colorizeGraph({ input: dir, out, model: net, tfjsBackend: engine, memoryBudget: 1, threads: 2, ...quiet });
   assert.equal(s.written, 2);
   assert.deepEqual(s.failures.map((f) => [path.basename(f.path), f.stage]).sort(), [['a-truncated.jpg', 'decode'], ['x.jpg', 'write']]);
   assert.match(s.failures.find((f) => f.stage === 'write')!.reason, /a part of the path is a file|a file is in the way/);
@@ -426,7 +426,7 @@ test('--resolution full over the tile size runs in windows: the same pixels as o
   const photo = await jpeg(600, 400, 4);
   const run = async (tile: number) => {
     const out: Buffer[] = [];
-    for await (const r of colorizeBuffers([{ name: 'p.png', data: photo }], { model: net, engine, resolution: 'full', tile, log: null })) out.push(r.data);
+    for await (const r of colorizeBuffers([{ name: 'p.png', data: photo }], { model: net, tfjsBackend: engine, resolution: 'full', tile, log: null })) out.push(r.data);
     return sharp(out[0]!).raw().toBuffer();
   };
   const one = await run(4096);

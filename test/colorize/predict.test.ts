@@ -7,17 +7,17 @@ import { InvalidOptionError, Reporter } from '../../src/core/errors.js';
 import { cutWindow, pasteKept, planTiles } from '../../src/colorize/tiles.js';
 import { exportOnnx } from '../../src/onnx/export.js';
 import { loadOnnxRunner } from '../../src/onnx/runner.js';
-import { setupEngine, type Engine } from '../../src/tfjs/backend.js';
+import { setupTfjs, type TfjsBackend } from '../../src/tfjs/backend.js';
 import { buildColorizer, type Colorizer, exportSourceOf } from '../../src/tfjs/network.js';
 import { tfjsRunner, type InferenceModel, type SplitColorizer } from '../../src/tfjs/runner.js';
 import type { Runner } from '../../src/network/runner.js';
 
 const TINY = { inputSize: 32, width: 0.125, numClasses: 4 };
-let engine: Engine;
+let engine: TfjsBackend;
 let net: Colorizer;
 
 before(async () => {
-  engine = await setupEngine({ backend: 'cpu' });
+  engine = await setupTfjs({ backend: 'cpu' });
   net = buildColorizer(TINY, { seed: 3 });
 });
 

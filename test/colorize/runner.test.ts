@@ -7,7 +7,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { loadRunner, resolveModelPath, type Runner } from '../../src/colorize/runner.js';
 import { colorizeGraph } from '../../src/colorize/graph.js';
-import { setupEngine, type Engine } from '../../src/tfjs/backend.js';
+import { setupTfjs, type TfjsBackend } from '../../src/tfjs/backend.js';
 import { saveColorizer, type Colorizer, exportSourceOf } from '../../src/tfjs/network.js';
 import { exportOnnx, writeOnnx } from '../../src/onnx/export.js';
 import { loadOnnxColorizer } from '../../src/onnx/session.js';
@@ -15,14 +15,14 @@ import { InvalidOptionError } from '../../src/core/errors.js';
 import { trainedLike } from '../onnx/helpers.js';
 
 const TINY = { inputSize: 32, width: 0.125, numClasses: 4 };
-let engine: Engine;
+let engine: TfjsBackend;
 let net: Colorizer;
 let root: string;
 let modelDir: string;
 let input: string;
 
 before(async () => {
-  engine = await setupEngine({ backend: 'cpu' });
+  engine = await setupTfjs({ backend: 'cpu' });
   net = trainedLike(TINY, 7);
   net.trainingScale = { shortSide: 40, crop: 32 };
   root = await mkdtemp(path.join(os.tmpdir(), 'cp-model-'));
@@ -95,7 +95,7 @@ test('a model.onnx from pipe export is a model too; tfjs refuses it with the fla
 });
 
 test('a model passed in memory runs on tfjs under auto, and on ONNX Runtime when asked', async (t) => {
-  const auto = await loadRunner(net, { engine });
+  const auto = await loadRunner(net, { tfjsBackend: engine });
   t.after(() => auto.release());
   assert.match(auto.describe, /^tfjs cpu/);
   assert.deepEqual(auto.trainingScale, { shortSide: 40, crop: 32 });

@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, readFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { setupEngine } from '../../src/tfjs/backend.js';
+import { setupTfjs } from '../../src/tfjs/backend.js';
 import { disposeColorizer, predictAb, saveColorizer } from '../../src/tfjs/network.js';
 import { loadOnnxColorizer } from '../../src/onnx/session.js';
 import { decodeModel } from '../../src/onnx/proto.js';
@@ -14,7 +14,7 @@ import { noStack, pipe, tempLeftovers } from '../helpers/cli.js';
 import { mountTmpfs } from '../helpers/faults.js';
 
 test('pipe export writes runs/NAME/model.onnx that ONNX Runtime runs to the tfjs numbers', async () => {
-  await setupEngine({ backend: 'cpu' });
+  await setupTfjs({ backend: 'cpu' });
   const run = mkdtempSync(join(tmpdir(), 'pipe-export-'));
   const c = trainedLike({ inputSize: 32, width: 0.125, numClasses: 4 }, 9);
   try {
@@ -69,7 +69,7 @@ test('pipe export errors: one line naming the flag or the file, exit 2 (usage er
 });
 
 test('pipe export: a write that fails (a file in the way, a full disk) is a runtime failure: one line naming the file, exit 1', async (t) => {
-  await setupEngine({ backend: 'cpu' });
+  await setupTfjs({ backend: 'cpu' });
   const dir = mkdtempSync(join(tmpdir(), 'pipe-export-fail-'));
   const c = trainedLike({ inputSize: 32, width: 0.125, numClasses: 0 }, 3);
   const unmount: (() => void)[] = [];

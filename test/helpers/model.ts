@@ -1,5 +1,5 @@
 /** Models for the tests that need one saved on disk (the CLI's --model). */
-import { setupEngine } from '../../src/tfjs/backend.js';
+import { setupTfjs } from '../../src/tfjs/backend.js';
 import { buildColorizer, disposeColorizer, saveColorizer } from '../../src/tfjs/network.js';
 import type { TrainingScale } from '../../src/types.js';
 
@@ -8,7 +8,7 @@ import type { TrainingScale } from '../../src/types.js';
  * cpu backend, recording `trainingScale` when given; returns `dir`.
  */
 export async function tinyModel(dir: string, options: { trainingScale?: TrainingScale } = {}): Promise<string> {
-  await setupEngine({ backend: 'cpu' });
+  await setupTfjs({ backend: 'cpu' });
   const net = buildColorizer({ inputSize: 32, width: 0.125, numClasses: 0 }, { seed: 1 });
   if (options.trainingScale) net.trainingScale = options.trainingScale;
   await saveColorizer(net, dir);

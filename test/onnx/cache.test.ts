@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { InvalidOptionError } from '../../src/core/errors.js';
 import { cachedOnnxRunner } from '../../src/onnx/cache.js';
-import { setupEngine } from '../../src/tfjs/backend.js';
+import { setupTfjs } from '../../src/tfjs/backend.js';
 import { saveColorizer, type Colorizer } from '../../src/tfjs/network.js';
 import { trainedLike } from './helpers.js';
 
@@ -14,7 +14,7 @@ let net: Colorizer;
 let root: string;
 
 before(async () => {
-  await setupEngine({ backend: 'cpu' });
+  await setupTfjs({ backend: 'cpu' });
   net = trainedLike(TINY, 7);
   net.trainingScale = { shortSide: 40, crop: 32 };
   root = await mkdtemp(path.join(os.tmpdir(), 'cp-onnx-cache-'));

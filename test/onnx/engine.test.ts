@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs-core';
-import { setupEngine } from '../../src/tfjs/backend.js';
+import { setupTfjs } from '../../src/tfjs/backend.js';
 import { disposeColorizer, predictAb, type Colorizer, exportSourceOf } from '../../src/tfjs/network.js';
 import { exportOnnx } from '../../src/onnx/export.js';
 import { loadOnnxColorizer, type OnnxColorizer } from '../../src/onnx/session.js';
@@ -67,7 +67,7 @@ async function compare(c: Colorizer, m: OnnxColorizer, label: string): Promise<v
 
 for (const numClasses of [0, 4]) {
   test(`tiny network (${numClasses} classes): ONNX Runtime matches tfjs at 3 sizes, own and style global, both fusion forms`, async (t) => {
-    await setupEngine({ backend: 'wasm' });
+    await setupTfjs({ backend: 'wasm' });
     const c = trainedLike({ inputSize: 32, width: 0.125, numClasses }, 5 + numClasses);
     t.after(() => disposeColorizer(c));
     for (const fusion of ['split', 'concat'] as const) {
@@ -82,7 +82,7 @@ for (const numClasses of [0, 4]) {
 }
 
 test('a global input size whose low-level map is odd (S = 40: 5 -> 3 -> 2) pads as TF does', async (t) => {
-  await setupEngine({ backend: 'wasm' });
+  await setupTfjs({ backend: 'wasm' });
   const c = trainedLike({ inputSize: 40, width: 0.125, numClasses: 3 }, 11);
   t.after(() => disposeColorizer(c));
   const m = await loadOnnxColorizer(exportOnnx(await exportSourceOf(c)), { device: 'cpu', threads: 1 });
@@ -96,7 +96,7 @@ test('a global input size whose low-level map is odd (S = 40: 5 -> 3 -> 2) pads 
 });
 
 test('the paper network (224, width 1, 205 classes) matches tfjs at three sizes, with its own and a style global', async (t) => {
-  await setupEngine({ backend: 'wasm' });
+  await setupTfjs({ backend: 'wasm' });
   const c = trainedLike({ inputSize: 224, width: 1, numClasses: 205 }, 7);
   t.after(() => disposeColorizer(c));
   const m = await loadOnnxColorizer(exportOnnx(await exportSourceOf(c)), { device: 'cpu' });
@@ -115,7 +115,7 @@ test('the paper network (224, width 1, 205 classes) matches tfjs at three sizes,
 });
 
 test('NCHW output, wrong inputs and options are refused with the option named', async (t) => {
-  await setupEngine({ backend: 'wasm' });
+  await setupTfjs({ backend: 'wasm' });
   const c = trainedLike({ inputSize: 32, width: 0.125, numClasses: 0 });
   t.after(() => disposeColorizer(c));
   const m = await loadOnnxColorizer(exportOnnx(await exportSourceOf(c)), { device: 'cpu', threads: 1, graphOptimization: 'basic' });
@@ -136,7 +136,7 @@ test('NCHW output, wrong inputs and options are refused with the option named', 
 });
 
 test('device auto picks cpu here (no CUDA provider, no hardware GPU adapter) and says why', async (t) => {
-  await setupEngine({ backend: 'wasm' });
+  await setupTfjs({ backend: 'wasm' });
   const c = trainedLike({ inputSize: 32, width: 0.125, numClasses: 0 });
   t.after(() => disposeColorizer(c));
   const m = await loadOnnxColorizer(exportOnnx(await exportSourceOf(c)));

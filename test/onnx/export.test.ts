@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { setupEngine } from '../../src/tfjs/backend.js';
+import { setupTfjs } from '../../src/tfjs/backend.js';
 import { disposeColorizer, exportSourceOf } from '../../src/tfjs/network.js';
 import { META, colorpipeVersion, exportOnnx, writeOnnx } from '../../src/onnx/export.js';
 import { decodeModel, irVersionFor, type GraphMessage, type NodeMessage } from '../../src/onnx/proto.js';
@@ -19,7 +19,7 @@ const nodes = (g: GraphMessage): NodeMessage[] => g.node ?? [];
 const padsOf = (g: GraphMessage, name: string) => nodes(g).find((n) => n.name === name)!.attribute!.find((a) => a.name === 'pads')!.ints!.map(Number);
 
 test('round trip: the file decodes with its metadata, opset, symbolic dims and no batch-norm node', async (t) => {
-  await setupEngine({ backend: 'cpu' });
+  await setupTfjs({ backend: 'cpu' });
   const c = trainedLike({ inputSize: 32, width: 0.125, numClasses: 4 });
   t.after(() => disposeColorizer(c));
   const dir = tmpDir(t, 'onnx-export-');
@@ -63,7 +63,7 @@ test('round trip: the file decodes with its metadata, opset, symbolic dims and n
 });
 
 test('odd global sizes get TF pads for their size; other opsets load in ONNX Runtime; bad options refused', async (t) => {
-  await setupEngine({ backend: 'cpu' });
+  await setupTfjs({ backend: 'cpu' });
   const c = trainedLike({ inputSize: 40, width: 0.125, numClasses: 0 });
   t.after(() => disposeColorizer(c));
   const g: GraphMessage = decodeModel(exportOnnx(await exportSourceOf(c))).graph!;

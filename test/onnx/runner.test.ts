@@ -3,14 +3,14 @@ import assert from 'node:assert/strict';
 import { exportOnnx } from '../../src/onnx/export.js';
 import { loadOnnxRunner, onnxRunner, scaleFromMetadata } from '../../src/onnx/runner.js';
 import { loadOnnxColorizer } from '../../src/onnx/session.js';
-import { setupEngine } from '../../src/tfjs/backend.js';
+import { setupTfjs } from '../../src/tfjs/backend.js';
 import { exportSourceOf, type Colorizer } from '../../src/tfjs/network.js';
 import { pattern, trainedLike } from './helpers.js';
 
 let net: Colorizer;
 
 before(async () => {
-  await setupEngine({ backend: 'cpu' });
+  await setupTfjs({ backend: 'cpu' });
   net = trainedLike({ inputSize: 32, width: 0.125, numClasses: 4 }, 5);
 });
 

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs-core';
-import { isSoftwareAdapter, setupEngine } from '../../src/tfjs/backend.js';
+import { isSoftwareAdapter, setupTfjs } from '../../src/tfjs/backend.js';
 import { EngineUnavailableError } from '../../src/core/errors.js';
 import { registerAllGradients } from '../../src/tfjs/gradients.js';
 import { InvalidOptionError } from '../../src/core/errors.js';
@@ -18,8 +18,8 @@ const installed = (name: string) => {
 };
 
 test('options are validated', async () => {
-  await assert.rejects(setupEngine({ backend: 'gpu' as never }), InvalidOptionError);
-  await assert.rejects(setupEngine({ backend: 'wasm', threads: 0 }), /options\.threads/);
+  await assert.rejects(setupTfjs({ backend: 'gpu' as never }), InvalidOptionError);
+  await assert.rejects(setupTfjs({ backend: 'wasm', threads: 0 }), /options\.threads/);
 });
 
 test('tfjs-core gradients are registered for the one tfjs-core instance', () => {
@@ -33,14 +33,14 @@ test('tfjs-core gradients are registered for the one tfjs-core instance', () => 
 });
 
 test('wasm and cpu engines; the same backend twice is a no-op', async () => {
-  const w = await setupEngine({ backend: 'wasm' });
+  const w = await setupTfjs({ backend: 'wasm' });
   assert.equal(w.name, 'wasm');
   assert.equal(tf.getBackend(), 'wasm');
   assert.match(w.describe, /wasm .*colorpipe kernels/);
   assert.ok(tf.getKernel('Conv2DBackpropFilter', 'wasm'), 'wasm has a filter gradient now');
-  const again = await setupEngine({ backend: 'wasm' });
+  const again = await setupTfjs({ backend: 'wasm' });
   assert.equal(again.name, 'wasm');
-  const c = await setupEngine({ backend: 'cpu' });
+  const c = await setupTfjs({ backend: 'cpu' });
   assert.equal(c.name, 'cpu');
   assert.equal(tf.getBackend(), 'cpu');
   assert.equal(c.tf, tf, 'one tfjs-core instance');
@@ -51,7 +51,7 @@ test('tensorflow engine: a clear error naming the package when tfjs-node is not 
     t.skip('tfjs-node is installed here');
     return;
   }
-  await assert.rejects(setupEngine({ backend: 'tensorflow' }), (err: unknown) => {
+  await assert.rejects(setupTfjs({ backend: 'tensorflow' }), (err: unknown) => {
     assert.ok(err instanceof EngineUnavailableError);
     assert.match(err.message, /npm i @tensorflow\/tfjs-node/);
     return true;
@@ -61,14 +61,14 @@ test('tensorflow engine: a clear error naming the package when tfjs-node is not 
 test('webgpu engine: either a real GPU or a clear error; auto then falls back to wasm', async () => {
   let gpu = false;
   try {
-    const e = await setupEngine({ backend: 'webgpu' });
+    const e = await setupTfjs({ backend: 'webgpu' });
     assert.equal(e.name, 'webgpu');
     gpu = true;
   } catch (err) {
     assert.ok(err instanceof EngineUnavailableError, String(err));
     assert.match(err.message, /webgpu engine .*(no GPU adapter|software adapter|not installed)|--backend wasm/);
   }
-  const auto = await setupEngine({ backend: 'auto' });
+  const auto = await setupTfjs({ backend: 'auto' });
   const tfNode = installed('@tensorflow/tfjs-node') || installed('@tensorflow/tfjs-node-gpu');
   assert.equal(auto.name, tfNode ? 'tensorflow' : gpu ? 'webgpu' : 'wasm');
 });
@@ -84,7 +84,7 @@ test('auto keeps Dawn quiet: its native warnings never reach stderr, and it neve
   const { spawnSync } = await import('node:child_process');
   const url = new URL('../../src/tfjs/backend.js', import.meta.url).href;
   const r = spawnSync(process.execPath, ['--input-type=module', '-e',
-    `const { setupEngine } = await import(${JSON.stringify(url)}); const e = await setupEngine({ backend: 'auto' }); console.log(e.describe);`],
+    `const { setupTfjs } = await import(${JSON.stringify(url)}); const e = await setupTfjs({ backend: 'auto' }); console.log(e.describe);`],
     { encoding: 'utf8', env: { ...process.env, COLORPIPE_SOFTWARE_GPU: '1' } });
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stderr, '', 'nothing on stderr');

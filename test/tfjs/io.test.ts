@@ -4,12 +4,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { setupEngine } from '../../src/tfjs/backend.js';
+import { setupTfjs } from '../../src/tfjs/backend.js';
 import { fileLoadHandler, fileSaveHandler, WEIGHTS_FILE } from '../../src/tfjs/io.js';
 import { tmpDir } from '../helpers/tar.js';
 
 test('fileSaveHandler writes model.json + weights.bin with extra keys; fileLoadHandler reads them back exactly', async (t) => {
-  await setupEngine({ backend: 'cpu' });
+  await setupTfjs({ backend: 'cpu' });
   const dir = tmpDir(t, 'colorpipe-io-');
   const model = tfl.sequential({ layers: [tfl.layers.dense({ units: 3, inputShape: [2], kernelInitializer: 'ones' })] });
   await model.save(fileSaveHandler(join(dir, 'm'), { colorpipe: { note: 'kept' } }));

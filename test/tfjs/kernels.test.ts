@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { setupEngine } from '../../src/tfjs/backend.js';
+import { setupTfjs } from '../../src/tfjs/backend.js';
 import { setFilterGradPath, setWasmChunkBytes } from '../../src/tfjs/kernels/wasm.js';
 import { im2colFilterGrad } from '../../src/tfjs/kernels/webgpu.js';
 import { ADADELTA_UPDATE, ADAM_UPDATE, BN_TRAIN, registerFusedKernels } from '../../src/tfjs/kernels/fused.js';
@@ -43,7 +43,7 @@ async function grads(g: ConvGeom, x: Float32Array, w: Float32Array, r: Float32Ar
 }
 
 test('wasm Conv2DBackpropInput and Conv2DBackpropFilter match the cpu backend (strides 1 and 2, odd sizes, batch, channels)', async () => {
-  await setupEngine({ backend: 'cpu' });
+  await setupTfjs({ backend: 'cpu' });
   type Out = Awaited<ReturnType<typeof grads>>;
   const ref: Array<{ g: ConvGeom; x: Float32Array; w: Float32Array; r: Float32Array; out: Out | null }> = [];
   for (const [i, g] of CASES.entries()) {
@@ -53,7 +53,7 @@ test('wasm Conv2DBackpropInput and Conv2DBackpropFilter match the cpu backend (s
     ref.push({ g, x, w, r: rand(y.length, 30 + i), out: null });
   }
   for (const c of ref) c.out = await grads(c.g, c.x, c.w, c.r);
-  await setupEngine({ backend: 'wasm' });
+  await setupTfjs({ backend: 'wasm' });
   // Both filter-gradient formulations (im2col + one GEMM; shifted GEMMs over a phase frame), and the heuristic.
   for (const path of ['im2col', 'shifted', 'auto'] as const) {
     setFilterGradPath(path);
@@ -67,7 +67,7 @@ test('wasm Conv2DBackpropInput and Conv2DBackpropFilter match the cpu backend (s
 });
 
 test('wasm conv gradients match finite differences of a nonlinear loss (float64 reference)', async () => {
-  await setupEngine({ backend: 'wasm' });
+  await setupTfjs({ backend: 'wasm' });
   for (const [i, g] of CASES.slice(0, 7).entries()) {
     const x = Float64Array.from(rand(g.B * g.H * g.W * g.C, 40 + i));
     const w = Float64Array.from(rand(g.k * g.k * g.C * g.CO, 50 + i, 0.5));
@@ -86,7 +86,7 @@ test('wasm conv gradients match finite differences of a nonlinear loss (float64 
 });
 
 test('wasm Conv2DBackpropFilter gives the same result when the batch is processed in chunks', async (t) => {
-  await setupEngine({ backend: 'wasm' });
+  await setupTfjs({ backend: 'wasm' });
   const g: ConvGeom = { B: 5, H: 9, W: 7, C: 6, CO: 5, k: 3, s: 2, pad: 'same' };
   const x = rand(g.B * g.H * g.W * g.C, 1);
   const w = rand(g.k * g.k * g.C * g.CO, 2);
@@ -114,7 +114,7 @@ test('wasm BatchMatMul with transposes matches cpu; wasm Identity shares memory'
   const b = rand(7 * 6, 2);
   const res: Record<string, Float32Array[]> = {};
   for (const backend of ['cpu', 'wasm'] as const) {
-    await setupEngine({ backend });
+    await setupTfjs({ backend });
     res[backend] = [];
     for (const [ta, tb] of [[true, false], [false, true], [true, true], [false, false]] as const) {
       const A = tf.tensor2d(a, ta ? [7, 5] : [5, 7]);
@@ -138,7 +138,7 @@ test('wasm BatchMatMul with transposes matches cpu; wasm Identity shares memory'
 });
 
 test('webgpu im2col filter gradient (run with the cpu backend kernels) matches the built-in kernel, chunked or not', async () => {
-  await setupEngine({ backend: 'cpu' });
+  await setupTfjs({ backend: 'cpu' });
   for (const [i, g] of CASES.entries()) {
     const x = tf.tensor4d(rand(g.B * g.H * g.W * g.C, 70 + i), [g.B, g.H, g.W, g.C]);
     const w = [g.k, g.k, g.C, g.CO] as [number, number, number, number];
@@ -161,7 +161,7 @@ test('webgpu im2col filter gradient (run with the cpu backend kernels) matches t
 
 test('fused batch norm (+ReLU) kernels match the composite version and finite differences', async () => {
   for (const backend of ['wasm', 'cpu'] as const) {
-    await setupEngine({ backend });
+    await setupTfjs({ backend });
     for (const relu of [true, false]) {
       const shape = [3, 4, 5, 6];
       const xv = rand(3 * 4 * 5 * 6, 7, 2);
@@ -235,7 +235,7 @@ test('fused batch norm (+ReLU) kernels match the composite version and finite di
 });
 
 test('BatchNormLayer in training mode: fused and composite paths update the moving statistics alike', async (t) => {
-  await setupEngine({ backend: 'wasm' });
+  await setupTfjs({ backend: 'wasm' });
   t.after(() => registerFusedKernels('wasm'));
   const x = tf.tensor4d(rand(2 * 3 * 3 * 5, 11, 2), [2, 3, 3, 5]);
   const stats = [];
@@ -296,7 +296,7 @@ test('fused Adam follows tfjs Adam step for step; Adadelta follows Zeiler/torch;
   };
   const expectedAdadelta = adadeltaRef(init, (w, t) => Float64Array.from(w, (x, i) => 2 * coef(t)[i]! * (x - 0.3)), 5, 1.0);
   for (const backend of ['wasm', 'cpu'] as const) {
-    await setupEngine({ backend });
+    await setupTfjs({ backend });
     const adamRef = await run(tf.train.adam(0.01));
     for (const [kind, expected, make] of [
       ['adam', adamRef, () => new ColorpipeAdam(0.01)],

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { setupEngine } from '../../src/tfjs/backend.js';
+import { setupTfjs } from '../../src/tfjs/backend.js';
 import {
   buildColorizer,
   colorizerFromInfer,
@@ -23,7 +23,7 @@ import { rand, relErr } from './reference.js';
 const TINY = { inputSize: 32, width: 0.125, numClasses: 4 };
 
 test('train and infer models: shapes at the training size and at a non-square size; weights shared', async () => {
-  await setupEngine({ backend: 'wasm' });
+  await setupTfjs({ backend: 'wasm' });
   const before = tf.memory().numTensors;
   const c = buildColorizer(TINY, { seed: 3 });
   assert.equal(c.train.countParams(), countParams(TINY).total, 'analytic count equals the built model');
@@ -58,7 +58,7 @@ test('train and infer models: shapes at the training size and at a non-square si
 });
 
 test('no classification head when numClasses is 0', async () => {
-  await setupEngine({ backend: 'wasm' });
+  await setupTfjs({ backend: 'wasm' });
   const c = buildColorizer({ ...TINY, numClasses: 0 });
   assert.equal(c.train.outputs.length, 1);
   const L = tf.zeros([1, 32, 32, 1]);
@@ -76,7 +76,7 @@ test('invalid configs are refused', () => {
 });
 
 test('save then load: identical predictions, tf.loadLayersModel opens it, train model rebuilt on the loaded weights', async (t) => {
-  await setupEngine({ backend: 'wasm' });
+  await setupTfjs({ backend: 'wasm' });
   const dir = tmpDir(t, 'colorpipe-net-');
   const c = buildColorizer(TINY, { seed: 5 });
   const L = tf.tensor4d(rand(2 * 32 * 32, 4, 0.5).map((v) => v + 0.5), [2, 32, 32, 1]);

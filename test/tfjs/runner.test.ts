@@ -2,16 +2,16 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Tensor } from '@tensorflow/tfjs-core';
 import { InvalidOptionError } from '../../src/core/errors.js';
-import { setupEngine, type Engine } from '../../src/tfjs/backend.js';
+import { setupTfjs, type TfjsBackend } from '../../src/tfjs/backend.js';
 import { buildColorizer, type Colorizer } from '../../src/tfjs/network.js';
 import { modelInputs, tfjsRunner, type InferenceModel, type SplitColorizer } from '../../src/tfjs/runner.js';
 import { pattern } from '../onnx/helpers.js';
 
-let engine: Engine;
+let engine: TfjsBackend;
 let net: Colorizer;
 
 before(async () => {
-  engine = await setupEngine({ backend: 'cpu' });
+  engine = await setupTfjs({ backend: 'cpu' });
   net = buildColorizer({ inputSize: 32, width: 0.125, numClasses: 4 }, { seed: 3 });
 });
 
@@ -31,7 +31,7 @@ test('modelInputs finds a bare model\'s local and global inputs by shape; S is r
   assert.equal(tfjsRunner(net.infer, engine).globalSize, 32);
   assert.match(tfjsRunner(net, engine, { note: ' [why]' }).describe, /^tfjs cpu.* \[why\]$/);
   assert.throws(() => tfjsRunner(net.train, engine), InvalidOptionError);
-  assert.throws(() => tfjsRunner(net, { describe: 'none' } as Engine), /engine\.tf/);
+  assert.throws(() => tfjsRunner(net, { describe: 'none' } as TfjsBackend), /engine\.tf/);
 });
 
 test('split and bare models agree, per image or with one global input shared by the batch', async () => {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createOptimizer } from '../../src/tfjs/optimizers.js';
 import { cosineSchedule } from '../../src/network/training.js';
 import { makeConfig } from '../../src/config.js';
-import { setupEngine } from '../../src/tfjs/backend.js';
+import { setupTfjs } from '../../src/tfjs/backend.js';
 
 test('cosine schedule: 1 at the start, half-way 0.525, 5% at the end and after', () => {
   const f = cosineSchedule(100);
@@ -15,7 +15,7 @@ test('cosine schedule: 1 at the start, half-way 0.525, 5% at the end and after',
 });
 
 test('createOptimizer applies the schedule only when the config asks for it', async () => {
-  await setupEngine({ backend: 'cpu' });
+  await setupTfjs({ backend: 'cpu' });
   const c = makeConfig({ train: { lrDecay: 'cosine', steps: 10 } });
   const o = createOptimizer(c.train) as unknown as { lrSchedule: unknown };
   assert.equal(typeof o.lrSchedule, 'function');

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { setupEngine } from '../../src/tfjs/backend.js';
+import { setupTfjs } from '../../src/tfjs/backend.js';
 import { buildColorizer, disposeColorizer } from '../../src/tfjs/network.js';
 import { createTrainer, type NamedTensor } from '../../src/tfjs/trainer.js';
 import { WasmAllocationError } from '../../src/core/errors.js';
@@ -38,7 +38,7 @@ async function weightsOf(model: { weights: Array<{ read(): tf.Tensor }> }): Prom
 }
 
 test('training on synthetic data: loss falls, no tensor leaks, predictions and evaluation in inference mode', async () => {
-  await setupEngine({ backend: 'wasm' });
+  await setupTfjs({ backend: 'wasm' });
   const cfg = config();
   const c = buildColorizer(cfg.model, { seed: 1 });
   const trainer = createTrainer(c.train, cfg, tf);
@@ -71,7 +71,7 @@ test('training on synthetic data: loss falls, no tensor leaks, predictions and e
 });
 
 test('cross-entropy only over labelled samples; 0 without labels', async () => {
-  await setupEngine({ backend: 'wasm' });
+  await setupTfjs({ backend: 'wasm' });
   const cfg = config();
   const c = buildColorizer(cfg.model, { seed: 2 });
   const trainer = createTrainer(c.train, cfg, tf);
@@ -90,7 +90,7 @@ test('cross-entropy only over labelled samples; 0 without labels', async () => {
 test('deterministic steps, and exact resume from weights + optimizer state (adam and adadelta)', async () => {
   // cpu (pure JS convolutions) is slow: one optimizer and 16x16 images there.
   for (const [backend, optimizers, size] of [['wasm', ['adam', 'adadelta'], 32], ['cpu', ['adam'], 16]] as const) {
-    await setupEngine({ backend });
+    await setupTfjs({ backend });
     const batch = (i: number) => batchOf(i, 4, undefined, size);
     for (const optimizer of optimizers) {
       const cfg = config({ optimizer, lr: optimizer === 'adam' ? 0.003 : 1.0 }, size);
@@ -132,7 +132,7 @@ test('deterministic steps, and exact resume from weights + optimizer state (adam
 });
 
 test('wrong batch shapes are refused; a wasm memory failure becomes OutOfMemoryError naming a batch size', async () => {
-  await setupEngine({ backend: 'wasm' });
+  await setupTfjs({ backend: 'wasm' });
   const cfg = config();
   const c = buildColorizer(cfg.model);
   const trainer = createTrainer(c.train, cfg, tf);
@@ -167,7 +167,7 @@ test('wrong batch shapes are refused; a wasm memory failure becomes OutOfMemoryE
 });
 
 test('the paper config at a batch that cannot fit wasm32 is refused up front with a batch that fits', async () => {
-  await setupEngine({ backend: 'wasm' });
+  await setupTfjs({ backend: 'wasm' });
   const paper = makeConfig({ model: { inputSize: 224, width: 1, numClasses: 205 }, train: { batch: 128, optimizer: 'adadelta', lr: 1 } });
   // The check runs before anything is allocated, so a stand-in model with the right input shape suffices.
   const stub = buildColorizer({ inputSize: 224, width: 1 / 64, numClasses: 0 });

@@ -11,7 +11,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { setupEngine } from '../../src/tfjs/backend.js';
+import { setupTfjs } from '../../src/tfjs/backend.js';
 import { registerKernels } from '../../src/tfjs/kernels/index.js';
 import { im2colFilterGrad } from '../../src/tfjs/kernels/webgpu.js';
 import { ADADELTA_UPDATE, ADAM_UPDATE, BN_TRAIN, BN_TRAIN_GRAD } from '../../src/tfjs/kernels/fused.js';
@@ -36,7 +36,7 @@ const CASES: ConvGeom[] = [
   { B: 1, H: 1, W: 1, C: 8, CO: 8, k: 3, s: 2, pad: 'same' }, // the global path's last stride 2 at 32px
 ];
 
-const webgpu = () => setupEngine({ backend: 'webgpu', softwareGpu: true });
+const webgpu = () => setupTfjs({ backend: 'webgpu', softwareGpu: true });
 
 /** Conv2DBackpropFilter through the kernel registry of the active backend. */
 async function filterGrad(g: ConvGeom, x: Float32Array, dy: Float32Array, OH: number, OW: number): Promise<Float32Array> {
@@ -86,7 +86,7 @@ if (!here.ok && !here.ci) {
         const { OH, OW } = conv2dRef(new Float32Array(g.B * g.H * g.W * g.C), new Float32Array(g.k * g.k * g.C * g.CO), g);
         return { g, OH, OW, x: rand(g.B * g.H * g.W * g.C, 70 + i), dy: rand(g.B * OH * OW * g.CO, 80 + i) };
       });
-      await setupEngine({ backend: 'cpu' });
+      await setupTfjs({ backend: 'cpu' });
       const ref = await Promise.all(inputs.map((c) => filterGrad(c.g, c.x, c.dy, c.OH, c.OW)));
       await webgpu();
       for (const [i, c] of inputs.entries()) {
@@ -154,7 +154,7 @@ if (!here.ok && !here.ci) {
         o.dispose();
         return out;
       };
-      await setupEngine({ backend: 'cpu' });
+      await setupTfjs({ backend: 'cpu' });
       const ref = { bn: [await bn(true, true), await bn(true, false)], adam: await opt(() => new ColorpipeAdam(0.01)), adadelta: await opt(() => new ColorpipeAdadelta(1.0)) };
       await webgpu();
       for (const [i, relu] of [true, false].entries()) {

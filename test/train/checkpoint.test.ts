@@ -4,7 +4,7 @@ import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, syml
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { latestCheckpoint, saveCheckpoint, checkpointName } from '../../src/train/checkpoint.js';
-import { setupEngine } from '../../src/tfjs/backend.js';
+import { setupTfjs } from '../../src/tfjs/backend.js';
 import { buildColorizer, colorizerWeights, disposeColorizer } from '../../src/tfjs/network.js';
 import { makeConfig } from '../../src/config.js';
 import { ColorpipeError } from '../../src/core/errors.js';
@@ -12,7 +12,7 @@ import { ColorpipeError } from '../../src/core/errors.js';
 const TINY = { inputSize: 32, width: 0.125, numClasses: 0 };
 
 async function runWithCheckpoints(steps: number[], runDir = mkdtempSync(join(tmpdir(), 'colorpipe-ck-')), keep = 5): Promise<string> {
-  await setupEngine({ backend: 'cpu' });
+  await setupTfjs({ backend: 'cpu' });
   const net = buildColorizer(TINY, { seed: 1 });
   const config = makeConfig({ name: 'tiny', model: TINY });
   for (const step of steps) {

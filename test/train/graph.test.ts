@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { FIXTURES, ROOT, tmpDir } from '../helpers/tar.js';
 import { trainGraph } from '../../src/train/graph.js';
 import { applyOverrides, loadConfig } from '../../src/config.js';
-import { setupEngine } from '../../src/tfjs/backend.js';
+import { setupTfjs } from '../../src/tfjs/backend.js';
 import { loadColorizer } from '../../src/tfjs/network.js';
 import { readMetrics } from '../../src/train/report.js';
 import { latestCheckpoint } from '../../src/train/checkpoint.js';
@@ -69,7 +69,7 @@ const keysOf = (dir: string) => readFileSync(join(dir, 'data-order.jsonl'), 'utf
 
 test('a tiny run trains: loss falls, checkpoint complete, model loads, report written', async (t) => {
   const dir = tmpDir(t);
-  const engine = await setupEngine({ backend: 'wasm' });
+  const engine = await setupTfjs({ backend: 'wasm' });
   const config = applyOverrides(loadConfig(TINY), { steps: 30 });
   const r = await trainGraph({ shards: GOOD, config, out: dir, tfjsBackend: engine, quiet: true, processes: 0 });
   assert.equal(r.steps, 30);
@@ -129,7 +129,7 @@ test('SIGKILL at seeded random moments, then --resume, equals an uninterrupted r
 
 test('valEvery validates between checkpoints without changing training (same data order, same weights)', async (t) => {
   const dir = tmpDir(t);
-  const engine = await setupEngine({ backend: 'wasm' });
+  const engine = await setupTfjs({ backend: 'wasm' });
   const base = applyOverrides(loadConfig(TINY), { steps: 6 });
   assert.equal(base.train.valEvery, 0, 'tiny.json validates at checkpoints only');
   const run = async (name: string, valEvery: number) => {
@@ -161,7 +161,7 @@ test('Ctrl-C writes a checkpoint at the current step and exits 130', async (t) =
 
 test('training over shards with bad members and a truncated shard completes and counts them', async (t) => {
   const dir = tmpDir(t);
-  const engine = await setupEngine({ backend: 'wasm' });
+  const engine = await setupTfjs({ backend: 'wasm' });
   const config = applyOverrides(loadConfig(TINY), { steps: 6 });
   const r = await trainGraph({
     shards: [join(FIXTURES, 'shards', 'mixed.tar'), join(FIXTURES, 'shards', 'truncated.tar'), GOOD],

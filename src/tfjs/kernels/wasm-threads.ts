@@ -12,7 +12,7 @@
  * it: other blobs get a normal blob: URL), and the worker is told to import the package's
  * wasm-out/tfjs-backend-wasm-threaded-simd.js by path instead of the blob. Then the flag is turned on.
  *
- * Must run before the wasm backend initializes (setupEngine calls it). The temporary file is removed at exit.
+ * Must run before the wasm backend initializes (setupTfjs calls it). The temporary file is removed at exit.
  */
 import { createRequire } from 'node:module';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
