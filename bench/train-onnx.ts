@@ -5,7 +5,7 @@
  * process under GNU time, which gives its peak resident memory.
  *
  *   node dist/bench/train.js --engine onnx [--config FILE | --size S --width W] [--batch B] [--classes K]
- *     [--steps N] [--warmup W] [--rounds R] [--threads T] [--frameworks onnx,torch,tfjs] [--tfjs-steps N]
+ *     [--steps N] [--warmup W] [--rounds R] [--threads T] [--frameworks onnx,torch,tfjs,tfjs1] [--tfjs-steps N]
  *     [--formulation WGRAD,ORDER,DGRAD]
  *
  * Rates are images per second over the steps after the warm-up ones (ONNX Runtime's arena grows during the
@@ -25,7 +25,8 @@ import { syntheticBatch } from '../test/helpers/batches.js';
 import { benchConfig, forEachArg, type BenchNetOptions } from './args.js';
 
 const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-type Framework = 'onnx' | 'torch' | 'tfjs';
+// tfjs1: tfjs-wasm on 1 thread, the tfjs engine's default (wasm threads wait on shared cores).
+type Framework = 'onnx' | 'torch' | 'tfjs' | 'tfjs1';
 
 export interface BenchOnnxOptions extends BenchNetOptions {
   steps?: number;
@@ -77,8 +78,9 @@ function round(framework: Framework, config: Config, o: Required<Pick<BenchOnnxO
       '--predict-steps', '1', '--threads', String(o.threads), '--lr', String(config.train.lr), '--alpha', String(config.train.alpha)]);
     return 'error' in r ? r : { img_s: r['train_img_s'], ms_per_step: r['train_ms_per_step'], describe: `torch ${String(r['torch'])} cpu, ${String(r['threads'])} threads`, peak_rss_mb: r['peak_rss_mb'] };
   }
-  const steps = framework === 'tfjs' ? (o.tfjsSteps ?? o.steps) : o.steps;
-  const child = { framework, config, steps, warmup: o.warmup, threads: o.threads, formulation: o.formulation ?? null };
+  const tfjs = framework === 'tfjs' || framework === 'tfjs1';
+  const steps = tfjs ? (o.tfjsSteps ?? o.steps) : o.steps;
+  const child = { framework: tfjs ? 'tfjs' : framework, config, steps, warmup: o.warmup, threads: framework === 'tfjs1' ? 1 : o.threads, formulation: o.formulation ?? null };
   const r = timed([process.execPath, fileURLToPath(import.meta.url), '--child', JSON.stringify(child)]);
   return 'error' in r ? r : { img_s: (B * 1000) / (r['ms_per_step'] as number), ...r };
 }
@@ -122,7 +124,7 @@ export async function benchOnnx(o: BenchOnnxOptions = {}): Promise<Record<string
     warmup: opts.warmup,
     rounds,
     ...best,
-    ratio: { onnx_vs_torch: ratio('onnx', 'torch'), onnx_vs_tfjs: ratio('onnx', 'tfjs') },
+    ratio: { onnx_vs_torch: ratio('onnx', 'torch'), onnx_vs_tfjs: ratio('onnx', 'tfjs'), onnx_vs_tfjs1: ratio('onnx', 'tfjs1'), torch_vs_tfjs: ratio('torch', 'tfjs') },
     load: [load0, loadavg()[0]!],
   };
 }
