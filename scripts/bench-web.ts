@@ -152,6 +152,11 @@ async function screenshots(chromium: string, base: string, dir: string): Promise
     await sharp(path.resolve('demo/photos/heldout', held)).grayscale().jpeg({ quality: 92 }).toFile(gray);
     await (await page.$('input#files'))!.uploadFile(gray);
     await page.waitForSelector('li.result[data-state="done"]', { timeout: 120_000 });
+    // The before/after images decode after the result is in the page: the picture waits for them.
+    await page.waitForFunction(() => {
+      const imgs = [...document.querySelectorAll<HTMLImageElement>('li.result[data-state="done"] img')];
+      return imgs.length > 0 && imgs.every((i) => i.complete && i.naturalWidth > 0);
+    }, { timeout: 30_000 });
     writeFileSync(path.join(dir, 'serve-colorize.jpg'), await page.screenshot({ type: 'jpeg', quality: 85 }));
     await page.goto(`${base}runs`);
     await page.waitForSelector(`article[data-run="${path.basename(run)}"] svg.chart polyline`, { timeout: 60_000 });
