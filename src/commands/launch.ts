@@ -94,13 +94,13 @@ export interface Launch {
 
 /**
  * This process's place (src/torch/dist.ts) and, under --devices, the ranks of this machine it starts.
- * @throws InvalidOptionError for data-parallel flags with --engine tfjs, or a place that is incomplete.
+ * @throws InvalidOptionError for data-parallel flags with --engine tfjs or onnx, or a place that is incomplete.
  */
 export async function launchRanks(v: TorchValues, argv: string[]): Promise<Launch> {
   const plan = rankPlan({ devices: v.devices, nodes: v.nodes, nodeRank: v['node-rank'], master: v.master });
   if (!plan) return { dist: null, supervise: (_stop, work) => work(new AbortController().signal) };
-  if (v.engine === 'tfjs') {
-    throw new InvalidOptionError(`--engine tfjs trains in one process; ${plan.world} ranks (${plan.from}) need --engine torch`);
+  if (v.engine === 'tfjs' || v.engine === 'onnx') {
+    throw new InvalidOptionError(`--engine ${v.engine} trains in one process; ${plan.world} ranks (${plan.from}) need --engine torch`);
   }
   // A rank started by its machine's first rank ends when that process is gone.
   if (process.env.COLORPIPE_RANK !== undefined && process.send) process.on('disconnect', () => process.exit(1));

@@ -1,4 +1,5 @@
 /** `pipe train`: see the usage text. Ctrl-C once: checkpoint, then exit 130; twice: exit 130 at once. */
+import { existsSync, rmdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ON_ERROR, boolean, flagNames, int, number, oneOf, parseFlags, string, usage, type FlagTable } from './flags.js';
 import { interruptible } from './interrupt.js';
@@ -89,6 +90,7 @@ export async function run(argv: string[]): Promise<number> {
   const launch = await launchRanks(v, argv);
   // Rank 0 writes the run directory: it holds the directory's lock (core/lock.ts) from before --resume reads it
   // (another run's retention could be removing checkpoints) to the end.
+  const existed = existsSync(resolve(out));
   const lock = (launch.dist?.rank ?? 0) === 0 ? await lockFolder(resolve(out), 'pipe train') : null;
   try {
     // On --resume without --config, the checkpoint's config is the base the flags change.
@@ -134,5 +136,13 @@ export async function run(argv: string[]): Promise<number> {
     }));
   } finally {
     await lock?.release();
+    // A run that failed before writing anything (an engine that cannot start) leaves no empty folder behind.
+    if (lock && !existed) {
+      try {
+        rmdirSync(resolve(out));
+      } catch {
+        // Not empty (the run wrote something), or gone: nothing to tidy.
+      }
+    }
   }
 }

@@ -107,6 +107,19 @@ function hasCudaProvider(ort: OrtModule): boolean {
 }
 
 /**
+ * Refuses `cuda` in one line when ORT's CUDA provider is not installed (creating the session would print ONNX
+ * Runtime's own error log to the terminal first).
+ */
+export function requireCudaProvider(ort: OrtModule): void {
+  if (hasCudaProvider(ort)) return;
+  throw new EngineUnavailableError(
+    'ONNX Runtime\'s CUDA provider is not installed (npm i onnxruntime-node --onnxruntime-node-install=cuda12 installs ' +
+      'it, with CUDA 12 and cuDNN 9 on the machine); use --device cpu, or --engine torch for GPUs',
+    { short: 'onnx cuda: provider not installed' },
+  );
+}
+
+/**
  * Whether a hardware WebGPU adapter exists: asked in a child process (webgpu-adapter.ts, as the tfjs engine's
  * auto does), so Dawn's own warnings stay off the terminal and a software adapter is never chosen by auto.
  */
@@ -175,6 +188,7 @@ export async function loadOnnxColorizer(source: string | Uint8Array, options: On
     else skipped.push('webgpu: no hardware adapter');
     candidates.push('cpu');
   } else {
+    if (device === 'cuda') requireCudaProvider(ort);
     candidates.push(device);
   }
   let session: Ort.InferenceSession | null = null;

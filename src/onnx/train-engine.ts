@@ -21,7 +21,7 @@ import { ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON, learningRateAt, slotNames } from 
 import { orderWeights, type NamedWeight } from '../network/weights.js';
 import type { Evaluation, OptimizerState, StepLosses, TrainEngine } from '../network/train-engine.js';
 import { initialWeights } from './init.js';
-import { loadOrt } from './session.js';
+import { loadOrt, requireCudaProvider } from './session.js';
 import { gradOf, nextOf, trainModel, TRAIN_IO, type TrainGraphOptions } from './train-graph.js';
 import type { Formulation } from './train-ops.js';
 import { newStateSet, readSlots, readWeights, slotView, stateLayout, weightView, type StateEntry, type StateSet } from './train-state.js';
@@ -64,6 +64,7 @@ export async function onnxTrainEngine(o: OnnxTrainOptions): Promise<OnnxTrainEng
   const ort = await loadOrt();
   const { config } = o;
   const device = o.device ?? 'cpu';
+  if (device === 'cuda') requireCudaProvider(ort);
   const threads = o.threads ?? os.availableParallelism();
   const t = layerTable(config.model);
   const S = t.inputSize;

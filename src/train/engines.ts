@@ -73,6 +73,9 @@ export async function resolveEngine(choice: EngineChoice, python?: string, backe
  */
 export async function createTrainEngine(o: CreateEngineOptions): Promise<TrainEngine> {
   oneOf(o.engine, 'options.engine', ENGINES);
+  if ((o.engine === 'onnx' || o.engine === 'torch') && o.backend !== undefined && o.backend !== 'auto') {
+    throw new InvalidOptionError(`--backend ${o.backend} names a tfjs backend, and this run trains on --engine ${o.engine} (drop --backend, or train with --engine tfjs)`);
+  }
   // A tfjs backend already set up is a choice of tfjs, as one named.
   const { engine, why } = await resolveEngine(o.engine, o.python, o.tfjsBackend ? (o.tfjsBackend.name as BackendChoice) : o.backend);
   if (engine === 'torch') {

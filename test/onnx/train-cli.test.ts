@@ -1,12 +1,13 @@
 /**
  * `pipe train --engine onnx` as a user runs it (tiny network, CPU): its run checkpoints in colorpipe's format
  * (colorize and export take it); SIGKILL then --resume ends with the uninterrupted run's weights, bit for bit; a
- * run moves from tfjs to onnx and back without a jump in its losses.
+ * run moves from tfjs to onnx and back without a jump in its losses; flags it does not take are refused.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { FIXTURES, tmpDir } from '../helpers/tar.js';
 import { exited, finish, run, start } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait.js';
@@ -40,3 +41,24 @@ test('an onnx-trained run colorizes and exports; SIGKILL then --resume ends with
 });
 
 test('a tfjs run resumes on onnx and back; the losses go on without a jump', { timeout: 240_000 }, (t) => assertMovesAndBack(t, 'onnx'));
+
+test('flags of another engine, several ranks and a CUDA provider that is not installed are refused in one line each, leaving no run folder', async (t) => {
+  const dir = tmpDir(t);
+  const config = tinyConfig(dir);
+  const cases: Array<[string[], number, RegExp]> = [
+    [['--engine', 'onnx', '--backend', 'wasm'], 2, /^colorpipe: --backend wasm names a tfjs backend, and this run trains on --engine onnx/],
+    [['--engine', 'onnx', '--devices', '2'], 2, /^colorpipe: --engine onnx trains in one process; 2 ranks \(--devices 2\) need --engine torch$/],
+    [['--engine', 'onnx', '--precision', 'bf16'], 2, /^colorpipe: .*--precision.* are options of --engine torch \(this run trains on onnx\)$/],
+  ];
+  // Where ONNX Runtime's CUDA provider is installed, --device cuda is a real choice, not an error.
+  const cuda = join(dirname(createRequire(import.meta.url).resolve('onnxruntime-node/package.json')), 'bin', 'napi-v6', process.platform, process.arch, 'libonnxruntime_providers_cuda.so');
+  if (!existsSync(cuda)) cases.push([['--engine', 'onnx', '--device', 'cuda'], 1, /^colorpipe: ONNX Runtime's CUDA provider is not installed \(npm i onnxruntime-node --onnxruntime-node-install=cuda12/]);
+  for (const [flags, status, line] of cases) {
+    const out = join(dir, `run-${flags.join('')}`);
+    const r = await run(train(config, out, 3, ...flags));
+    exited(r, status);
+    assert.equal(r.stderr.trim().split('\n').length, 1, `${flags.join(' ')}: one line, not ${r.stderr}`);
+    assert.match(r.stderr.trim(), line);
+    assert.ok(!existsSync(out), `${flags.join(' ')}: no folder left behind`);
+  }
+});
