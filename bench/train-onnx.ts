@@ -27,6 +27,7 @@ import { benchConfig, forEachArg, type BenchNetOptions } from './args.js';
 const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 // tfjs1: tfjs-wasm on 1 thread, the tfjs engine's default (wasm threads wait on shared cores).
 type Framework = 'onnx' | 'torch' | 'tfjs' | 'tfjs1';
+const FRAMEWORKS: readonly Framework[] = ['onnx', 'torch', 'tfjs', 'tfjs1'];
 
 export interface BenchOnnxOptions extends BenchNetOptions {
   steps?: number;
@@ -140,7 +141,11 @@ export function parseOnnxArgs(argv: string[]): BenchOnnxOptions {
   forEachArg(argv, (a, next) => {
     if (a in NUMBERS) o[NUMBERS[a as keyof typeof NUMBERS]] = Number(next());
     else if (a === '--config') o.config = next();
-    else if (a === '--frameworks') o.frameworks = next().split(',') as Framework[];
+    else if (a === '--frameworks') {
+      o.frameworks = next().split(',') as Framework[];
+      const bad = o.frameworks.filter((f) => !FRAMEWORKS.includes(f));
+      if (bad.length) throw new Error(`--frameworks: ${bad.join(', ')} (known: ${FRAMEWORKS.join(', ')})`);
+    }
     else if (a === '--formulation') {
       const [wgrad, order, dgrad] = next().split(',');
       o.formulation = { wgrad, order, dgrad } as Formulation;

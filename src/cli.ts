@@ -14,7 +14,7 @@ const HELP = `pipe: train and run the Iizuka et al. 2016 colorization network as
 Usage:
   pipe train    --shards 'data/*.tar' --out runs/NAME [--config configs/tiny.json] [--steps N] [--batch B]
                 [--size S] [--width W] [--lr LR] [--seed S] [--checkpoint-every N]
-                [--engine auto|tfjs|torch] [--backend auto|tensorflow|webgpu|wasm|cpu] [--software-gpu]
+                [--engine auto|tfjs|torch|onnx] [--backend auto|tensorflow|webgpu|wasm|cpu] [--software-gpu]
                 [--threads T] [--python PATH] [--device auto|cpu|cuda] [--precision fp32|tf32|bf16] [--compile]
                 [--devices N] [--nodes N --node-rank R --master HOST:PORT] [--sync-bn] [--rank-timeout S]
                 [--val-shards GLOB] [--resume] [--processes P] [--on-error skip|fail] [--log-keys] [--quiet]

@@ -6,7 +6,7 @@
  * - `onnx`: ONNX Runtime (onnx/runner.ts) on `device` (cpu, webgpu, cuda, auto). A tfjs model folder is
  *   exported on the fly and the export cached beside its model.json (onnx/cache.ts); a model in memory is
  *   exported in memory.
- * - `tfjs`: the tfjs engine (tfjs/runner.ts) on `backend`, as training uses, or on the `engine` passed in.
+ * - `tfjs`: the tfjs engine (tfjs/runner.ts) on `backend`, as training uses, or on the `tfjsBackend` passed in.
  * - `auto` (the default): onnx when onnxruntime-node loads, else tfjs (the reason is kept in the engine line);
  *   a Colorizer or LayersModel passed in memory runs on tfjs, unless `onnx` is asked for.
  * A Runner passed in is used as it is, and an ONNX colorizer on ONNX Runtime; neither is released here.

@@ -12,12 +12,13 @@ import { boolean, flagNames, int, number, parseFlags, string, usage, type FlagTa
 import { interruptible } from './interrupt.js';
 import { FLAGS as TRAIN_FLAGS } from './train.js';
 import { loadConfig, applyOverrides, type Config } from '../config.js';
-import { Reporter } from '../core/errors.js';
+import { Reporter, type EngineUnavailableError } from '../core/errors.js';
 import { writeShards } from '../shard/graph.js';
 import { trainGraph } from '../train/graph.js';
 import { colorizeGraph } from '../colorize/graph.js';
 import { evaluateFolder, formatEvalTable, type EvalSummary } from '../colorize/eval.js';
 import { setupTfjs } from '../tfjs/backend.js';
+import { loadOrt } from '../onnx/session.js';
 import { writeReport, makeGrid, type RgbImage } from '../train/report.js';
 import { splitLab, mergeLab } from '../color/lab.js';
 import { listImageFiles } from '../stages/files.js';
@@ -85,9 +86,17 @@ async function demo(v: Values<typeof FLAGS>, out: string, photos: string, config
     }
 
     // 2. Train, within the time limit (continues an earlier demo run): on ONNX Runtime, the fastest CPU engine
-    // (BENCHMARKS.md), or on tfjs when its --backend is named. Colorizing and evaluating run on tfjs, as before.
+    // (BENCHMARKS.md), or on tfjs when its --backend is named or onnxruntime-node does not load here. The engine
+    // is pinned, not auto's: a CUDA GPU would otherwise change the demo's numbers.
     log('[2/4] training');
     const engine = await setupTfjs({ backend });
+    let trainOn: 'onnx' | 'tfjs' = backend === 'auto' ? 'onnx' : 'tfjs';
+    if (trainOn === 'onnx') {
+      await loadOrt().catch((err: unknown) => {
+        trainOn = 'tfjs';
+        log(`      note: training on tfjs (${(err as EngineUnavailableError).short ?? 'onnxruntime-node unavailable'})`);
+      });
+    }
     const limit = new AbortController();
     const timer = setTimeout(() => limit.abort(), minutes * 60_000);
     const onStop = () => limit.abort();
@@ -95,7 +104,7 @@ async function demo(v: Values<typeof FLAGS>, out: string, photos: string, config
     let trained;
     try {
       trained = await trainGraph({
-        shards: join(trainShards, '*.tar'), valShards: join(heldShards, '*.tar'), config, out, engine: backend === 'auto' ? 'onnx' : 'tfjs', tfjsBackend: engine,
+        shards: join(trainShards, '*.tar'), valShards: join(heldShards, '*.tar'), config, out, engine: trainOn, tfjsBackend: engine,
         resume: true, steps: config.train.steps, stop: limit.signal, quiet: v.quiet, label: 'demo: train', locked: true,
       });
     } finally {

@@ -19,10 +19,10 @@ export const TORCH_FLAGS = {
     option: 'threads',
     kind: int({ min: 1 }),
     value: 'T',
-    help: "the engine's CPU threads (torch's, or tfjs wasm's): default the cores, shared among this machine's ranks",
+    help: "the engine's CPU threads (torch's, ONNX Runtime's or tfjs wasm's): default the cores (tfjs wasm: 1), shared among this machine's ranks",
   },
   python: { option: 'python', kind: string(), value: 'PATH', help: 'the Python with torch (--engine torch; default $COLORPIPE_PYTHON, else python3)' },
-  device: { option: 'device', kind: oneOf(TORCH_DEVICES, 'auto'), value: 'D', help: 'torch: auto (default: cuda when torch sees a GPU)|cpu|cuda' },
+  device: { option: 'device', kind: oneOf(TORCH_DEVICES, 'auto'), value: 'D', help: 'torch: auto (default: cuda when torch sees a GPU)|cpu|cuda; onnx: cpu (auto)|cuda' },
   precision: {
     option: 'precision',
     kind: oneOf(PRECISIONS, 'fp32'),

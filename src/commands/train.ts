@@ -7,7 +7,7 @@ import { withFlagNames } from './report.js';
 import { applyOverrides, loadConfig, makeConfig, resumeConflicts } from '../config.js';
 import { BACKENDS } from '../tfjs/backend.js';
 import { trainGraph } from '../train/graph.js';
-import { ENGINES } from '../train/engines.js';
+import { ENGINES, checkEngineFlags } from '../train/engines.js';
 import { TORCH_FLAGS, torchOptions, launchRanks } from './launch.js';
 import { InvalidOptionError, printable } from '../core/errors.js';
 import { lockFolder } from '../core/lock.js';
@@ -80,6 +80,8 @@ export async function run(argv: string[]): Promise<number> {
   const overrides = { steps: v.steps, batch: v.batch, size: v.size, width: v.width, lr: v.lr, seed: v.seed, checkpointEvery: v['checkpoint-every'] };
   const fresh = v.resume ? null : applyOverrides(fromFile ?? makeConfig({ name: 'default' }), overrides);
   const { backend, 'on-error': onError, 'val-shards': valShards } = v;
+  // Flags of another engine: refused before ranks start or a folder is made.
+  if (v.engine !== 'auto') checkEngineFlags(v.engine, { backend, softwareGpu: v['software-gpu'], ...torchOptions(v) });
   if (valShards !== undefined) {
     // Expanded again by the training graph; checked here so that nothing matching is said of --val-shards.
     await expandShardSpec(valShards).catch((err: unknown) => {

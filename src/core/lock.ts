@@ -11,7 +11,7 @@
  * process, or a machine restarted since) and takes it over, saying so in one line. A lock held on another host
  * cannot be checked from here: it is refused, naming the host and the file to remove if that run is over.
  */
-import { promises as fsp, readFileSync, unlinkSync } from 'node:fs';
+import { existsSync, promises as fsp, readFileSync, unlinkSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { checkWritableDir, isRunning, tempPathFor, withPath } from './atomic.js';
@@ -165,7 +165,18 @@ export async function lockFolder(dir: string, command: string): Promise<FolderLo
   const text = JSON.stringify(mine) + '\n';
   // Each round either takes the lock, refuses, or removes a stale one; a few rounds cover the races.
   for (let round = 0; round < 5; round++) {
-    if (await createWhole(file, text)) return held(file, text);
+    let made: boolean;
+    try {
+      made = await createWhole(file, text);
+    } catch (err) {
+      // The folder went away under us (a run that failed before writing anything removes its empty folder).
+      if (round < 4 && !existsSync(dir)) {
+        await checkWritableDir(dir);
+        continue;
+      }
+      throw err;
+    }
+    if (made) return held(file, text);
     const found = await readIfThere(file);
     if (found === null) continue;
     const owner = parseOwner(found);

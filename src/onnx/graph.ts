@@ -25,7 +25,7 @@ import { sameOut } from '../network/table.js';
 import { floatTensor, floatValueInfo, int64Tensor, type GraphMessage } from './proto.js';
 import { ONNX_NAMES } from '../network/onnx-io.js';
 import { Nodes } from './nodes.js';
-import { hwioToOihw, nhwcRowOf, permuteRows } from './layout.js';
+import { hwioToOihw, nhwcRowOf, permuteRows, samePads } from './layout.js';
 
 /** The graph's input and output names (network/onnx-io.ts: the runtimes read them from there). */
 export { ONNX_NAMES };
@@ -43,11 +43,6 @@ export interface GraphOptions {
   name?: string;
 }
 
-/** TF 'same' pads (before, after) of one dimension; 'even' stands for any size divisible by the stride. */
-function samePads(n: number | 'divisible', k: number, s: number): [number, number] {
-  const total = n === 'divisible' ? Math.max(k - s, 0) : Math.max((sameOut(n, s) - 1) * s + k - n, 0);
-  return [Math.floor(total / 2), total - Math.floor(total / 2)];
-}
 
 class GraphBuilder extends Nodes {
   constructor(private readonly weights: WeightReader, private readonly eps: number) {

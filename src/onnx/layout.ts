@@ -7,6 +7,12 @@
  */
 import { sameOut, type NetworkTable } from '../network/table.js';
 
+/** TF 'same' pads (before, after) of one dimension; 'divisible' stands for any size divisible by the stride. */
+export function samePads(n: number | 'divisible', k: number, s: number): [number, number] {
+  const total = n === 'divisible' ? Math.max(k - s, 0) : Math.max((sameOut(n, s) - 1) * s + k - n, 0);
+  return [Math.floor(total / 2), total - Math.floor(total / 2)];
+}
+
 /** [k, k, inC, out] -> [out, inC, k, k] (a new array). */
 export function hwioToOihw(kernel: Float32Array, k: number, inC: number, out: number): Float32Array {
   const w = new Float32Array(kernel.length);

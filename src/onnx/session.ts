@@ -110,11 +110,11 @@ function hasCudaProvider(ort: OrtModule): boolean {
  * Refuses `cuda` in one line when ORT's CUDA provider is not installed (creating the session would print ONNX
  * Runtime's own error log to the terminal first).
  */
-export function requireCudaProvider(ort: OrtModule): void {
+export function requireCudaProvider(ort: OrtModule, instead: string): void {
   if (hasCudaProvider(ort)) return;
   throw new EngineUnavailableError(
     'ONNX Runtime\'s CUDA provider is not installed (npm i onnxruntime-node --onnxruntime-node-install=cuda12 installs ' +
-      'it, with CUDA 12 and cuDNN 9 on the machine); use --device cpu, or --engine torch for GPUs',
+      `it, with CUDA 12 and cuDNN 9 on the machine); ${instead}`,
     { short: 'onnx cuda: provider not installed' },
   );
 }
@@ -188,7 +188,7 @@ export async function loadOnnxColorizer(source: string | Uint8Array, options: On
     else skipped.push('webgpu: no hardware adapter');
     candidates.push('cpu');
   } else {
-    if (device === 'cuda') requireCudaProvider(ort);
+    if (device === 'cuda') requireCudaProvider(ort, 'use --device auto, cpu or webgpu');
     candidates.push(device);
   }
   let session: Ort.InferenceSession | null = null;

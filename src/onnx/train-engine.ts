@@ -64,7 +64,7 @@ export async function onnxTrainEngine(o: OnnxTrainOptions): Promise<OnnxTrainEng
   const ort = await loadOrt();
   const { config } = o;
   const device = o.device ?? 'cpu';
-  if (device === 'cuda') requireCudaProvider(ort);
+  if (device === 'cuda') requireCudaProvider(ort, 'use --device cpu, or --engine torch for GPUs');
   const threads = o.threads ?? os.availableParallelism();
   const t = layerTable(config.model);
   const S = t.inputSize;
@@ -271,7 +271,8 @@ export async function onnxTrainEngine(o: OnnxTrainOptions): Promise<OnnxTrainEng
       await queue;
       const all = await Promise.allSettled([...sessions.values()]);
       sessions.clear();
-      for (const r of all) if (r.status === 'fulfilled') await r.value.session.release();
+      // Every session released even if one fails to.
+      await Promise.allSettled(all.map((r) => (r.status === 'fulfilled' ? r.value.session.release() : undefined)));
     },
   };
 }

@@ -13,6 +13,7 @@
  */
 import { sameOut } from '../network/table.js';
 import { Nodes } from './nodes.js';
+import { samePads } from './layout.js';
 import { floatTensor } from './proto.js';
 
 /** An activation: its tensor name and static NCHW (or [N, F]) shape. */
@@ -34,11 +35,6 @@ export interface Formulation {
 
 export const DEFAULT_FORMULATION: Formulation = { wgrad: 'taps', order: 'auto', dgrad: 'flip' };
 
-/** TF 'same' pads (before, after) of one dimension (table.ts). */
-export function samePads(n: number, k: number, s: number): [number, number] {
-  const total = Math.max((sameOut(n, s) - 1) * s + k - n, 0);
-  return [Math.floor(total / 2), total - Math.floor(total / 2)];
-}
 
 interface ConvGeometry {
   N: number;

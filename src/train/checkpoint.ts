@@ -37,7 +37,7 @@ export interface TrainState {
   config: Config;
   /** The engine's backend or device that wrote it (wasm, webgpu, cuda, ...). */
   backend: string;
-  /** The engine that wrote it (tfjs, torch); absent in checkpoints of runs before engines were named (tfjs). */
+  /** The engine that wrote it (tfjs, torch, onnx); absent in checkpoints of runs before engines were named (tfjs). */
   engine?: string;
   /** The data position: loader + shuffle state (opaque to this module). */
   data: unknown;

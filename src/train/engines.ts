@@ -7,7 +7,7 @@
  *   CUDA where ONNX Runtime's provider is installed; WebGPU with the API's onnxTrainEngine);
  * - auto: tfjs when a tfjs `--backend` is named; else torch when the Python (`--python`, $COLORPIPE_PYTHON,
  *   python3) has torch and it sees a CUDA GPU (the engine for speed and scale); otherwise onnx on the CPU (a
- *   dependency: measured 2.6-4.7x tfjs-wasm, BENCHMARKS.md), or tfjs, the pure-JavaScript engine, where
+ *   dependency: on a quiet CPU PyTorch's speed, 2.6-3.8x tfjs-wasm; BENCHMARKS.md), or tfjs, the pure-JavaScript engine, where
  *   onnxruntime-node does not load.
  */
 import type { Config } from '../config.js';
@@ -66,6 +66,30 @@ export async function resolveEngine(choice: EngineChoice, python?: string, backe
   }
 }
 
+/** The flags an engine's run was given, as far as which engine takes them goes. */
+export type EngineFlags = Pick<CreateEngineOptions, 'backend' | 'softwareGpu' | 'python' | 'device' | 'precision' | 'compile' | 'syncBn'>;
+
+/**
+ * Refuses flags the engine does not take (`why`: how auto chose it). Pure: the command checks an engine named
+ * on its command line before it starts ranks or locks a folder.
+ * @throws InvalidOptionError naming the flags.
+ */
+export function checkEngineFlags(engine: Exclude<EngineChoice, 'auto'>, o: EngineFlags, why = ''): void {
+  if (engine !== 'tfjs' && o.backend !== undefined && o.backend !== 'auto') {
+    throw new InvalidOptionError(`--backend ${o.backend} names a tfjs backend, and this run trains on --engine ${engine} (drop --backend, or train with --engine tfjs)`);
+  }
+  if (engine !== 'tfjs' && o.softwareGpu) {
+    throw new InvalidOptionError(`--software-gpu is an option of tfjs's webgpu backend, and this run trains on --engine ${engine}`);
+  }
+  if (engine === 'torch') return;
+  // --device names ONNX Runtime's provider too (cpu, cuda).
+  const device = o.device && o.device !== 'auto' && engine !== 'onnx';
+  if ((o.precision && o.precision !== 'fp32') || o.compile || o.syncBn || device || o.python) {
+    const flags = engine === 'onnx' ? '--python, --precision, --compile and --sync-bn' : '--python, --device, --precision, --compile and --sync-bn';
+    throw new InvalidOptionError(`${flags} are options of --engine torch (this run trains on ${engine}${why ? `, ${why}` : ''})`);
+  }
+}
+
 /**
  * The training engine asked for, set up for `config`.
  * @throws InvalidOptionError for an unknown engine or flags the engine does not take; EngineUnavailableError
@@ -73,11 +97,10 @@ export async function resolveEngine(choice: EngineChoice, python?: string, backe
  */
 export async function createTrainEngine(o: CreateEngineOptions): Promise<TrainEngine> {
   oneOf(o.engine, 'options.engine', ENGINES);
-  if ((o.engine === 'onnx' || o.engine === 'torch') && o.backend !== undefined && o.backend !== 'auto') {
-    throw new InvalidOptionError(`--backend ${o.backend} names a tfjs backend, and this run trains on --engine ${o.engine} (drop --backend, or train with --engine tfjs)`);
-  }
+  if (o.engine !== 'auto') checkEngineFlags(o.engine, o);
   // A tfjs backend already set up is a choice of tfjs, as one named.
   const { engine, why } = await resolveEngine(o.engine, o.python, o.tfjsBackend ? (o.tfjsBackend.name as BackendChoice) : o.backend);
+  checkEngineFlags(engine, o, why);
   if (engine === 'torch') {
     const e = await torchTrainEngine({
       config: o.config,
@@ -87,12 +110,6 @@ export async function createTrainEngine(o: CreateEngineOptions): Promise<TrainEn
   }
   if (o.dist && o.dist.world > 1) {
     throw new EngineUnavailableError(`Training on several devices or machines needs --engine torch (${engine} has no collective for gradients)`);
-  }
-  // --device names ONNX Runtime's provider too (cpu, cuda).
-  const device = o.device && o.device !== 'auto' && engine !== 'onnx';
-  if ((o.precision && o.precision !== 'fp32') || o.compile || o.syncBn || device || o.python) {
-    const flags = engine === 'onnx' ? '--python, --precision, --compile and --sync-bn' : '--python, --device, --precision, --compile and --sync-bn';
-    throw new InvalidOptionError(`${flags} are options of --engine torch (this run trains on ${engine}${why ? `, ${why}` : ''})`);
   }
   if (engine === 'onnx') {
     const e = await onnxTrainEngine({

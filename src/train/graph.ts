@@ -42,7 +42,7 @@ export interface TrainGraphOptions {
   shards: string | string[];
   config: Config;
   out: string;
-  /** The training engine: tfjs, torch, or auto (engines.ts). Default auto. */
+  /** The training engine: tfjs, torch, onnx, or auto (engines.ts). Default auto. */
   engine?: EngineChoice | TrainEngine;
   /** tfjs's backend (engine tfjs). */
   backend?: BackendChoice;
@@ -91,7 +91,7 @@ export interface TrainResult {
   meanImgPerS: number;
   meanDataStall: number;
   badInputs: ReturnType<Reporter['summary']>;
-  /** The engine that trained (tfjs, torch) and its device (cpu, webgpu, cuda). */
+  /** The engine that trained (tfjs, torch, onnx) and its device (cpu, webgpu, cuda). */
   runtime: string;
   device: string;
   /** The engine's one-line description (TrainEngine.describe), e.g. naming an opted-in software adapter. */

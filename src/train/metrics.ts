@@ -20,7 +20,7 @@ export interface MetricsLine {
   img_per_s: number;
   data_stall: number;
   backend: string;
-  /** The training engine (tfjs, torch) and its device (cpu, webgpu, cuda). */
+  /** The training engine (tfjs, torch, onnx) and its device (cpu, webgpu, cuda). */
   engine: string;
   device: string;
   /** Data parallel: the ranks and the global batch (img_per_s counts every rank's images). */

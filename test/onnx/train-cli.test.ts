@@ -49,6 +49,7 @@ test('flags of another engine, several ranks and a CUDA provider that is not ins
     [['--engine', 'onnx', '--backend', 'wasm'], 2, /^colorpipe: --backend wasm names a tfjs backend, and this run trains on --engine onnx/],
     [['--engine', 'onnx', '--devices', '2'], 2, /^colorpipe: --engine onnx trains in one process; 2 ranks \(--devices 2\) need --engine torch$/],
     [['--engine', 'onnx', '--precision', 'bf16'], 2, /^colorpipe: .*--precision.* are options of --engine torch \(this run trains on onnx\)$/],
+    [['--engine', 'onnx', '--software-gpu'], 2, /^colorpipe: --software-gpu is an option of tfjs's webgpu backend, and this run trains on --engine onnx$/],
   ];
   // Where ONNX Runtime's CUDA provider is installed, --device cuda is a real choice, not an error.
   const cuda = join(dirname(createRequire(import.meta.url).resolve('onnxruntime-node/package.json')), 'bin', 'napi-v6', process.platform, process.arch, 'libonnxruntime_providers_cuda.so');

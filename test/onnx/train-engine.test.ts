@@ -139,8 +139,9 @@ test('the same weights, state and batches give bit-identical steps; evaluating c
   sameWeights((await onnx.optimizerState()).slots, (await other.optimizerState()).slots);
 });
 
-test('a batch of another size than the network\'s input is refused in one line; release is idempotent and final', async () => {
+test('a batch of another size than the network\'s input is refused in one line; release is idempotent and final', async (t) => {
   const e = await onnxTrainEngine({ config, threads: 1 });
+  t.after(() => e.release());
   await assert.rejects(e.step(batchOf(1, 2, S + 8, K)), /^InvalidOptionError: Expected 32x32 batches \(config\.model\.inputSize\) but received 40x40$/);
   await e.release();
   await e.release();

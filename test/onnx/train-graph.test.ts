@@ -39,8 +39,12 @@ async function lossGradients(
   });
   const ort = await loadOrt();
   const session = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3 });
-  const out = await session.run(Object.fromEntries(Object.entries(feeds).map(([k, f]) => [k, new ort.Tensor('float32', f.data, f.dims)])));
-  await session.release();
+  let out: Record<string, { data: unknown }>;
+  try {
+    out = await session.run(Object.fromEntries(Object.entries(feeds).map(([k, f]) => [k, new ort.Tensor('float32', f.data, f.dims)])));
+  } finally {
+    await session.release();
+  }
   return Object.fromEntries(Object.keys(grads).map((k) => [k, out[`out/${k}`]!.data as Float32Array]));
 }
 
