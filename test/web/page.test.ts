@@ -119,11 +119,13 @@ browserTests('the colorize page in Chromium', (chromium) => {
     await (await page.$('input#files'))!.uploadFile(join(photos, 'dam.png'));
     await done(page, 1);
     const plain = await pixels(await linkedBytes(page, 'li.result .download'));
+    // Read before the upload: the tiny model may colorize again before an $eval after it would run.
+    const before = await page.$eval('li.result .download', (a) => a.getAttribute('href'));
     await (await page.$('input#style'))!.uploadFile(join(photos, 'solar.png'));
     await page.waitForFunction((old) => {
       const a = document.querySelector('li.result[data-state="done"] .download');
       return a !== null && a.getAttribute('href') !== old;
-    }, { timeout: 60_000 }, await page.$eval('li.result .download', (a) => a.getAttribute('href')));
+    }, { timeout: 60_000 }, before);
     const styled = await expectLikeCli(page, 'li.result .download', join(cli, 'styled', 'dam.png'), 'with a style');
     // The tiny model's global path moves the colours a little (about 68 dB here): the page's styled result is
     // pipe colorize --style's, clearly closer to it than to the result without the style.
