@@ -9,9 +9,9 @@
 # Needs root (or sudo) on Debian 12. Usage, from anywhere in the repository:  bash scripts/setup-software-gpu.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/apt.sh
 say() { echo "setup-software-gpu: $*"; }
-SUDO=''
-if [ "$(id -u)" -ne 0 ]; then command -v sudo >/dev/null && SUDO='sudo' || { say "needs root (or sudo) for apt-get" >&2; exit 1; }; fi
+need_root
 
 # shellcheck disable=SC1091
 . /etc/os-release 2>/dev/null || true
@@ -46,13 +46,7 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
   fi
   say "installing Mesa's lavapipe (bookworm-backports) and the Vulkan loader"
-  export DEBIAN_FRONTEND=noninteractive
-  log=$(mktemp); trap 'rm -f "$log"' EXIT
-  # Quiet: apt's output is shown only when it fails.
-  if ! { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 \
-      -t bookworm-backports mesa-vulkan-drivers libvulkan1; } >"$log" 2>&1; then
-    cat "$log" >&2; say "apt-get failed" >&2; exit 1
-  fi
+  apt_quiet -t bookworm-backports mesa-vulkan-drivers libvulkan1
   lavapipe_ok || { say "mesa-vulkan-drivers >= 24 did not install" >&2; exit 1; }
   say "installed mesa-vulkan-drivers $(dpkg-query -W -f='${Version}' mesa-vulkan-drivers) in $(( $(date +%s) - start )) s"
 fi

@@ -6,6 +6,7 @@
 # Usage, from anywhere in the repository:  bash scripts/setup-torch.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/apt.sh
 say() { echo "setup-torch: $*"; }
 has_torch() { /usr/bin/python3 -c 'import torch' >/dev/null 2>&1; }
 
@@ -13,20 +14,9 @@ if has_torch; then
   say "torch already installed ($(/usr/bin/python3 -c 'import torch; print(torch.__version__)'))"
   exit 0
 fi
-SUDO=''
-if [ "$(id -u)" -ne 0 ]; then command -v sudo >/dev/null && SUDO='sudo' || { say "needs root (or sudo) for apt-get" >&2; exit 1; }; fi
-# shellcheck disable=SC1091
-. /etc/os-release 2>/dev/null || true
-if [ "${ID:-}" != debian ] && [ "${ID_LIKE:-}" != debian ]; then
-  say "written for Debian; this is ${PRETTY_NAME:-an unknown system}. Install torch >= 1.13 (pip install torch) and set COLORPIPE_PYTHON." >&2
-  exit 1
-fi
+need_root
+need_debian 'Install torch >= 1.13 (pip install torch) and set COLORPIPE_PYTHON.'
 start=$(date +%s)
-export DEBIAN_FRONTEND=noninteractive
-log=$(mktemp); trap 'rm -f "$log"' EXIT
-# Quiet: apt's output is shown only when it fails.
-if ! { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 python3-torch; } >"$log" 2>&1; then
-  cat "$log" >&2; say "apt-get failed" >&2; exit 1
-fi
+apt_quiet python3-torch
 has_torch || { say "python3-torch installed but /usr/bin/python3 cannot import torch" >&2; exit 1; }
 say "installed python3-torch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)') in $(( $(date +%s) - start )) s"
