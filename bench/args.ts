@@ -36,3 +36,9 @@ export function benchConfig(o: BenchNetOptions): Config {
   if (o.classes !== undefined) c.model.numClasses = o.classes;
   return c;
 }
+
+/** The median of `xs` (the mean of the middle two for an even count). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}

@@ -40,7 +40,7 @@ import type { Scalar, Tensor, Variable } from '@tensorflow/tfjs-core';
 import { trainGraph } from '../src/train/graph.js';
 import { evaluateFolder } from '../src/colorize/eval.js';
 import { BatchDump, openBatchDump, readTensors, writeTensors } from './fidelity-data.js';
-import { forEachArg } from './args.js';
+import { forEachArg, median } from './args.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const TARGET_REL = 0.01;
@@ -116,11 +116,6 @@ async function initialGrads(engine: TfjsBackend, config: Config, b: LabBatch): P
   tf.dispose([value, ...Object.values(grads)]);
   disposeColorizer(c);
   return out;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
 function worst(diffs: Array<{ name: string; rel: number }>, n = 5) {

@@ -18,6 +18,7 @@ import { performance } from 'node:perf_hooks';
 import sharp from 'sharp';
 import { pipeline, drain } from '../src/core/pipeline.js';
 import { Reporter } from '../src/core/errors.js';
+import { median } from './args.js';
 import { decode, decodeSettings, decodeTrainLab } from '../src/stages/decode.js';
 import { lab } from '../src/stages/lab.js';
 import { mapOrdered } from '../src/core/map-concurrent.js';
@@ -77,7 +78,6 @@ export async function benchLab(o: { photos?: string; reps?: number; concurrency?
       });
     }
   }
-  const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const r2 = (x: number) => Math.round(x * 100) / 100;
   const out: BenchLabResult['paths'] = {};
   for (const [name, rs] of Object.entries(runs)) {

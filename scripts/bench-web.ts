@@ -21,6 +21,7 @@ import { webAssets } from '../src/serve/assets.js';
 import { serve } from '../src/serve/server.js';
 import type { Timings } from '../src/web/api.js';
 import { closeBrowser, launch, linkedBytes, openPage } from '../test/helpers/browser.js';
+import { median } from '../bench/args.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -36,7 +37,6 @@ const run = path.resolve(a.run);
 const rounds = Number(a.rounds);
 const cli = path.resolve('dist/src/cli.js');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'colorpipe-bench-web-'));
-const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 
 /**
  * The test photos: one photo scaled to 1024 on its long side and to 6000 x 4000, as JPEG (quality 90), and the

@@ -66,6 +66,17 @@ export async function makeDir(dir: string): Promise<void> {
   }
 }
 
+/** Writes `data` to `file` opened with `flag` ('w', or 'wx': only if it does not exist) and fsyncs it. */
+export async function writeSynced(file: string, data: string | Uint8Array, flag: 'w' | 'wx'): Promise<void> {
+  const fh = await fsp.open(file, flag);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
 /**
  * Writes `data` to `target` atomically (temp + fsync + rename).
  * @throws the file-system error (ENOSPC, EROFS, ...), naming `target` (not the temp name, and where Node
@@ -75,13 +86,7 @@ export async function writeFileAtomic(target: string, data: string | Uint8Array)
   await makeDir(dirname(target));
   const tmp = tempPathFor(target);
   try {
-    const fh = await fsp.open(tmp, 'w');
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    await writeSynced(tmp, data, 'w');
     await fsp.rename(tmp, target);
   } catch (err) {
     await fsp.rm(tmp, { force: true }).catch(() => undefined);

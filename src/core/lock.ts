@@ -14,7 +14,7 @@
 import { existsSync, promises as fsp, readFileSync, unlinkSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { checkWritableDir, isRunning, tempPathFor, withPath } from './atomic.js';
+import { checkWritableDir, isRunning, tempPathFor, withPath, writeSynced } from './atomic.js';
 import { ColorpipeError, printable } from './errors.js';
 
 /** The lock's file name in the folder it guards. */
@@ -92,29 +92,18 @@ function parseOwner(text: string): LockOwner | null {
 async function createWhole(file: string, text: string): Promise<boolean> {
   const tmp = tempPathFor(file);
   try {
-    const fh = await fsp.open(tmp, 'wx');
-    try {
-      await fh.writeFile(text);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    await writeSynced(tmp, text, 'wx');
     await fsp.link(tmp, file);
     return true;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EEXIST') return false;
     if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw withPath(err, file);
-    const fh = await fsp.open(file, 'wx').catch((e: unknown) => {
-      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return null;
-      throw withPath(e, file);
-    });
-    if (!fh) return false;
     try {
-      await fh.writeFile(text);
-      await fh.sync();
-    } finally {
-      await fh.close();
+      await writeSynced(file, text, 'wx');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw withPath(e, file);
     }
     return true;
   } finally {

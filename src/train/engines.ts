@@ -97,7 +97,6 @@ export function checkEngineFlags(engine: Exclude<EngineChoice, 'auto'>, o: Engin
  */
 export async function createTrainEngine(o: CreateEngineOptions): Promise<TrainEngine> {
   oneOf(o.engine, 'options.engine', ENGINES);
-  if (o.engine !== 'auto') checkEngineFlags(o.engine, o);
   // A tfjs backend already set up is a choice of tfjs, as one named.
   const { engine, why } = await resolveEngine(o.engine, o.python, o.tfjsBackend ? (o.tfjsBackend.name as BackendChoice) : o.backend);
   checkEngineFlags(engine, o, why);
